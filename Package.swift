@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "hub",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hubd", targets: ["hubd"]),
+        .library(name: "Hub", targets: ["Hub"]),
+        .library(name: "Connectors", targets: ["Connectors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libcurl: curl_easy_setopt is variadic, which Swift cannot call; a few lines of C wrap it.
+        .target(
+            name: "CCurl",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
+        // libxml2 through pkg-config (Debian: libxml2-dev).
+        .systemLibrary(
+            name: "CLibXML2",
+            pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]
+        ),
+        .target(
+            name: "Hub",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "Connectors",
+            dependencies: ["Hub", "CCurl"],
+            swiftSettings: swiftSettings
+        ),
+        // A department-feed simulator and a small loopback HTTP server that serves it.
+        .target(
+            name: "SimCounty",
+            dependencies: ["Hub"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "hubd",
+            dependencies: [
+                "Hub", "Connectors", "SimCounty",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HubTests",
+            dependencies: ["Hub", "Connectors", "SimCounty", "hubd"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

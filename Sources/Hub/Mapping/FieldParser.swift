@@ -1,0 +1,114 @@
+import Foundation
+
+/// Turns one source text into a typed value for a field, or says why it cannot (in Chinese,
+/// the way the quarantine shows it: "日期 2026-13-45 无效").
+public enum FieldParser {
+    public enum Outcome: Sendable, Equatable {
+        case success(Value)
+        case failure(String)
+    }
+
+    public static func parse(_ raw: String, _ spec: FieldSpec) -> Outcome {
+        var text = trim(raw)
+        if let box = spec.extract {
+            let ns = text as NSString
+            guard let m = box.regex.firstMatch(in: text, range: NSRange(location: 0, length: ns.length)),
+                  m.range(at: 1).location != NSNotFound else {
+                return .failure("\"\(text)\" 不符合提取规则 \(box.pattern)")
+            }
+            text = ns.substring(with: m.range(at: 1))
+        }
+        if let map = spec.codeMap {
+            if let v = map[Suggest.normalize(text)] { text = v }
+            else if text.isEmpty { return .success(.null) }
+            else {
+                let keys = map.keys.sorted().prefix(12).joined(separator: ", ")
+                return .failure("值 \"\(text)\" 不在代码表中（可选：\(keys)）")
+            }
+        }
+        if text.isEmpty { return .success(.null) }
+        switch spec.type {
+        case .text:
+            return .success(.text(text))
+        case .code:
+            if !spec.allowedValues.isEmpty && !spec.allowedValues.contains(text) {
+                return .failure("值 \"\(text)\" 不是允许的取值（\(spec.allowedValues.joined(separator: ", "))）")
+            }
+            return .success(.text(text))
+        case .residentID:
+            do { return .success(.text(try ResidentID(parsing: text).value)) }
+            catch { return .failure(error.message) }
+        case .region:
+            let digits = String(text.unicodeScalars.filter { !$0.properties.isWhitespace })
+            guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), [6, 9, 12].contains(digits.count) else {
+                return .failure("行政区划代码 \"\(text)\" 应为 6、9 或 12 位数字")
+            }
+            return .success(.text(digits))
+        case .date, .datetime:
+            let formats = spec.formats.isEmpty ? DateFormat.defaults : spec.formats
+            for f in formats {
+                if let (d, secs) = f.parse(text) {
+                    return .success(spec.type == .date ? .date(d) : .datetime(d, secs))
+                }
+            }
+            let hint = spec.formats.isEmpty ? "" : "（格式 \(spec.formats.map(\.description).joined(separator: " 或 "))）"
+            return .failure("日期 \(text) 无效\(hint)")
+        case .money:
+            let scale = spec.moneyScale > 0 ? spec.moneyScale : 1
+            guard var fen = Money.parse(text, scale: scale) else { return .failure("金额 \"\(text)\" 无效") }
+            if spec.moneyScale < 0 {
+                // Amount written in 分 or 角: the parsed "yuan" figure is really that unit.
+                let div = -spec.moneyScale
+                fen = (fen + (fen >= 0 ? div / 2 : -div / 2)) / div
+            }
+            if fen < 0 && !spec.allowNegative { return .failure("金额 \(text) 为负数（若允许负数，在映射中写 negative: allow）") }
+            return .success(.money(fen))
+        case .integer:
+            var t = text.replacingOccurrences(of: ",", with: "")
+            if let dot = t.firstIndex(of: "."), t[t.index(after: dot)...].allSatisfy({ $0 == "0" }) { t = String(t[..<dot]) }
+            guard let n = Int64(t) else { return .failure("整数 \"\(text)\" 无效") }
+            return .success(.integer(n))
+        case .decimal:
+            let t = text.replacingOccurrences(of: ",", with: "")
+            guard let d = Double(t), d.isFinite else { return .failure("数值 \"\(text)\" 无效") }
+            return .success(.decimal(d))
+        case .bool:
+            switch text.lowercased() {
+            case "是", "有", "true", "yes", "y", "1", "√", "t": return .success(.bool(true))
+            case "否", "无", "false", "no", "n", "0", "×", "f": return .success(.bool(false))
+            default: return .failure("\"\(text)\" 不是 是/否")
+            }
+        }
+    }
+
+    /// Strips ASCII and full-width spaces, BOMs and zero-width spaces at both ends.
+    public static func trim(_ s: String) -> String {
+        var u = Substring(s).unicodeScalars[...]
+        func junk(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace || c == "\u{FEFF}" || c == "\u{200B}" }
+        while let f = u.first, junk(f) { u = u.dropFirst() }
+        while let l = u.last, junk(l) { u = u.dropLast() }
+        return String(u)
+    }
+}
+
+/// FNV-1a 64-bit, used to fingerprint raw rows and record contents (not for security).
+public enum Hashing {
+    public static func fnv1a<S: Sequence>(_ bytes: S, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 where S.Element == UInt8 {
+        var h = seed
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return h
+    }
+    public static func hex(_ text: String) -> String { hex(fnv1a(text.utf8)) }
+    public static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+    /// Fingerprint of a list of optional texts, separators included so ["ab",""] ≠ ["a","b"].
+    public static func fingerprint(_ values: [String?]) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for v in values {
+            if let v { h = fnv1a(v.utf8, seed: h); h = fnv1a([0x1F], seed: h) } else { h = fnv1a([0x1E], seed: h) }
+        }
+        return hex(h)
+    }
+}

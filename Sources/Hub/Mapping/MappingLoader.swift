@@ -1,0 +1,310 @@
+import Foundation
+
+/// Reads mapping files, checking each against the record types and the connector kinds.
+/// Every mistake is reported with its line and column; nothing half-valid is returned.
+public struct MappingLoader: Sendable {
+    public var types: TypeCatalog
+    public var connectors: ConnectorRegistry
+
+    public init(types: TypeCatalog, connectors: ConnectorRegistry) {
+        self.types = types; self.connectors = connectors
+    }
+
+    static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format", "csv", "json",
+                          "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
+    static let outputKeys = ["record", "key", "fields", "keep_if"]
+    static let fieldKeys = ["from", "as", "value", "combine", "separator", "required", "default", "format", "unit",
+                            "negative", "map", "extract", "on_invalid"]
+
+    /// Loads a mapping file from disk.
+    public func load(file url: URL) throws(DiagnosticList) -> Mapping {
+        let path = url.relativePathForDisplay
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw DiagnosticList([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "无法读取文件")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw DiagnosticList([Diagnostic(SourceLocation(file: path, line: 1, column: 1), "映射文件须为 UTF-8 编码")])
+        }
+        return try load(text: text, file: path, directory: url.deletingLastPathComponent().path)
+    }
+
+    /// Loads a mapping from its text; `file` is used in messages, `directory` for relative paths.
+    public func load(text: String, file: String, directory: String = ".") throws(DiagnosticList) -> Mapping {
+        let root = try ConfigNode.parse(text, file: file)
+        let r = ConfigReader()
+        let top = r.mapping(root, what: "映射文件", allowed: Self.topKeys)
+        if root.isNull { r.error(root.location, "映射文件为空") }
+
+        let source = r.requiredString(top, "source", in: root, what: "映射文件") ?? ""
+        if !source.isEmpty && source.range(of: "^[a-z0-9][a-z0-9_-]*$", options: .regularExpression) == nil {
+            r.error(top["source"]!.0.location, "source \"\(source)\" 只能用小写字母、数字、- 和 _")
+        }
+        let base = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        if !source.isEmpty && base != source && !file.hasPrefix("<") {
+            r.error(top["source"]!.0.location, "source \"\(source)\" 应与文件名 \(base).yaml 一致")
+        }
+
+        // Connector and its options.
+        let connectorName = r.requiredString(top, "connector", in: root, what: "映射文件") ?? ""
+        let options = top["fetch"]?.0 ?? ConfigNode(kind: .mapping([]), location: root.location)
+        if !connectorName.isEmpty {
+            if let kind = connectors.kinds[connectorName] {
+                _ = kind.make(options, directory, r)
+            } else {
+                r.error(top["connector"]!.0.location, "未知的连接器 \"\(connectorName)\"\(Suggest.hint(connectorName, connectors.kinds.keys))（可用：\(connectors.kinds.keys.sorted().joined(separator: ", "))）")
+            }
+        }
+
+        let format = readFormat(top, root: root, r: r)
+
+        var expect: DeliveryExpectation? = nil
+        if let (en, _) = top["expect"] {
+            let m = r.mapping(en, what: "expect", allowed: ["due_day", "min_rows", "max_drop"])
+            var x = DeliveryExpectation()
+            x.dueDay = r.int(m["due_day"]?.0, what: "expect.due_day", range: 1...31)
+            x.minRows = r.int(m["min_rows"]?.0, what: "expect.min_rows", range: 0...Int.max)
+            if let n = m["max_drop"]?.0, let s = r.string(n, what: "expect.max_drop") {
+                if let d = Double(s.replacingOccurrences(of: "%", with: "")) { x.maxDrop = s.hasSuffix("%") ? d / 100 : d }
+                else { r.error(n.location, "expect.max_drop 应为比例，如 0.5 或 50%") }
+            }
+            expect = x
+        }
+
+        // Outputs: `record:` + `fields:` at the top, or a `records:` list.
+        var outputs: [OutputSpec] = []
+        if let (list, _) = top["records"] {
+            if top["record"] != nil || top["fields"] != nil {
+                r.error(list.location, "records 列表与顶层的 record/fields 只能二选一")
+            }
+            guard let items = list.items, !items.isEmpty else {
+                r.error(list.location, "records 应为非空列表，每项含 record、key、fields")
+                throw DiagnosticList(r.diagnostics)
+            }
+            for item in items {
+                let m = r.mapping(item, what: "records 中的一项", allowed: Self.outputKeys)
+                if let o = readOutput(m, node: item, r: r, format: format) { outputs.append(o) }
+            }
+        } else if top["record"] != nil {
+            var m: [String: (ConfigNode, SourceLocation)] = [:]
+            for k in Self.outputKeys { if let v = top[k] { m[k] = v } }
+            if let o = readOutput(m, node: root, r: r, format: format) { outputs.append(o) }
+        } else if !root.isNull {
+            r.error(root.location, "映射文件缺少 record（产出的记录类型），或 records 列表")
+        }
+
+        if !r.diagnostics.isEmpty { throw DiagnosticList(r.diagnostics) }
+        return Mapping(source: source, title: r.string(top["title"]?.0, what: "title") ?? source,
+                       department: r.string(top["department"]?.0, what: "department") ?? "",
+                       connector: connectorName, connectorOptions: options, format: format!,
+                       schedule: r.string(top["schedule"]?.0, what: "schedule"), expect: expect,
+                       outputs: outputs, file: file, version: Hashing.hex(text), directory: directory)
+    }
+
+    /// Builds the connector a loaded mapping names (its options were checked at load).
+    public func connector(for mapping: Mapping) throws -> any Connector {
+        let r = ConfigReader()
+        guard let kind = connectors.kinds[mapping.connector], let c = kind.make(mapping.connectorOptions, mapping.directory, r) else {
+            throw DiagnosticList(r.diagnostics)
+        }
+        return c
+    }
+
+    func readFormat(_ top: [String: (ConfigNode, SourceLocation)], root: ConfigNode, r: ConfigReader) -> FeedFormat? {
+        guard let name = r.oneOf(top["format"]?.0, what: "format", ["csv", "json", "ndjson"]) else {
+            if top["format"] == nil { r.error(root.location, "映射文件缺少 format（csv、json 或 ndjson）") }
+            return nil
+        }
+        for (other, fmt) in [("csv", "csv"), ("json", "json")] where top[other] != nil && name != fmt {
+            r.error(top[other]!.1, "format 是 \(name)，却写了 \(other) 选项")
+        }
+        switch name {
+        case "csv":
+            var o = CSVOptions()
+            if let (n, _) = top["csv"] {
+                let m = r.mapping(n, what: "csv", allowed: ["encoding", "header_row", "delimiter", "quote", "footer_rows"])
+                if let e = r.oneOf(m["encoding"]?.0, what: "csv.encoding", CSVOptions.Encoding.allCases.map(\.rawValue) + ["utf8", "GB18030", "GBK"]) {
+                    o.encoding = CSVOptions.Encoding(rawValue: e.lowercased()) ?? (e == "utf8" ? .utf8 : .gb18030)
+                }
+                if let h = r.int(m["header_row"]?.0, what: "csv.header_row", range: 0...1000) { o.headerRow = h }
+                if let f = r.int(m["footer_rows"]?.0, what: "csv.footer_rows", range: 0...1000) { o.footerRows = f }
+                for (key, assign) in [("delimiter", { (b: UInt8) in o.delimiter = b }), ("quote", { (b: UInt8) in o.quote = b })] {
+                    guard let (dn, _) = m[key], let s = r.string(dn, what: "csv.\(key)") else { continue }
+                    let v = s == "\\t" || s == "tab" ? "\t" : s
+                    if v.utf8.count == 1, let b = v.utf8.first, b < 0x80 { assign(b) }
+                    else { r.error(dn.location, "csv.\(key) 应为单个 ASCII 字符（制表符写 \\t），实为 \"\(s)\"") }
+                }
+            }
+            return .csv(o)
+        case "json":
+            var o = JSONOptions()
+            if let (n, _) = top["json"] {
+                let m = r.mapping(n, what: "json", allowed: ["records_at", "cursor_at"])
+                if let p = r.string(m["records_at"]?.0, what: "json.records_at") { o.recordsAt = p.split(separator: ".").map(String.init) }
+                if let p = r.string(m["cursor_at"]?.0, what: "json.cursor_at") { o.cursorAt = p.split(separator: ".").map(String.init) }
+            }
+            return .json(o)
+        default:
+            return .ndjson
+        }
+    }
+
+    func readOutput(_ m: [String: (ConfigNode, SourceLocation)], node: ConfigNode, r: ConfigReader, format: FeedFormat?) -> OutputSpec? {
+        guard let typeName = r.string(m["record"]?.0, what: "record") else {
+            if m["record"] == nil { r.error(node.location, "缺少 record（产出的记录类型）") }
+            return nil
+        }
+        guard let type = types[typeName] else {
+            r.error(m["record"]!.0.location, "未知的记录类型 \"\(typeName)\"\(Suggest.hint(typeName, types.names))（已声明：\(types.names.joined(separator: ", "))；新类型写在 Mappings/types/ 下）")
+            return nil
+        }
+        let fieldNames = type.fields.map(\.name)
+        var key = type.key
+        if let (kn, _) = m["key"] {
+            key = r.strings(kn, what: "key") ?? []
+            for k in key where !fieldNames.contains(k) {
+                r.error(kn.location, "key 中的字段 \"\(k)\" 不是类型 \(type.name) 的字段\(Suggest.hint(k, fieldNames))")
+            }
+        }
+        if key.isEmpty { r.error(m["key"]?.0.location ?? node.location, "须给出 key：哪些字段能唯一确定一条记录（重复拉取时据此更新而不重复）") }
+
+        var specs = [FieldSpec?](repeating: nil, count: type.fields.count)
+        if let (fn, _) = m["fields"] {
+            guard let entries = fn.entries else {
+                r.error(fn.location, "fields 应为映射（字段名: 来源列），实为 \(fn.kindName)")
+                return nil
+            }
+            for e in entries {
+                guard let idx = fieldNames.firstIndex(of: e.key) else {
+                    r.error(e.keyLocation, "字段 \"\(e.key)\" 不是类型 \(type.name) 的字段\(Suggest.hint(e.key, fieldNames))（可用：\(fieldNames.joined(separator: ", "))）")
+                    continue
+                }
+                specs[idx] = readField(type.fields[idx], e.value, keyLocation: e.keyLocation, r: r, inKey: key.contains(e.key))
+            }
+        } else {
+            r.error(node.location, "缺少 fields：每个字段从哪一列来")
+        }
+        for (i, f) in type.fields.enumerated() where specs[i] == nil && (f.required || key.contains(f.name)) {
+            r.error(m["fields"]?.0.location ?? node.location, "类型 \(type.name) 的必填字段 \(f.name)（\(f.title)）未在 fields 中给出")
+        }
+
+        var keepIf: Expression? = nil
+        var keepText: String? = nil
+        if let (kn, _) = m["keep_if"], let text = r.string(kn, what: "keep_if") {
+            keepText = text
+            var scopeTypes: [String: ExprType] = [:]
+            for f in type.fields { scopeTypes[f.name] = ExprType.of(f.type) }
+            scopeTypes["period_start"] = .date
+            scopeTypes["period_end"] = .date
+            do {
+                let e = try ExpressionParser.parse(text)
+                let t = try ExpressionChecker.check(e, in: FieldScope(scopeTypes))
+                if t != .bool { r.error(kn.location, "keep_if 应为条件（结果为真假），这里的结果是\(t.chinese)") }
+                keepIf = e
+            } catch {
+                r.error(SourceLocation(file: kn.location.file, line: kn.location.line, column: kn.location.column + error.offset), "keep_if：\(error.message)")
+            }
+        }
+        return OutputSpec(type: type, key: key, fields: specs, keepIf: keepIf, keepIfText: keepText)
+    }
+
+    func readField(_ decl: RecordType.Field, _ node: ConfigNode, keyLocation: SourceLocation, r: ConfigReader, inKey: Bool) -> FieldSpec? {
+        var spec = FieldSpec(name: decl.name, type: decl.type, from: [], constant: nil, required: decl.required || inKey,
+                             defaultValue: nil, allowedValues: decl.values, location: keyLocation)
+        let what = "字段 \(decl.name)"
+        if let s = node.string {
+            spec.from = [s]
+        } else if node.items != nil {
+            spec.from = r.strings(node, what: "\(what) 的来源列") ?? []
+        } else {
+            let m = r.mapping(node, what: what, allowed: Self.fieldKeys)
+            if node.isNull { r.error(node.location, "\(what) 须写明来源列，如 \(decl.name): 列名") ; return nil }
+            spec.from = r.strings(m["from"]?.0, what: "\(what).from") ?? []
+            spec.constant = r.string(m["value"]?.0, what: "\(what).value")
+            if spec.from.isEmpty && spec.constant == nil {
+                r.error(node.location, "\(what) 须有 from（来源列）或 value（固定值）")
+            }
+            if !spec.from.isEmpty && spec.constant != nil {
+                r.error(m["value"]!.1, "\(what) 的 from 与 value 只能二选一")
+            }
+            if let a = r.string(m["as"]?.0, what: "\(what).as") {
+                if FieldType(rawValue: a) == nil {
+                    r.error(m["as"]!.0.location, "\(what).as 的类型 \"\(a)\" 未知\(Suggest.hint(a, FieldType.allCases.map(\.rawValue)))")
+                } else if a != decl.type.rawValue {
+                    r.error(m["as"]!.0.location, "\(what) 在类型文件中声明为 \(decl.type.rawValue)，这里写了 as: \(a)；删去 as 或改为 \(decl.type.rawValue)")
+                }
+            }
+            if let c = r.oneOf(m["combine"]?.0, what: "\(what).combine", FieldSpec.Combine.allCases.map(\.rawValue)) {
+                spec.combine = FieldSpec.Combine(rawValue: c)!
+                if spec.combine == .sum && ![.money, .integer, .decimal].contains(decl.type) {
+                    r.error(m["combine"]!.0.location, "combine: sum 只能用于数值字段，\(decl.name) 是 \(decl.type.rawValue)")
+                }
+            }
+            spec.separator = r.string(m["separator"]?.0, what: "\(what).separator") ?? ""
+            if let req = r.bool(m["required"]?.0, what: "\(what).required") {
+                if !req && (decl.required || inKey) { r.error(m["required"]!.0.location, "\(what) 是必填字段（类型声明或 key 要求），不能设为 required: false") }
+                spec.required = req || decl.required || inKey
+            }
+            spec.defaultValue = r.string(m["default"]?.0, what: "\(what).default")
+            if let fnode = m["format"]?.0 {
+                guard decl.type == .date || decl.type == .datetime else {
+                    r.error(fnode.location, "只有 date/datetime 字段需要 format，\(decl.name) 是 \(decl.type.rawValue)")
+                    return spec
+                }
+                for f in r.strings(fnode, what: "\(what).format") ?? [] {
+                    do { spec.formats.append(try DateFormat(f)) }
+                    catch let e as DateFormat.Invalid { r.error(fnode.location, "日期格式 \"\(f)\" 无效：\(e.reason)") }
+                    catch {}
+                }
+            }
+            if let u = m["unit"]?.0 {
+                guard decl.type == .money else {
+                    r.error(u.location, "只有 money 字段可以设 unit，\(decl.name) 是 \(decl.type.rawValue)")
+                    return spec
+                }
+                switch r.oneOf(u, what: "\(what).unit", ["元", "万元", "角", "分"]) {
+                case "万元": spec.moneyScale = 10000
+                case "分": spec.moneyScale = -100
+                case "角": spec.moneyScale = -10
+                default: break
+                }
+            }
+            if let n = m["negative"]?.0 {
+                spec.allowNegative = r.oneOf(n, what: "\(what).negative", ["allow", "reject"]) == "allow"
+            }
+            if let mn = m["map"]?.0 {
+                if let entries = mn.entries {
+                    var map: [String: String] = [:]
+                    for e in entries {
+                        let v = r.string(e.value, what: "\(what).map[\(e.key)]") ?? ""
+                        if !decl.values.isEmpty && !decl.values.contains(v) {
+                            r.error(e.value.location, "代码 \"\(v)\" 不在类型 \(decl.name) 的取值中\(Suggest.hint(v, decl.values))（取值：\(decl.values.joined(separator: ", "))）")
+                        }
+                        map[Suggest.normalize(e.key)] = v
+                    }
+                    spec.codeMap = map
+                } else {
+                    r.error(mn.location, "\(what).map 应为映射（来源值: 标准值），实为 \(mn.kindName)")
+                }
+            }
+            if let en = m["extract"]?.0, let p = r.string(en, what: "\(what).extract") {
+                if let re = try? NSRegularExpression(pattern: p), re.numberOfCaptureGroups >= 1 {
+                    spec.extract = NSRegularExpressionBox(re, p)
+                } else {
+                    r.error(en.location, "\(what).extract 应为含一个括号分组的正则表达式，如 \"证号[:：](\\\\d+)\"")
+                }
+            }
+            if let o = r.oneOf(m["on_invalid"]?.0, what: "\(what).on_invalid", FieldSpec.OnInvalid.allCases.map(\.rawValue)) {
+                spec.onInvalid = FieldSpec.OnInvalid(rawValue: o)!
+                if spec.onInvalid == .empty && spec.required {
+                    r.error(m["on_invalid"]!.0.location, "必填字段 \(decl.name) 不能设 on_invalid: empty")
+                }
+            }
+        }
+        if let d = spec.defaultValue ?? spec.constant {
+            if case .failure(let why) = FieldParser.parse(d, spec) {
+                r.error(spec.location, "\(what) 的 default/value \"\(d)\" 本身无效：\(why)")
+            }
+        }
+        return spec
+    }
+}

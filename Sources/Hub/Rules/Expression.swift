@@ -1,0 +1,453 @@
+/// A small typed expression language for `keep_if` filters (and, later, alert rules).
+///
+/// ```
+/// total_cost >= 50000 or (self_pay > 20000 and not empty(id_number))
+/// level in ["一级", "二级"] and months_between(issued_on, period_end) <= 1
+/// ```
+/// Operators: `+ - * /`, `== != < <= > >=` (`=` is read as `==`), `and or not`, `in [...]`.
+/// Money is compared in yuan. A comparison with an empty value is false; `empty(x)` tests for it.
+/// Expressions are checked against the fields they use when the file loads, so a misspelt
+/// field or a text compared with a number is reported with its column before any data flows.
+public indirect enum Expression: Sendable {
+    case literal(Value, offset: Int)
+    case list([Expression], offset: Int)
+    case field(String, offset: Int)
+    case unary(String, Expression, offset: Int)
+    case binary(String, Expression, Expression, offset: Int)
+    case call(String, [Expression], offset: Int)
+
+    public var offset: Int {
+        switch self {
+        case .literal(_, let o), .list(_, let o), .field(_, let o), .unary(_, _, let o), .binary(_, _, _, let o), .call(_, _, let o): return o
+        }
+    }
+}
+
+/// The static type of an expression.
+public enum ExprType: String, Sendable, Equatable {
+    case number, text, date, bool, list, null
+
+    public static func of(_ f: FieldType) -> ExprType {
+        switch f {
+        case .integer, .decimal, .money: return .number
+        case .date, .datetime: return .date
+        case .bool: return .bool
+        default: return .text
+        }
+    }
+    var chinese: String {
+        switch self {
+        case .number: return "数值"
+        case .text: return "文本"
+        case .date: return "日期"
+        case .bool: return "真假值"
+        case .list: return "列表"
+        case .null: return "空值"
+        }
+    }
+}
+
+/// An error in an expression, at a 0-based character offset into it.
+public struct ExpressionError: Error, Sendable, Equatable {
+    public var offset: Int
+    public var message: String
+}
+
+// MARK: - Parsing
+
+public enum ExpressionParser {
+    enum Tok: Equatable { case num(String), str(String), ident(String), op(String), end }
+
+    struct Lexer {
+        let chars: [Character]
+        var i = 0
+        init(_ s: String) { chars = Array(s) }
+
+        mutating func next() throws(ExpressionError) -> (Tok, Int) {
+            while i < chars.count, chars[i].isWhitespace { i += 1 }
+            let start = i
+            guard i < chars.count else { return (.end, i) }
+            let c = chars[i]
+            if c.isASCII && c.isNumber {
+                while i < chars.count, (chars[i].isASCII && chars[i].isNumber) || chars[i] == "." || chars[i] == "_" { i += 1 }
+                return (.num(String(chars[start..<i].filter { $0 != "_" })), start)
+            }
+            if c == "\"" || c == "'" || c == "“" || c == "‘" {
+                let close: Character = c == "“" ? "”" : c == "‘" ? "’" : c
+                i += 1
+                var s = ""
+                while i < chars.count, chars[i] != close { s.append(chars[i]); i += 1 }
+                guard i < chars.count else { throw ExpressionError(offset: start, message: "字符串没有结束引号") }
+                i += 1
+                return (.str(s), start)
+            }
+            if c.isLetter || c == "_" {
+                while i < chars.count, chars[i].isLetter || chars[i].isNumber || chars[i] == "_" || chars[i] == "." { i += 1 }
+                return (.ident(String(chars[start..<i])), start)
+            }
+            let two = i + 1 < chars.count ? String(chars[i...i + 1]) : ""
+            if ["==", "!=", "<=", ">="].contains(two) { i += 2; return (.op(two), start) }
+            if "+-*/<>()[],=".contains(c) { i += 1; return (.op(c == "=" ? "==" : String(c)), start) }
+            if c == "≥" { i += 1; return (.op(">="), start) }
+            if c == "≤" { i += 1; return (.op("<="), start) }
+            throw ExpressionError(offset: start, message: "无法识别的字符 '\(c)'")
+        }
+    }
+
+    struct Parser {
+        var lexer: Lexer
+        var tok: Tok = .end
+        var pos = 0
+
+        init(_ s: String) throws(ExpressionError) {
+            lexer = Lexer(s)
+            (tok, pos) = try lexer.next()
+        }
+        mutating func advance() throws(ExpressionError) { (tok, pos) = try lexer.next() }
+        mutating func expect(_ op: String) throws(ExpressionError) {
+            guard tok == .op(op) else { throw ExpressionError(offset: pos, message: "此处应为 '\(op)'") }
+            try advance()
+        }
+        func isWord(_ w: String) -> Bool { if case .ident(let s) = tok { return s.lowercased() == w }; return false }
+
+        mutating func parseOr() throws(ExpressionError) -> Expression {
+            var lhs = try parseAnd()
+            while isWord("or") || tok == .op("||") {
+                let p = pos; try advance()
+                lhs = .binary("or", lhs, try parseAnd(), offset: p)
+            }
+            return lhs
+        }
+        mutating func parseAnd() throws(ExpressionError) -> Expression {
+            var lhs = try parseNot()
+            while isWord("and") {
+                let p = pos; try advance()
+                lhs = .binary("and", lhs, try parseNot(), offset: p)
+            }
+            return lhs
+        }
+        mutating func parseNot() throws(ExpressionError) -> Expression {
+            if isWord("not") {
+                let p = pos; try advance()
+                return .unary("not", try parseNot(), offset: p)
+            }
+            return try parseComparison()
+        }
+        mutating func parseComparison() throws(ExpressionError) -> Expression {
+            let lhs = try parseAdditive()
+            if case .op(let o) = tok, ["==", "!=", "<", "<=", ">", ">="].contains(o) {
+                let p = pos; try advance()
+                return .binary(o, lhs, try parseAdditive(), offset: p)
+            }
+            if isWord("in") {
+                let p = pos; try advance()
+                return .binary("in", lhs, try parseAdditive(), offset: p)
+            }
+            return lhs
+        }
+        mutating func parseAdditive() throws(ExpressionError) -> Expression {
+            var lhs = try parseMultiplicative()
+            while case .op(let o) = tok, o == "+" || o == "-" {
+                let p = pos; try advance()
+                lhs = .binary(o, lhs, try parseMultiplicative(), offset: p)
+            }
+            return lhs
+        }
+        mutating func parseMultiplicative() throws(ExpressionError) -> Expression {
+            var lhs = try parseUnary()
+            while case .op(let o) = tok, o == "*" || o == "/" {
+                let p = pos; try advance()
+                lhs = .binary(o, lhs, try parseUnary(), offset: p)
+            }
+            return lhs
+        }
+        mutating func parseUnary() throws(ExpressionError) -> Expression {
+            if tok == .op("-") {
+                let p = pos; try advance()
+                return .unary("-", try parseUnary(), offset: p)
+            }
+            return try parsePrimary()
+        }
+        mutating func parsePrimary() throws(ExpressionError) -> Expression {
+            let p = pos
+            switch tok {
+            case .num(let s):
+                try advance()
+                guard let d = Double(s) else { throw ExpressionError(offset: p, message: "数字 \(s) 无效") }
+                return .literal(.decimal(d), offset: p)
+            case .str(let s):
+                try advance()
+                return .literal(.text(s), offset: p)
+            case .ident(let name):
+                try advance()
+                switch name.lowercased() {
+                case "true": return .literal(.bool(true), offset: p)
+                case "false": return .literal(.bool(false), offset: p)
+                case "null": return .literal(.null, offset: p)
+                default: break
+                }
+                if tok == .op("(") {
+                    try advance()
+                    var args: [Expression] = []
+                    if tok != .op(")") {
+                        args.append(try parseOr())
+                        while tok == .op(",") { try advance(); args.append(try parseOr()) }
+                    }
+                    try expect(")")
+                    return .call(name, args, offset: p)
+                }
+                return .field(name, offset: p)
+            case .op("("):
+                try advance()
+                let e = try parseOr()
+                try expect(")")
+                return e
+            case .op("["):
+                try advance()
+                var items: [Expression] = []
+                if tok != .op("]") {
+                    items.append(try parseOr())
+                    while tok == .op(",") { try advance(); items.append(try parseOr()) }
+                }
+                try expect("]")
+                return .list(items, offset: p)
+            case .end:
+                throw ExpressionError(offset: p, message: "表达式不完整")
+            case .op(let o):
+                throw ExpressionError(offset: p, message: "此处不应出现 '\(o)'")
+            }
+        }
+    }
+
+    /// Parses a whole expression; trailing text is an error.
+    public static func parse(_ text: String) throws(ExpressionError) -> Expression {
+        var p = try Parser(text)
+        let e = try p.parseOr()
+        guard p.tok == .end else { throw ExpressionError(offset: p.pos, message: "表达式在此处多出内容") }
+        return e
+    }
+}
+
+// MARK: - Type checking
+
+/// Names an expression may use: the fields of a record (and later, of a rule's subject).
+public protocol ExpressionScope {
+    func type(of name: String) -> ExprType?
+    var names: [String] { get }
+}
+
+/// A scope made of a record type's fields plus extra named values.
+public struct FieldScope: ExpressionScope {
+    public var types: [String: ExprType]
+    public init(_ types: [String: ExprType]) { self.types = types }
+    public func type(of name: String) -> ExprType? { types[name] }
+    public var names: [String] { types.keys.sorted() }
+}
+
+public enum ExpressionChecker {
+    static let functions: [String: (args: [ExprType?], result: ExprType)] = [
+        "empty": ([nil], .bool),
+        "len": ([.text], .number),
+        "year": ([.date], .number),
+        "month": ([.date], .number),
+        "days_between": ([.date, .date], .number),
+        "months_between": ([.date, .date], .number),
+        "abs": ([.number], .number),
+        "min": ([.number, .number], .number),
+        "max": ([.number, .number], .number),
+        "starts_with": ([.text, .text], .bool),
+        "contains": ([.text, .text], .bool),
+        "date": ([.text], .date),
+    ]
+
+    /// Returns the type of `e` in `scope`, or throws the first mistake with its offset.
+    @discardableResult
+    public static func check(_ e: Expression, in scope: some ExpressionScope) throws(ExpressionError) -> ExprType {
+        switch e {
+        case .literal(let v, _):
+            switch v {
+            case .null: return .null
+            case .text: return .text
+            case .bool: return .bool
+            case .date, .datetime: return .date
+            default: return .number
+            }
+        case .list(let items, let o):
+            var t: ExprType? = nil
+            for i in items {
+                let it = try check(i, in: scope)
+                if let t, t != it, it != .null { throw ExpressionError(offset: i.offset, message: "列表中混有\(t.chinese)和\(it.chinese)") }
+                t = t ?? it
+            }
+            _ = o
+            return .list
+        case .field(let name, let o):
+            guard let t = scope.type(of: name) else {
+                throw ExpressionError(offset: o, message: "未知的字段 \"\(name)\"\(Suggest.hint(name, scope.names))")
+            }
+            return t
+        case .unary(let op, let x, let o):
+            let t = try check(x, in: scope)
+            if op == "not" {
+                guard t == .bool || t == .null else { throw ExpressionError(offset: o, message: "not 只能用于真假值，这里是\(t.chinese)") }
+                return .bool
+            }
+            guard t == .number || t == .null else { throw ExpressionError(offset: o, message: "负号只能用于数值，这里是\(t.chinese)") }
+            return .number
+        case .binary(let op, let a, let b, let o):
+            let ta = try check(a, in: scope), tb = try check(b, in: scope)
+            switch op {
+            case "and", "or":
+                for (t, x) in [(ta, a), (tb, b)] where t != .bool && t != .null {
+                    throw ExpressionError(offset: x.offset, message: "\(op) 两边应为条件（真假值），这里是\(t.chinese)")
+                }
+                return .bool
+            case "+", "-", "*", "/":
+                if op == "-" && ta == .date && tb == .date { return .number }
+                for (t, x) in [(ta, a), (tb, b)] where t != .number && t != .null {
+                    throw ExpressionError(offset: x.offset, message: "运算 \(op) 需要数值，这里是\(t.chinese)")
+                }
+                return .number
+            case "in":
+                guard tb == .list else { throw ExpressionError(offset: b.offset, message: "in 的右边应为列表，如 [\"一级\", \"二级\"]") }
+                return .bool
+            default:
+                if ta != tb && ta != .null && tb != .null {
+                    throw ExpressionError(offset: o, message: "不能比较\(ta.chinese)和\(tb.chinese)")
+                }
+                if (op != "==" && op != "!=") && (ta == .bool || ta == .list) {
+                    throw ExpressionError(offset: o, message: "\(ta.chinese)不能比较大小")
+                }
+                return .bool
+            }
+        case .call(let name, let args, let o):
+            guard let sig = functions[name] else {
+                throw ExpressionError(offset: o, message: "未知的函数 \"\(name)\"\(Suggest.hint(name, functions.keys))")
+            }
+            guard args.count == sig.args.count else {
+                throw ExpressionError(offset: o, message: "函数 \(name) 需要 \(sig.args.count) 个参数，给了 \(args.count) 个")
+            }
+            for (arg, want) in zip(args, sig.args) {
+                let t = try check(arg, in: scope)
+                if let want, t != want, t != .null {
+                    throw ExpressionError(offset: arg.offset, message: "函数 \(name) 的参数应为\(want.chinese)，这里是\(t.chinese)")
+                }
+            }
+            return sig.result
+        }
+    }
+}
+
+// MARK: - Evaluation
+
+public enum ExpressionEvaluator {
+    /// Evaluates `e`; `lookup` returns a named value. Type errors cannot occur after `check`.
+    public static func evaluate(_ e: Expression, _ lookup: (String) -> Value) -> Value {
+        switch e {
+        case .literal(let v, _): return v
+        case .list: return .null  // only meaningful on the right of `in`
+        case .field(let n, _): return lookup(n)
+        case .unary(let op, let x, _):
+            let v = evaluate(x, lookup)
+            if op == "not" { return truth(v).map { .bool(!$0) } ?? .bool(true) }
+            return v.number.map { .decimal(-$0) } ?? .null
+        case .binary(let op, let a, let b, _):
+            switch op {
+            case "and": return .bool(truth(evaluate(a, lookup)) == true && truth(evaluate(b, lookup)) == true)
+            case "or": return .bool(truth(evaluate(a, lookup)) == true || truth(evaluate(b, lookup)) == true)
+            case "in":
+                let v = evaluate(a, lookup)
+                guard case .list(let items, _) = b, !v.isNull else { return .bool(false) }
+                return .bool(items.contains { compare(v, evaluate($0, lookup)) == 0 })
+            default:
+                let x = evaluate(a, lookup), y = evaluate(b, lookup)
+                switch op {
+                case "+", "-", "*", "/":
+                    if op == "-", let dx = dayNumber(x), let dy = dayNumber(y) { return .decimal(Double(dx - dy)) }
+                    guard let p = x.number, let q = y.number else { return .null }
+                    switch op {
+                    case "+": return .decimal(p + q)
+                    case "-": return .decimal(p - q)
+                    case "*": return .decimal(p * q)
+                    default: return q == 0 ? .null : .decimal(p / q)
+                    }
+                default:
+                    guard let c = compare(x, y) else { return .bool(op == "!=" && !(x.isNull && y.isNull)) }
+                    switch op {
+                    case "==": return .bool(c == 0)
+                    case "!=": return .bool(c != 0)
+                    case "<": return .bool(c < 0)
+                    case "<=": return .bool(c <= 0)
+                    case ">": return .bool(c > 0)
+                    default: return .bool(c >= 0)
+                    }
+                }
+            }
+        case .call(let name, let args, _):
+            let v = args.map { evaluate($0, lookup) }
+            switch name {
+            case "empty":
+                if case .text(let s) = v[0] { return .bool(s.isEmpty) }
+                return .bool(v[0].isNull)
+            case "len": if case .text(let s) = v[0] { return .decimal(Double(s.count)) }; return .null
+            case "year": return date(v[0]).map { .decimal(Double($0.year)) } ?? .null
+            case "month": return date(v[0]).map { .decimal(Double($0.month)) } ?? .null
+            case "days_between":
+                guard let a = dayNumber(v[0]), let b = dayNumber(v[1]) else { return .null }
+                return .decimal(Double(b - a))
+            case "months_between":
+                guard let a = date(v[0]), let b = date(v[1]) else { return .null }
+                var m = (b.year - a.year) * 12 + (b.month - a.month)
+                if m > 0 && b.day < a.day { m -= 1 } else if m < 0 && b.day > a.day { m += 1 }
+                return .decimal(Double(m))
+            case "abs": return v[0].number.map { .decimal(abs($0)) } ?? .null
+            case "min": guard let a = v[0].number, let b = v[1].number else { return .null }; return .decimal(Swift.min(a, b))
+            case "max": guard let a = v[0].number, let b = v[1].number else { return .null }; return .decimal(Swift.max(a, b))
+            case "starts_with":
+                guard case .text(let s) = v[0], case .text(let p) = v[1] else { return .bool(false) }
+                return .bool(s.hasPrefix(p))
+            case "contains":
+                guard case .text(let s) = v[0], case .text(let p) = v[1] else { return .bool(false) }
+                return .bool(s.contains(p))
+            case "date":
+                guard case .text(let s) = v[0] else { return .null }
+                for f in DateFormat.defaults { if let (d, _) = f.parse(s) { return .date(d) } }
+                return .null
+            default: return .null
+            }
+        }
+    }
+
+    /// True/false of a condition; nil for an empty value.
+    public static func truth(_ v: Value) -> Bool? {
+        switch v {
+        case .bool(let b): return b
+        case .null: return nil
+        default: return true
+        }
+    }
+
+    static func date(_ v: Value) -> CivilDate? {
+        switch v {
+        case .date(let d), .datetime(let d, _): return d
+        default: return nil
+        }
+    }
+    static func dayNumber(_ v: Value) -> Int? { date(v)?.daysSinceEpoch }
+
+    /// Orders two values of the same kind; nil when either is empty or they cannot be compared.
+    static func compare(_ x: Value, _ y: Value) -> Int? {
+        if let p = x.number, let q = y.number { return p < q ? -1 : p > q ? 1 : 0 }
+        switch (x, y) {
+        case (.text(let a), .text(let b)): return a < b ? -1 : a > b ? 1 : 0
+        case (.bool(let a), .bool(let b)): return a == b ? 0 : (a ? 1 : -1)
+        default:
+            if case .datetime(let d1, let s1) = x, case .datetime(let d2, let s2) = y {
+                let a = d1.daysSinceEpoch * 86400 + s1, b = d2.daysSinceEpoch * 86400 + s2
+                return a < b ? -1 : a > b ? 1 : 0
+            }
+            if let a = dayNumber(x), let b = dayNumber(y) { return a < b ? -1 : a > b ? 1 : 0 }
+            return nil
+        }
+    }
+}

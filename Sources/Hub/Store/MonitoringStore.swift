@@ -1,0 +1,111 @@
+import Foundation
+
+/// Counts of one pull run. Rows are source rows; inserted/updated/unchanged count records
+/// (a roster row may yield a person and a household).
+public struct RunCounts: Sendable, Hashable, Codable {
+    public var read = 0
+    public var inserted = 0
+    public var updated = 0
+    public var unchanged = 0
+    public var quarantined = 0
+    /// Rows that `keep_if` left out on purpose.
+    public var skipped = 0
+    public var documents = 0
+    public init() {}
+    /// Records written or confirmed: inserted + updated + unchanged.
+    public var stored: Int { inserted + updated + unchanged }
+}
+
+public enum RunStatus: String, Sendable, Codable { case running, succeeded, failed }
+
+/// One pull of one source for one period.
+public struct RunRecord: Sendable, Hashable {
+    public var id: Int64
+    public var source: String
+    public var period: String
+    public var status: RunStatus
+    public var startedAt: String
+    public var finishedAt: String?
+    public var mappingVersion: String
+    public var counts: RunCounts
+    public var error: String?
+}
+
+/// Why a row was not taken: the field and source column at fault and what was wrong.
+public struct QuarantineReason: Sendable, Hashable, Codable {
+    public var field: String?
+    public var column: String?
+    public var message: String
+    public init(field: String? = nil, column: String? = nil, message: String) {
+        self.field = field; self.column = column; self.message = message
+    }
+    /// `身份证号（id_number）：身份证号校验位错误`
+    public var text: String {
+        if let column, let field { return "\(column)（\(field)）：\(message)" }
+        if let column { return "\(column)：\(message)" }
+        return message
+    }
+}
+
+/// A source row kept aside with every reason it was refused, to send back to the department.
+public struct QuarantineEntry: Sendable, Hashable {
+    public var source: String
+    public var period: String
+    public var document: String
+    public var row: Int
+    public var raw: [[String]]   // [[column, value], …] in source order
+    public var reasons: [QuarantineReason]
+    public var rowHash: String
+    public var firstRunID: Int64 = 0
+    public var lastRunID: Int64 = 0
+}
+
+/// A canonical record ready to store, with where it came from.
+public struct MappedRecord: Sendable {
+    public var type: RecordType
+    /// The record's key as text (key field values joined), unique per source and type.
+    public var key: String
+    /// Values in the type's field order.
+    public var values: [Value]
+    public var document: String
+    public var row: Int
+    public var rowHash: String
+}
+
+public enum UpsertOutcome: Sendable { case inserted, updated, unchanged }
+
+/// Writes inside one run's transaction.
+public protocol RunWriter {
+    func upsert(_ record: MappedRecord) throws -> UpsertOutcome
+    func quarantine(_ entry: QuarantineEntry) throws
+}
+
+/// The monitoring store. SQLite (one file, WAL) is the embedded default; a PostgreSQL store
+/// for provinces implements the same protocol.
+///
+/// A run's records become visible all at once: `withRun` executes the body in one transaction
+/// and records the run as succeeded in it, so a failed fetch leaves the store as it was.
+public protocol MonitoringStore: AnyObject, Sendable {
+    /// Creates or extends the tables for these record types.
+    func prepare(_ types: [RecordType]) throws
+    func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64
+    /// Runs `body` atomically; on success the run is marked succeeded with the counts it returns.
+    func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts
+    func failRun(_ runID: Int64, error: String, counts: RunCounts) throws
+    func runs(source: String?, limit: Int) throws -> [RunRecord]
+    /// Quarantined rows of a run (those it saw), or of a source's latest successful run.
+    func quarantine(runID: Int64) throws -> [QuarantineEntry]
+    /// All records of a type (for checks, `mapping try` and tests), keyed by field name.
+    func records(of type: RecordType, source: String?) throws -> [[String: Value]]
+    /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).
+    func changes(of type: RecordType, source: String?) throws -> [RecordChange]
+}
+
+public struct RecordChange: Sendable, Hashable {
+    public var runID: Int64
+    public var source: String
+    public var key: String
+    public var field: String
+    public var before: String?
+    public var after: String?
+}

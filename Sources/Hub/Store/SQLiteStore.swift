@@ -1,0 +1,347 @@
+import Foundation
+internal import GRDB
+
+/// The embedded store: one SQLite file in WAL mode, accessed through GRDB.
+///
+/// Core tables (`runs`, `quarantine`, `record_changes`) come from migrations; each record type
+/// gets a table `rec_TYPE` created and extended from its declaration. Every record carries its
+/// provenance: `_source`, `_run_id` (last writer), `_first_run_id`, `_document`, `_row`,
+/// `_row_hash` (the raw row) and `_hash` (the mapped content, to tell an update from a repeat).
+/// Money columns hold 分 (1/100 yuan) as integers; dates are `yyyy-MM-dd` text.
+public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
+    let pool: DatabasePool
+    public let path: String
+    private let lock = NSLock()
+    private var prepared: [String: RecordType] = [:]
+
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    public init(path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        var config = Configuration()
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        self.path = path
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1-runs-quarantine-changes") { db in
+            try db.execute(sql: """
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    source TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    mapping_version TEXT NOT NULL,
+                    rows_read INTEGER NOT NULL DEFAULT 0,
+                    inserted INTEGER NOT NULL DEFAULT 0,
+                    updated INTEGER NOT NULL DEFAULT 0,
+                    unchanged INTEGER NOT NULL DEFAULT 0,
+                    quarantined INTEGER NOT NULL DEFAULT 0,
+                    skipped INTEGER NOT NULL DEFAULT 0,
+                    documents INTEGER NOT NULL DEFAULT 0,
+                    error TEXT
+                );
+                CREATE INDEX runs_source ON runs(source, period);
+                CREATE TABLE quarantine (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    source TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    row_number INTEGER NOT NULL,
+                    raw TEXT NOT NULL,
+                    reasons TEXT NOT NULL,
+                    row_hash TEXT NOT NULL,
+                    first_run_id INTEGER NOT NULL REFERENCES runs(id),
+                    last_run_id INTEGER NOT NULL REFERENCES runs(id),
+                    UNIQUE(source, period, row_hash, reasons)
+                );
+                CREATE TABLE quarantine_runs (
+                    quarantine_id INTEGER NOT NULL REFERENCES quarantine(id),
+                    run_id INTEGER NOT NULL REFERENCES runs(id),
+                    PRIMARY KEY (run_id, quarantine_id)
+                ) WITHOUT ROWID;
+                CREATE TABLE record_changes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id INTEGER NOT NULL REFERENCES runs(id),
+                    record_type TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    record_key TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    before TEXT,
+                    after TEXT
+                );
+                CREATE INDEX record_changes_key ON record_changes(record_type, source, record_key);
+                """)
+        }
+        return m
+    }
+
+    // MARK: Record tables
+
+    static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+
+    public func prepare(_ types: [RecordType]) throws {
+        try pool.write { db in
+            for t in types { try Self.migrate(t, db) }
+        }
+        lock.lock(); for t in types { prepared[t.name] = t }; lock.unlock()
+    }
+
+    static func migrate(_ t: RecordType, _ db: Database) throws {
+        let table = quote(t.tableName)
+        if try !db.tableExists(t.tableName) {
+            var cols = [
+                "_id INTEGER PRIMARY KEY AUTOINCREMENT", "_source TEXT NOT NULL", "_key TEXT NOT NULL",
+                "_hash TEXT NOT NULL", "_row_hash TEXT NOT NULL", "_document TEXT NOT NULL", "_row INTEGER NOT NULL",
+                "_run_id INTEGER NOT NULL", "_first_run_id INTEGER NOT NULL", "_period TEXT NOT NULL",
+            ]
+            cols += t.fields.map { "\(quote($0.name)) \($0.type.sqlType)" }
+            try db.execute(sql: "CREATE TABLE \(table) (\(cols.joined(separator: ", ")), UNIQUE(_source, _key))")
+            if let link = t.link {
+                try db.execute(sql: "CREATE INDEX \(quote(t.tableName + "_link")) ON \(table)(\(quote(link)))")
+            }
+            return
+        }
+        // Extend: add columns for new fields; a field whose type changed cannot be altered in place.
+        let existing = try db.columns(in: t.tableName)
+        for f in t.fields {
+            if let c = existing.first(where: { $0.name == f.name }) {
+                if c.type.uppercased() != f.type.sqlType {
+                    throw StoreError("类型 \(t.name) 的字段 \(f.name) 已以 \(c.type) 存储，声明却改成了 \(f.type.rawValue)（\(f.type.sqlType)）；请用新的字段名")
+                }
+            } else {
+                try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN \(quote(f.name)) \(f.type.sqlType)")
+            }
+        }
+    }
+
+    // MARK: Runs
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.timeZone = TimeZone(identifier: "Asia/Shanghai")
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+
+    public func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO runs (source, period, status, started_at, mapping_version) VALUES (?, ?, 'running', ?, ?)",
+                           arguments: [source, period.description, Self.now(), mappingVersion])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts {
+        let run = try pool.read { db in try Row.fetchOne(db, sql: "SELECT source, period FROM runs WHERE id = ?", arguments: [runID]) }
+        guard let run else { throw StoreError("运行 #\(runID) 不存在") }
+        var result = RunCounts()
+        try pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                let writer = SQLiteRunWriter(db: db, runID: runID, source: run["source"], period: run["period"])
+                let counts = try body(writer)
+                try Self.setCounts(db, runID, counts, status: .succeeded, error: nil)
+                result = counts
+                return .commit
+            }
+        }
+        return result
+    }
+
+    static func setCounts(_ db: Database, _ id: Int64, _ c: RunCounts, status: RunStatus, error: String?) throws {
+        try db.execute(sql: """
+            UPDATE runs SET status = ?, finished_at = ?, rows_read = ?, inserted = ?, updated = ?, unchanged = ?,
+                quarantined = ?, skipped = ?, documents = ?, error = ? WHERE id = ?
+            """, arguments: [status.rawValue, now(), c.read, c.inserted, c.updated, c.unchanged, c.quarantined, c.skipped, c.documents, error, id])
+    }
+
+    public func failRun(_ runID: Int64, error: String, counts: RunCounts) throws {
+        try pool.write { db in try Self.setCounts(db, runID, counts, status: .failed, error: error) }
+    }
+
+    public func runs(source: String? = nil, limit: Int = 50) throws -> [RunRecord] {
+        try pool.read { db in
+            var sql = "SELECT * FROM runs"
+            var args: StatementArguments = []
+            if let source { sql += " WHERE source = ?"; args += [source] }
+            sql += " ORDER BY id DESC LIMIT ?"
+            args += [limit]
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { r in
+                var c = RunCounts()
+                c.read = r["rows_read"]; c.inserted = r["inserted"]; c.updated = r["updated"]; c.unchanged = r["unchanged"]
+                c.quarantined = r["quarantined"]; c.skipped = r["skipped"]; c.documents = r["documents"]
+                return RunRecord(id: r["id"], source: r["source"], period: r["period"], status: RunStatus(rawValue: r["status"]) ?? .failed,
+                                 startedAt: r["started_at"], finishedAt: r["finished_at"], mappingVersion: r["mapping_version"],
+                                 counts: c, error: r["error"])
+            }
+        }
+    }
+
+    public func quarantine(runID: Int64) throws -> [QuarantineEntry] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT q.* FROM quarantine q JOIN quarantine_runs qr ON qr.quarantine_id = q.id
+                WHERE qr.run_id = ? ORDER BY q.document, q.row_number
+                """, arguments: [runID]).map { r in
+                let raw = (try? JSONDecoder().decode([[String]].self, from: Data((r["raw"] as String).utf8))) ?? []
+                let reasons = (try? JSONDecoder().decode([QuarantineReason].self, from: Data((r["reasons"] as String).utf8))) ?? []
+                return QuarantineEntry(source: r["source"], period: r["period"], document: r["document"], row: r["row_number"],
+                                       raw: raw, reasons: reasons, rowHash: r["row_hash"], firstRunID: r["first_run_id"], lastRunID: r["last_run_id"])
+            }
+        }
+    }
+
+    public func records(of type: RecordType, source: String? = nil) throws -> [[String: Value]] {
+        try pool.read { db in
+            guard try db.tableExists(type.tableName) else { return [] }
+            var sql = "SELECT * FROM \(Self.quote(type.tableName))"
+            var args: StatementArguments = []
+            if let source { sql += " WHERE _source = ?"; args += [source] }
+            sql += " ORDER BY _id"
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { row in
+                var out: [String: Value] = [:]
+                for f in type.fields { out[f.name] = Self.value(row[f.name], f.type) }
+                out["_source"] = .text(row["_source"]); out["_run_id"] = .integer(row["_run_id"])
+                out["_row"] = .integer(row["_row"]); out["_row_hash"] = .text(row["_row_hash"])
+                out["_first_run_id"] = .integer(row["_first_run_id"]); out["_period"] = .text(row["_period"])
+                return out
+            }
+        }
+    }
+
+    public func changes(of type: RecordType, source: String? = nil) throws -> [RecordChange] {
+        try pool.read { db in
+            var sql = "SELECT * FROM record_changes WHERE record_type = ?"
+            var args: StatementArguments = [type.name]
+            if let source { sql += " AND source = ?"; args += [source] }
+            return try Row.fetchAll(db, sql: sql + " ORDER BY id", arguments: args).map {
+                RecordChange(runID: $0["run_id"], source: $0["source"], key: $0["record_key"], field: $0["field"], before: $0["before"], after: $0["after"])
+            }
+        }
+    }
+
+    /// Runs a read-only SQL query (for `hubd` reports and tests).
+    public func query(_ sql: String, _ arguments: [String] = []) throws -> [[String: String]] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { row in
+                var d: [String: String] = [:]
+                for (col, dbv) in row { d[col] = dbv.isNull ? nil : (String.fromDatabaseValue(dbv) ?? Int64.fromDatabaseValue(dbv).map(String.init) ?? Double.fromDatabaseValue(dbv).map { String($0) }) }
+                return d
+            }
+        }
+    }
+
+    // MARK: Value conversion
+
+    static func databaseValue(_ v: Value) -> DatabaseValue {
+        switch v {
+        case .null: return .null
+        case .text(let s): return s.databaseValue
+        case .integer(let i), .money(let i): return i.databaseValue
+        case .decimal(let d): return d.databaseValue
+        case .bool(let b): return (b ? 1 : 0).databaseValue
+        case .date, .datetime: return v.description.databaseValue
+        }
+    }
+
+    static func value(_ dbv: DatabaseValue, _ type: FieldType) -> Value {
+        if dbv.isNull { return .null }
+        switch type {
+        case .integer: return Int64.fromDatabaseValue(dbv).map(Value.integer) ?? .null
+        case .money: return Int64.fromDatabaseValue(dbv).map(Value.money) ?? .null
+        case .decimal: return Double.fromDatabaseValue(dbv).map(Value.decimal) ?? .null
+        case .bool: return Int64.fromDatabaseValue(dbv).map { .bool($0 != 0) } ?? .null
+        case .date, .datetime:
+            guard let s = String.fromDatabaseValue(dbv) else { return .null }
+            let fmt = try! DateFormat(type == .date ? "yyyy-MM-dd" : "yyyy-MM-dd HH:mm:ss")
+            guard let (d, secs) = fmt.parse(s) else { return .text(s) }
+            return type == .date ? .date(d) : .datetime(d, secs)
+        default: return String.fromDatabaseValue(dbv).map(Value.text) ?? .null
+        }
+    }
+}
+
+/// A store-level error (schema conflict, missing run).
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Upserts records and quarantines rows inside a run's transaction, with cached statements.
+final class SQLiteRunWriter: RunWriter {
+    let db: Database
+    let runID: Int64
+    let source: String
+    let period: String
+    private var checked: Set<String> = []
+
+    init(db: Database, runID: Int64, source: String, period: String) {
+        self.db = db; self.runID = runID; self.source = source; self.period = period
+    }
+
+    func upsert(_ r: MappedRecord) throws -> UpsertOutcome {
+        let t = r.type
+        let table = SQLiteStore.quote(t.tableName)
+        if !checked.contains(t.name) {
+            guard try db.tableExists(t.tableName) else { throw StoreError("类型 \(t.name) 的表尚未建立（prepare 未调用）") }
+            checked.insert(t.name)
+        }
+        let texts = r.values.map { $0.isNull ? nil : $0.description }
+        let hash = Hashing.fingerprint(texts)
+        let find = try db.cachedStatement(sql: "SELECT _id, _hash FROM \(table) WHERE _source = ? AND _key = ?")
+        if let existing = try Row.fetchOne(find, arguments: [source, r.key]) {
+            let id: Int64 = existing["_id"]
+            if (existing["_hash"] as String) == hash {
+                return .unchanged
+            }
+            // Record what changed, field by field, before overwriting.
+            let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
+            let old = try Row.fetchOne(db, sql: "SELECT \(cols) FROM \(table) WHERE _id = ?", arguments: [id])!
+            let log = try db.cachedStatement(sql: "INSERT INTO record_changes (run_id, record_type, source, record_key, field, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            for (i, f) in t.fields.enumerated() {
+                let before = SQLiteStore.value(old[f.name], f.type)
+                if before.description != r.values[i].description || before.isNull != r.values[i].isNull {
+                    try log.execute(arguments: [runID, t.name, source, r.key, f.name, before.isNull ? nil : before.description, texts[i]])
+                }
+            }
+            let sets = t.fields.map { SQLiteStore.quote($0.name) + " = ?" }.joined(separator: ", ")
+            let update = try db.cachedStatement(sql: "UPDATE \(table) SET \(sets), _hash = ?, _row_hash = ?, _document = ?, _row = ?, _run_id = ?, _period = ? WHERE _id = ?")
+            var args = StatementArguments(r.values.map(SQLiteStore.databaseValue))
+            args += [hash, r.rowHash, r.document, r.row, runID, period, id]
+            try update.execute(arguments: args)
+            return .updated
+        }
+        let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
+        let marks = Array(repeating: "?", count: t.fields.count + 9).joined(separator: ", ")
+        let insert = try db.cachedStatement(sql: "INSERT INTO \(table) (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period, \(cols)) VALUES (\(marks))")
+        var args: StatementArguments = [source, r.key, hash, r.rowHash, r.document, r.row, runID, runID, period]
+        args += StatementArguments(r.values.map(SQLiteStore.databaseValue))
+        try insert.execute(arguments: args)
+        return .inserted
+    }
+
+    func quarantine(_ e: QuarantineEntry) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let raw = String(decoding: try enc.encode(e.raw), as: UTF8.self)
+        let reasons = String(decoding: try enc.encode(e.reasons), as: UTF8.self)
+        let upsert = try db.cachedStatement(sql: """
+            INSERT INTO quarantine (source, period, document, row_number, raw, reasons, row_hash, first_run_id, last_run_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(source, period, row_hash, reasons) DO UPDATE SET last_run_id = excluded.last_run_id,
+                document = excluded.document, row_number = excluded.row_number
+            RETURNING id
+            """)
+        let id = try Int64.fetchOne(upsert, arguments: [e.source, e.period, e.document, e.row, raw, reasons, e.rowHash, runID, runID])!
+        try db.execute(sql: "INSERT OR IGNORE INTO quarantine_runs (quarantine_id, run_id) VALUES (?, ?)", arguments: [id, runID])
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import Hub
+import Connectors
+import Logging
+
+@main
+struct Hubd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hubd",
+        abstract: "防返贫动态监测 部门数据交换中心（hub）",
+        discussion: "拉取各部门数据，经映射文件规范化后存入监测库。映射写法见 README 的“映射文件参考”。",
+        subcommands: [MappingCommand.self, PullCommand.self, DemoCommand.self, RunsCommand.self, QuarantineCommand.self, ConnectorsCommand.self]
+    )
+}
+
+/// Options shared by commands that touch the store or the mappings.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: "监测库 SQLite 文件") var db: String = "var/hub.sqlite"
+    @Option(name: .long, help: "映射文件目录（其下 types/ 为记录类型）") var mappings: String = "Mappings"
+    @Flag(name: .long, help: "输出详细日志") var verbose = false
+
+    func bootstrapLogging() {
+        let level: Logger.Level = verbose ? .info : .warning
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+    }
+
+    func loadTypes() throws -> TypeCatalog {
+        try TypeCatalog.load(directory: URL(fileURLWithPath: mappings).appendingPathComponent("types"))
+    }
+
+    func loader() throws -> MappingLoader {
+        MappingLoader(types: try loadTypes(), connectors: BuiltinConnectors.registry)
+    }
+
+    func mappingURL(_ source: String) -> URL {
+        URL(fileURLWithPath: mappings).appendingPathComponent(source + ".yaml")
+    }
+
+    /// Every mapping file in the folder (not types/), sorted.
+    func mappingFiles() -> [URL] {
+        let dir = URL(fileURLWithPath: mappings)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { dir.appendingPathComponent($0) }
+    }
+}
+
+/// Prints diagnostics, one per line, and fails with a non-zero exit code.
+func report(_ list: DiagnosticList) -> ExitCode {
+    for d in list.items { FileHandle.standardError.write(Data((d.description + "\n").utf8)) }
+    return ExitCode(1)
+}
+
+func parsePeriod(_ s: String) throws -> Period {
+    guard let p = Period(s) else { throw ValidationError("期间应写作 YYYY-MM，如 2026-10，实为 \"\(s)\"") }
+    return p
+}
+
+func summaryLine(_ r: PullResult) -> String {
+    let c = r.counts
+    return "\(r.source) \(r.period) 运行 #\(r.runID) 成功：读取 \(c.read) 行，新增 \(c.inserted)，更新 \(c.updated)，未变 \(c.unchanged)，隔离 \(c.quarantined)，跳过 \(c.skipped)（\(String(format: "%.2f", r.seconds)) 秒）"
+}
+
+func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import Hub
+import Connectors
+
+struct MappingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mapping",
+        abstract: "检查和试用映射文件",
+        subcommands: [Check.self, Try.self]
+    )
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "检查映射文件：每个错误按 文件:行:列: 说明 输出；有错时退出码非零",
+            discussion: "给出 --sample 时还会读取样本文件的表头，核对每个来源列是否存在。")
+        @Argument(help: "映射文件") var files: [String]
+        @Option(help: "记录类型目录") var types: String = "Mappings/types"
+        @Option(help: "样本数据文件：核对来源列") var sample: String?
+
+        func run() throws {
+            let catalog: TypeCatalog
+            do { catalog = try TypeCatalog.load(directory: URL(fileURLWithPath: types)) } catch { throw report(error) }
+            let loader = MappingLoader(types: catalog, connectors: BuiltinConnectors.registry)
+            var failed = false
+            for f in files {
+                do {
+                    let m = try loader.load(file: URL(fileURLWithPath: f))
+                    if let sample {
+                        let problems = try SampleCheck.columns(of: m, sample: sample)
+                        if !problems.isEmpty {
+                            failed = true
+                            for p in problems { printErr(p) }
+                            continue
+                        }
+                    }
+                    print("\(f)：正确（来源 \(m.source)，连接器 \(m.connector)，格式 \(m.format.name)，产出 \(m.outputs.map(\.type.name).joined(separator: "、"))）")
+                } catch let e as DiagnosticList {
+                    failed = true
+                    _ = report(e)
+                }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Try: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "用样本文件试用映射：显示映射后的记录和被拒的行及原因，不写入任何数据")
+        @Argument(help: "映射文件") var file: String
+        @Option(help: "样本数据文件") var sample: String
+        @Option(help: "记录类型目录") var types: String = "Mappings/types"
+        @Option(help: "期间（keep_if 中的 period_start/period_end），默认本月") var period: String?
+        @Option(help: "最多显示多少条记录") var limit: Int = 20
+        @Flag(help: "以 NDJSON 输出（每行一个 JSON）") var json = false
+
+        func run() throws {
+            let catalog: TypeCatalog
+            do { catalog = try TypeCatalog.load(directory: URL(fileURLWithPath: types)) } catch { throw report(error) }
+            let mapping: Mapping
+            do { mapping = try MappingLoader(types: catalog, connectors: BuiltinConnectors.registry).load(file: URL(fileURLWithPath: file)) }
+            catch { throw report(error) }
+            let p = try period.map(parsePeriod) ?? Period(year: Calendar.current.component(.year, from: Date()), month: Calendar.current.component(.month, from: Date()))!
+            let result: SampleCheck.Result
+            do { result = try SampleCheck.run(mapping, sample: sample, period: p) }
+            catch let e as RowMapper.MissingColumns {
+                for line in try SampleCheck.columns(of: mapping, sample: sample) { printErr(line) }
+                _ = e
+                throw ExitCode(1)
+            }
+            let enc = JSONSerialization.self
+            var shown = 0
+            for r in result.records where shown < limit {
+                shown += 1
+                var obj: [String: Any] = ["_row": r.row, "_type": r.type.name]
+                for (f, v) in zip(r.type.fields, r.values) where !v.isNull { obj[f.name] = v.description }
+                if json {
+                    print(String(decoding: try enc.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                } else {
+                    let fields = zip(r.type.fields, r.values).filter { !$0.1.isNull }.map { "\($0.0.name)=\(display($0.1, $0.0.type))" }
+                    print("第 \(r.row) 行 → \(r.type.name)：\(fields.joined(separator: "  "))")
+                }
+            }
+            for (row, reasons) in result.rejected {
+                if json {
+                    let obj: [String: Any] = ["_row": row, "_rejected": reasons.map(\.text)]
+                    print(String(decoding: try enc.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                } else {
+                    print("第 \(row) 行 ✗ 拒收：\(reasons.map(\.text).joined(separator: "；"))")
+                }
+            }
+            let summary = "共 \(result.read) 行：映射 \(result.records.count) 条记录，拒收 \(result.rejected.count) 行，跳过 \(result.skipped) 行（keep_if）。未写入任何数据。"
+            if json { printErr(summary) } else { print(summary) }
+        }
+
+        func display(_ v: Value, _ t: FieldType) -> String {
+            t == .residentID ? ResidentID.mask(v.description) : v.description
+        }
+    }
+}
+
+/// Runs a mapping over a local sample file without a store: for `mapping try` and `check --sample`.
+enum SampleCheck {
+    struct Result {
+        var read = 0
+        var skipped = 0
+        var records: [MappedRecord] = []
+        var rejected: [(Int, [QuarantineReason])] = []
+    }
+
+    static func run(_ mapping: Mapping, sample: String, period: Period) throws -> Result {
+        guard let data = FileManager.default.contents(atPath: sample) else { throw ValidationError("无法读取样本文件 \(sample)") }
+        var decoder = mapping.format.makeDecoder()
+        let mapper = RowMapper(mapping: mapping, period: period)
+        var result = Result()
+        let doc = (sample as NSString).lastPathComponent
+        func handle(_ row: RawRow) throws {
+            result.read += 1
+            switch try mapper.map(row, document: doc) {
+            case .records(let rs): result.records += rs
+            case .skipped: result.skipped += 1
+            case .rejected(let why): result.rejected.append((row.number, why))
+            }
+        }
+        do {
+            try data.withUnsafeBytes { try decoder.feed($0, handle) }
+            _ = try decoder.finish(handle)
+        } catch let e as DecodeError {
+            throw ValidationError("\(sample)：\(e.message)")
+        }
+        return result
+    }
+
+    /// Column problems of a mapping against a sample's header, as `FILE:LINE:COLUMN: message`.
+    static func columns(of mapping: Mapping, sample: String) throws -> [String] {
+        do {
+            _ = try run(mapping, sample: sample, period: Period(year: 2026, month: 1)!)
+            return []
+        } catch let e as RowMapper.MissingColumns {
+            return e.missing.map { m in
+                "\(m.location): 字段 \(m.field) 的来源列 \"\(m.column)\" 在样本 \(sample) 的表头中不存在" + (m.suggestion.map { "，是否应为 \"\($0)\"？" } ?? "")
+            }
+        }
+    }
+}

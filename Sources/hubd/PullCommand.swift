@@ -1,0 +1,182 @@
+import ArgumentParser
+import Foundation
+import Hub
+import Connectors
+import Logging
+
+struct PullCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pull",
+        abstract: "拉取一个来源某一期间的数据，写入监测库，输出一行统计")
+    @Argument(help: "来源（映射文件名，不含 .yaml），如 medical-claims") var source: String
+    @Option(help: "期间 YYYY-MM") var period: String
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        store.bootstrapLogging()
+        let p = try parsePeriod(period)
+        let loader: MappingLoader
+        let mapping: Mapping
+        do {
+            loader = try store.loader()
+            let url = store.mappingURL(source)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                let known = store.mappingFiles().map { $0.deletingPathExtension().lastPathComponent }
+                throw ValidationError("找不到来源 \(source) 的映射文件 \(url.relativePathForDisplay)\(Suggest.closest(to: source, in: known).map { "，是否应为 \($0)？" } ?? "")")
+            }
+            mapping = try loader.load(file: url)
+        } catch let e as DiagnosticList { throw report(e) }
+        let db = try SQLiteStore(path: store.db)
+        var pull = Pull(mapping: mapping, connector: try loader.connector(for: mapping), store: db)
+        pull.progress = ProgressPrinter.make()
+        do {
+            let r = try pull.run(period: p)
+            ProgressPrinter.clear()
+            print(summaryLine(r))
+        } catch let e as PullError {
+            ProgressPrinter.clear()
+            printErr(e.description)
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// Pulls every mapping in the folder for one period and prints a line per source: the main job.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "演示：拉取映射目录中的每个来源（随附的样本数据），写入 var/hub.sqlite，逐个输出统计")
+    @Option(help: "期间 YYYY-MM") var period: String = "2026-10"
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        store.bootstrapLogging()
+        let p = try parsePeriod(period)
+        let loader: MappingLoader
+        do { loader = try store.loader() } catch let e as DiagnosticList { throw report(e) }
+        let db = try SQLiteStore(path: store.db)
+        var failures = 0
+        print("监测库：\(store.db)　期间：\(p)")
+        for url in store.mappingFiles() {
+            do {
+                let m = try loader.load(file: url)
+                let r = try Pull(mapping: m, connector: try loader.connector(for: m), store: db).run(period: p)
+                print(summaryLine(r))
+                if r.counts.quarantined > 0 {
+                    for q in try db.quarantine(runID: r.runID).prefix(5) {
+                        print("    隔离 第 \(q.row) 行：\(q.reasons.map(\.text).joined(separator: "；"))")
+                    }
+                }
+            } catch let e as DiagnosticList {
+                failures += 1; _ = report(e)
+            } catch let e as PullError {
+                failures += 1; printErr(e.description)
+            }
+        }
+        if failures > 0 { throw ExitCode(2) }
+    }
+}
+
+struct RunsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "runs", abstract: "列出拉取运行记录（最新在前）")
+    @Option(help: "只看某个来源") var source: String?
+    @Option(help: "最多几条") var limit: Int = 30
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        let db = try SQLiteStore(path: store.db)
+        let runs = try db.runs(source: source, limit: limit)
+        if runs.isEmpty { print("（尚无运行记录）"); return }
+        print(["运行", "来源", "期间", "状态", "开始时间", "读取", "新增", "更新", "未变", "隔离", "跳过", "错误"].joined(separator: "\t"))
+        for r in runs {
+            let status = ["running": "进行中", "succeeded": "成功", "failed": "失败"][r.status.rawValue] ?? r.status.rawValue
+            let c = r.counts
+            print(["#\(r.id)", r.source, r.period, status, r.startedAt, "\(c.read)", "\(c.inserted)", "\(c.updated)", "\(c.unchanged)",
+                   "\(c.quarantined)", "\(c.skipped)", r.error ?? ""].joined(separator: "\t"))
+        }
+    }
+}
+
+struct QuarantineCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quarantine",
+        abstract: "导出某次运行被隔离的行及原因（CSV 可直接发回部门更正）")
+    @Option(name: .customLong("run"), help: "运行编号；默认该来源最近一次成功的运行") var runID: Int64?
+    @Option(help: "来源") var source: String?
+    @Option(help: "输出格式：text 或 csv") var format: String = "text"
+    @OptionGroup var store: StoreOptions
+
+    func run() throws {
+        let db = try SQLiteStore(path: store.db)
+        var id = runID
+        if id == nil {
+            guard let source else { throw ValidationError("请给出 --run 或 --source") }
+            id = try db.runs(source: source, limit: 100).first(where: { $0.status == .succeeded })?.id
+            guard id != nil else { throw ValidationError("来源 \(source) 还没有成功的运行") }
+        }
+        let entries = try db.quarantine(runID: id!)
+        if format == "csv" {
+            // UTF-8 BOM so Excel and WPS open Chinese text correctly; formula-like cells neutralised.
+            var out = "\u{FEFF}来源,期间,文件,行号,原因,原始数据\r\n"
+            for e in entries {
+                let raw = e.raw.map { "\($0[0])=\($0.count > 1 ? $0[1] : "")" }.joined(separator: "; ")
+                out += [e.source, e.period, e.document, String(e.row), e.reasons.map(\.text).joined(separator: "；"), raw].map(CSVText.cell).joined(separator: ",") + "\r\n"
+            }
+            FileHandle.standardOutput.write(Data(out.utf8))
+        } else {
+            if entries.isEmpty { print("运行 #\(id!) 没有隔离的行") }
+            for e in entries {
+                print("\(e.document) 第 \(e.row) 行：\(e.reasons.map(\.text).joined(separator: "；"))")
+            }
+        }
+    }
+}
+
+struct ConnectorsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connectors", abstract: "列出可用的连接器及其 fetch 选项")
+    func run() throws {
+        for t in BuiltinConnectors.all {
+            print("\(t.kind)")
+            for (k, h) in t.optionsHelp { print("  \(k)：\(h)") }
+        }
+    }
+}
+
+/// Spreadsheet-safe CSV cells.
+enum CSVText {
+    static func cell(_ s: String) -> String {
+        var v = s
+        // A cell starting with = + - @ would run as a formula in Excel/WPS.
+        if let f = v.first, "=+-@\t\r".contains(f) { v = "'" + v }
+        if v.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            v = "\"" + v.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return v
+    }
+}
+
+/// A live progress line on a terminal; periodic plain lines otherwise.
+enum ProgressPrinter {
+    nonisolated(unsafe) static var lastPlain = Date()
+    nonisolated(unsafe) static var started = Date()
+    static let tty = isatty(2) != 0
+
+    static func make() -> (RunCounts) -> Void {
+        started = Date(); lastPlain = Date()
+        return { c in
+            let secs = Date().timeIntervalSince(started)
+            let rate = secs > 0 ? Int(Double(c.read) / secs) : 0
+            let line = "已读 \(c.read) 行，存入 \(c.stored)，隔离 \(c.quarantined)，\(rate) 行/秒，\(String(format: "%.1f", secs)) 秒"
+            if tty {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            } else if Date().timeIntervalSince(lastPlain) >= 5 {
+                lastPlain = Date()
+                printErr(line)
+            }
+        }
+    }
+
+    static func clear() {
+        if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
