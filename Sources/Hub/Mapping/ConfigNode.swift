@@ -11,9 +11,12 @@ public struct ConfigNode: Sendable {
     }
     public let kind: Kind
     public let location: SourceLocation
+    /// Whether a scalar was written in quotes (its text then starts one column after `location`).
+    public private(set) var quoted = false
 
     init(_ node: Node, file: String) {
         let mark = node.mark
+        if case .scalar(let s) = node { quoted = s.style == .singleQuoted || s.style == .doubleQuoted }
         location = SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
         switch node {
         case .scalar(let s):

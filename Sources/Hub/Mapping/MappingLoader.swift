@@ -201,7 +201,7 @@ public struct MappingLoader: Sendable {
                 if t != .bool { r.error(kn.location, "keep_if 应为条件（结果为真假），这里的结果是\(t.chinese)") }
                 keepIf = e
             } catch {
-                r.error(SourceLocation(file: kn.location.file, line: kn.location.line, column: kn.location.column + error.offset), "keep_if：\(error.message)")
+                r.error(SourceLocation(file: kn.location.file, line: kn.location.line, column: kn.location.column + error.offset + (kn.quoted ? 1 : 0)), "keep_if：\(error.message)")
             }
         }
         return OutputSpec(type: type, key: key, fields: specs, keepIf: keepIf, keepIfText: keepText)
@@ -277,7 +277,7 @@ public struct MappingLoader: Sendable {
                     for e in entries {
                         let v = r.string(e.value, what: "\(what).map[\(e.key)]") ?? ""
                         if !decl.values.isEmpty && !decl.values.contains(v) {
-                            r.error(e.value.location, "代码 \"\(v)\" 不在类型 \(decl.name) 的取值中\(Suggest.hint(v, decl.values))（取值：\(decl.values.joined(separator: ", "))）")
+                            r.error(e.value.location, "代码 \"\(v)\" 不是字段 \(decl.name) 的允许取值\(Suggest.hint(v, decl.values))（取值：\(decl.values.joined(separator: ", "))）")
                         }
                         map[Suggest.normalize(e.key)] = v
                     }

@@ -3,7 +3,7 @@
 ///
 /// Letters: `yyyy` year, `MM`/`M` month, `dd`/`d` day, `HH`/`H` hour, `mm`/`m` minute,
 /// `ss`/`s` second. A doubled letter needs exactly two digits; a single letter takes one or two.
-/// Every other character must appear as written.
+/// Every other character must appear as written; quote letters to use them as text: `yyyy-MM-dd'T'HH:mm:ss`.
 public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
     enum Token: Sendable, Hashable {
         case year, month(fixed: Bool), day(fixed: Bool), hour(fixed: Bool), minute(fixed: Bool), second(fixed: Bool)
@@ -19,7 +19,7 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
     /// Formats tried, in order, when a mapping gives none.
     public static let defaults: [DateFormat] = [
         "yyyy-M-d H:m:s", "yyyy-M-d H:m", "yyyy-M-d", "yyyy/M/d H:m:s", "yyyy/M/d", "yyyyMMddHHmmss", "yyyyMMdd",
-        "yyyy年M月d日", "yyyy.M.d", "yyyy-M-dTH:m:s",
+        "yyyy年M月d日", "yyyy.M.d", "yyyy-M-d'T'H:m:s",
     ].map { try! DateFormat($0) }
 
     public struct Invalid: Error { public let reason: String }
@@ -38,6 +38,13 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
         var sawYear = false, sawMonth = false, sawDay = false, sawHour = false
         while i < chars.count {
             let c = chars[i]
+            if c == "'" {
+                // 'T' — quoted letters are literal text.
+                var j = i + 1
+                while j < chars.count, chars[j] != "'" { tokens.append(.literal(chars[j])); j += 1 }
+                i = j + 1
+                continue
+            }
             var run = 1
             while i + run < chars.count && chars[i + run] == c { run += 1 }
             switch c {

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+@testable import Hub
+import Connectors
+
+@Suite struct MappingLoaderTests {
+    @Test func everyShippedMappingLoads() throws {
+        let dir = repoRoot.appendingPathComponent("Mappings")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(!files.isEmpty)
+        for f in files {
+            let m = try loader().load(file: dir.appendingPathComponent(f))
+            #expect(m.source + ".yaml" == f)
+            #expect(!m.outputs.isEmpty)
+        }
+        #expect(shippedTypes.names.contains("medical_claim"))
+    }
+
+    @Test func brokenMappingReportsEveryMistakeWithLineAndColumn() throws {
+        let text = """
+        source: broken
+        connector: file
+        fetch: { path: x.csv }
+        formt: csv
+        format: csv
+        record: medical_claim
+        key: [settlement_id]
+        fields:
+          settlement_id: 结算ID
+          id_numbr: 证件号码
+          settled_at: { from: 结算时间, format: "yyyy-MM-dd HH:mm:ss" }
+          total_cost: { from: 医疗费总额, unit: 千元 }
+          med_type: { from: 医疗类别, map: { "21": 住院部 } }
+        keep_if: "total_cost >= 50000 and self_pey > 0"
+        """
+        #expect {
+            _ = try loader().load(text: text, file: "broken.yaml")
+        } throws: { error in
+            let items = (error as! DiagnosticList).items.map(\.description)
+            let expected = [
+                "broken.yaml:4:1: 映射文件 中有未知的键 \"formt\"，是否应为 \"format\"？",
+                "broken.yaml:10:3: 字段 \"id_numbr\" 不是类型 medical_claim 的字段，是否应为 \"id_number\"？",
+                "broken.yaml:12:36: 字段 total_cost.unit 的值 \"千元\" 无效",
+                "broken.yaml:13:40: 代码 \"住院部\" 不是字段 med_type 的允许取值，是否应为 \"住院\"？",
+                "broken.yaml:9:3: 类型 medical_claim 的必填字段 id_number（身份证号）未在 fields 中给出",
+                "broken.yaml:14:35: keep_if：未知的字段 \"self_pey\"，是否应为 \"self_pay\"？",
+            ]
+            for e in expected {
+                #expect(items.contains { $0.hasPrefix(e) }, "missing: \(e)\n got: \(items.joined(separator: "\n"))")
+            }
+            return items.count == expected.count
+        }
+    }
+
+    @Test func yamlSyntaxErrorsHavePositions() {
+        #expect {
+            _ = try loader().load(text: "source: x\nfields: [a, b\nformat: csv\n", file: "bad.yaml")
+        } throws: { e in
+            guard let d = (e as? DiagnosticList)?.items.first else { return false }
+            return d.location.line >= 2 && d.message.contains("YAML")
+        }
+    }
+
+    @Test func keepIfTypeErrorsAreCaught() {
+        let text = """
+        source: t
+        connector: file
+        fetch: { path: x.csv }
+        format: csv
+        record: medical_claim
+        fields: { settlement_id: a, id_number: b, settled_at: c, total_cost: d }
+        keep_if: "name > 5"
+        """
+        #expect {
+            _ = try loader().load(text: text, file: "t.yaml")
+        } throws: { ($0 as! DiagnosticList).items.contains { $0.message.contains("不能比较文本和数值") && $0.location.line == 7 } }
+    }
+
+    @Test func secretsInTheFileAreRefused() {
+        let text = """
+        source: s
+        connector: http
+        fetch: { url: "https://x/y", headers: { Authorization: "Bearer abc123" } }
+        format: json
+        record: medical_claim
+        fields: { settlement_id: a, id_number: b, settled_at: c, total_cost: d }
+        """
+        #expect {
+            _ = try loader().load(text: text, file: "s.yaml")
+        } throws: { ($0 as! DiagnosticList).items.contains { $0.message.contains("环境变量") } }
+    }
+
+    @Test func expressionLanguage() throws {
+        let scope = FieldScope(["a": .number, "t": .text, "d": .date])
+        func eval(_ s: String, _ vals: [String: Value]) throws -> Value {
+            let e = try ExpressionParser.parse(s)
+            try ExpressionChecker.check(e, in: scope)
+            return ExpressionEvaluator.evaluate(e) { vals[$0] ?? .null }
+        }
+        #expect(try eval("a * 2 + 1 >= 7 and not (t == '否')", ["a": .money(300), "t": .text("是")]) == .bool(true))
+        #expect(try eval("t in ['一级', '二级']", ["t": .text("二级")]) == .bool(true))
+        #expect(try eval("a > 0", [:]) == .bool(false))          // an empty value never satisfies a comparison
+        #expect(try eval("empty(a)", [:]) == .bool(true))
+        #expect(try eval("months_between(d, date('2026-10-31'))", ["d": .date(CivilDate(year: 2026, month: 4, day: 30)!)]) == .decimal(6))
+        #expect(throws: ExpressionError.self) { try eval("a >", [:]) }
+        #expect(throws: ExpressionError(offset: 4, message: "未知的函数 \"lenn\"，是否应为 \"len\"？")) { try eval("1 + lenn(t)", [:]) }
+    }
+
+    @Test func suggestionsFindTheIntendedHeader() {
+        #expect(Suggest.closest(to: "身份证", in: ["姓名", "证件号码", "身份证号"]) == "身份证号")
+        #expect(Suggest.closest(to: "证件号", in: ["姓名", "证件号码"]) == "证件号码")
+        #expect(Suggest.closest(to: "完全不同", in: ["姓名", "证件号码"]) == nil)
+    }
+}

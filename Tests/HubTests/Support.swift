@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+@testable import Hub
+import Connectors
+
+/// The repository root, found from this file's path, so tests read the shipped Mappings/.
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+let shippedTypes: TypeCatalog = try! TypeCatalog.load(directory: repoRoot.appendingPathComponent("Mappings/types"))
+
+/// A fresh folder under the system temp dir, removed by the caller when it likes.
+func scratchDirectory(_ name: String = "hubtest") -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+func loader(_ types: TypeCatalog = shippedTypes) -> MappingLoader {
+    MappingLoader(types: types, connectors: BuiltinConnectors.registry)
+}
+
+/// Computes a valid 18-digit resident ID for an address code, birth date and sequence number.
+func makeID(_ addr: String = "411081", _ birth: String, _ seq: Int) -> String {
+    let s17 = addr + birth + String(format: "%03d", seq)
+    return s17 + String(ResidentID.checkCharacter(for: s17.map { UInt8(String($0))! }))
+}
+
+/// Decodes a whole byte string with a decoder, in chunks of `chunk` bytes.
+func decodeAll(_ decoder: inout some RowDecoder, _ bytes: [UInt8], chunk: Int = 1 << 20) throws -> (rows: [RawRow], info: DocumentInfo) {
+    var rows: [RawRow] = []
+    var i = 0
+    while i < bytes.count {
+        let piece = Array(bytes[i..<min(bytes.count, i + chunk)])
+        try piece.withUnsafeBytes { try decoder.feed($0) { rows.append($0) } }
+        i += chunk
+    }
+    let info = try decoder.finish { rows.append($0) }
+    return (rows, info)
+}
+
+extension RawRow {
+    subscript(_ column: String) -> String? {
+        guard let p = columns.position(of: column) else { return nil }
+        return value(at: p)
+    }
+}
