@@ -83,6 +83,8 @@ extension FeedFormat {
         case .csv(let o): return CSVDecoder(options: o)
         case .json(let o): return JSONStreamDecoder(options: o)
         case .ndjson: return NDJSONDecoder()
+        case .xml(let o): return XMLStreamDecoder(options: o)
+        case .xlsx(let o): return XLSXDecoder(options: o)
         }
     }
 }

@@ -36,12 +36,16 @@ public enum FeedFormat: Sendable {
     case csv(CSVOptions)
     case json(JSONOptions)
     case ndjson
+    case xml(XMLOptions)
+    case xlsx(XLSXOptions)
 
     public var name: String {
         switch self {
         case .csv: return "csv"
         case .json: return "json"
         case .ndjson: return "ndjson"
+        case .xml: return "xml"
+        case .xlsx: return "xlsx"
         }
     }
 }

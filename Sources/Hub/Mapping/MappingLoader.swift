@@ -11,7 +11,7 @@ public struct MappingLoader: Sendable {
     }
 
     static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format", "csv", "json",
-                          "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
+                          "xml", "xlsx", "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
     static let outputKeys = ["record", "key", "fields", "keep_if"]
     static let fieldKeys = ["from", "as", "value", "combine", "separator", "required", "default", "format", "unit",
                             "negative", "map", "extract", "on_invalid"]
@@ -110,11 +110,11 @@ public struct MappingLoader: Sendable {
     }
 
     func readFormat(_ top: [String: (ConfigNode, SourceLocation)], root: ConfigNode, r: ConfigReader) -> FeedFormat? {
-        guard let name = r.oneOf(top["format"]?.0, what: "format", ["csv", "json", "ndjson"]) else {
-            if top["format"] == nil { r.error(root.location, "映射文件缺少 format（csv、json 或 ndjson）") }
+        guard let name = r.oneOf(top["format"]?.0, what: "format", ["csv", "json", "ndjson", "xml", "xlsx"]) else {
+            if top["format"] == nil { r.error(root.location, "映射文件缺少 format（csv、json、ndjson、xml 或 xlsx）") }
             return nil
         }
-        for (other, fmt) in [("csv", "csv"), ("json", "json")] where top[other] != nil && name != fmt {
+        for other in ["csv", "json", "xml", "xlsx"] where top[other] != nil && name != other {
             r.error(top[other]!.1, "format 是 \(name)，却写了 \(other) 选项")
         }
         switch name {
@@ -143,6 +143,23 @@ public struct MappingLoader: Sendable {
                 if let p = r.string(m["cursor_at"]?.0, what: "json.cursor_at") { o.cursorAt = p.split(separator: ".").map(String.init) }
             }
             return .json(o)
+        case "xml":
+            guard let (n, _) = top["xml"] else {
+                r.error(top["format"]!.0.location, "format: xml 须配 xml: { record: 记录元素名 }")
+                return nil
+            }
+            let m = r.mapping(n, what: "xml", allowed: ["record"])
+            guard let rec = r.requiredString(m, "record", in: n, what: "xml") else { return nil }
+            return .xml(XMLOptions(recordElement: rec.split(separator: ":").last.map(String.init) ?? rec))
+        case "xlsx":
+            var o = XLSXOptions()
+            if let (n, _) = top["xlsx"] {
+                let m = r.mapping(n, what: "xlsx", allowed: ["sheet", "header_row", "footer_rows"])
+                o.sheet = r.string(m["sheet"]?.0, what: "xlsx.sheet")
+                if let h = r.int(m["header_row"]?.0, what: "xlsx.header_row", range: 0...1000) { o.headerRow = h }
+                if let f = r.int(m["footer_rows"]?.0, what: "xlsx.footer_rows", range: 0...1000) { o.footerRows = f }
+            }
+            return .xlsx(o)
         default:
             return .ndjson
         }
