@@ -68,7 +68,7 @@ for r in rows:
     text.append(line([r["setl"], r["psn"], r["name"], r["id"], r["type"], r["hosp"], r["in"], r["out"], r["setl_time"],
                       r["total"], r["inscp"], r["fund_sum"], r["fund"], r["ill"], r["aid"], r["self"], r["region"]]))
 text.append(line(["合计", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", ""]))
-out = os.path.join(os.path.dirname(__file__), "..", "Mappings", "samples", "medical-claims-2026-10.csv")
+out = os.path.join(os.path.dirname(__file__), "..", "Mappings", "samples", "yibao_setl_202610.csv")
 os.makedirs(os.path.dirname(out), exist_ok=True)
 with open(out, "wb") as f:
     f.write(("\r\n".join(text) + "\r\n").encode("gb18030"))

@@ -3,6 +3,7 @@ import Foundation
 import Hub
 import Connectors
 import Logging
+import SimCounty
 
 struct PullCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -41,38 +42,69 @@ struct PullCommand: ParsableCommand {
     }
 }
 
-/// Pulls every mapping in the folder for one period and prints a line per source: the main job.
+/// The main job on the embedded default: simulates the county's departments, pulls every
+/// feed of the latest month into the SQLite store, and prints the counts per source.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "演示：拉取映射目录中的每个来源（随附的样本数据），写入 var/hub.sqlite，逐个输出统计")
-    @Option(help: "期间 YYYY-MM") var period: String = "2026-10"
+        abstract: "演示：启动模拟县的各部门数据服务（127.0.0.1），拉取每个来源最新一个月的数据，逐个输出统计并与模拟真值核对")
+    @Option(help: "模拟县规模：1 为一个真实的县（22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
+    @Option(help: "随机种子：同一种子生成同一个县") var seed: UInt64 = 20261001
+    @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
+    @Option(help: "模拟数据文件和真值文件的目录") var simDir: String = "var/sim"
     @OptionGroup var store: StoreOptions
 
     func run() throws {
         store.bootstrapLogging()
         let p = try parsePeriod(period)
         let loader: MappingLoader
-        do { loader = try store.loader() } catch let e as DiagnosticList { throw report(e) }
-        let db = try SQLiteStore(path: store.db)
-        var failures = 0
+        do { loader = try store.loader() } catch { throw report(error as! DiagnosticList) }
+        var config = CountyConfig()
+        config.scale = scale; config.seed = seed; config.period = p
+        let t0 = Date()
+        let sim = try Simulator(config: config)
+        let dir = URL(fileURLWithPath: simDir)
+        try sim.write(to: dir)
+        try sim.start()
+        defer { sim.stop() }
+        let t = sim.truth
+        print("模拟县：\(config.countyName)（\(config.countyCode)），\(t.townships) 个乡镇，\(t.villages) 个行政村，\(t.households) 户；花名册 \(t.rosterHouseholds) 户 \(t.rosterPersons) 人")
+        print("部门数据服务：\(sim.baseURL)　模拟数据与真值：\(simDir)/（生成用时 \(String(format: "%.1f", Date().timeIntervalSince(t0))) 秒）")
         print("监测库：\(store.db)　期间：\(p)")
-        for url in store.mappingFiles() {
+        let db = try SQLiteStore(path: store.db)
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in sim.environment(dropDirectory: dir) { env[k] = v }
+        var failures = 0
+        let started = Date()
+        // The roster first: the other feeds are matched against it.
+        let files = store.mappingFiles().sorted { a, b in
+            let ra = a.lastPathComponent.hasPrefix("roster"), rb = b.lastPathComponent.hasPrefix("roster")
+            return ra != rb ? ra : a.lastPathComponent < b.lastPathComponent
+        }
+        for url in files {
             do {
                 let m = try loader.load(file: url)
-                let r = try Pull(mapping: m, connector: try loader.connector(for: m), store: db).run(period: p)
-                print(summaryLine(r))
-                if r.counts.quarantined > 0 {
-                    for q in try db.quarantine(runID: r.runID).prefix(5) {
-                        print("    隔离 第 \(q.row) 行：\(q.reasons.map(\.text).joined(separator: "；"))")
-                    }
+                var pull = Pull(mapping: m, connector: try loader.connector(for: m), store: db)
+                pull.progress = ProgressPrinter.make()
+                let r = try pull.run(period: p, environment: env)
+                ProgressPrinter.clear()
+                var line = summaryLine(r)
+                if let expected = t.feeds[m.source] {
+                    var held: [String: Int] = [:]
+                    for o in m.outputs { held[o.type.name] = try db.recordCount(of: o.type, source: m.source) }
+                    let ok = r.counts.read == expected.rows && r.counts.quarantined == expected.bad && held == expected.records
+                    line += ok ? "　与真值一致" : "　与真值不符（应读 \(expected.rows) 行、隔离 \(expected.bad) 行、存 \(expected.records)，实存 \(held)）"
+                    if !ok { failures += 1 }
                 }
+                print(line)
             } catch let e as DiagnosticList {
                 failures += 1; _ = report(e)
             } catch let e as PullError {
+                ProgressPrinter.clear()
                 failures += 1; printErr(e.description)
             }
         }
+        print("全部来源用时 \(String(format: "%.1f", Date().timeIntervalSince(started))) 秒。隔离的行：hubd quarantine --source 来源；运行记录：hubd runs")
         if failures > 0 { throw ExitCode(2) }
     }
 }

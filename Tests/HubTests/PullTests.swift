@@ -162,7 +162,9 @@ import Connectors
         let dir = scratchDirectory("sample")
         let m = try loader().load(file: repoRoot.appendingPathComponent("Mappings/medical-claims.yaml"))
         let store = try SQLiteStore(path: dir.appendingPathComponent("hub.sqlite").path)
-        let r = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
+        // The 医保 mapping reads a drop folder; point it at the bundled sample.
+        let env = ["YIBAO_DROP_DIR": repoRoot.appendingPathComponent("Mappings/samples").path]
+        let r = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!, environment: env)
         // scripts/make-sample-feed.py: 40 settlements (variants included), 1 reversal, 6 bad rows.
         #expect(r.counts.read == 47)
         #expect(r.counts.inserted == 40)

@@ -120,7 +120,8 @@ public final class XLSXWriter {
         return s
     }
 
-    static func escape(_ s: String) -> String {
+    /// Escapes text for XML content and attributes, dropping control characters XML 1.0 forbids.
+    public static func escape(_ s: String) -> String {
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for c in s.unicodeScalars {

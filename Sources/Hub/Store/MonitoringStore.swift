@@ -97,6 +97,8 @@ public protocol MonitoringStore: AnyObject, Sendable {
     func quarantine(runID: Int64) throws -> [QuarantineEntry]
     /// All records of a type (for checks, `mapping try` and tests), keyed by field name.
     func records(of type: RecordType, source: String?) throws -> [[String: Value]]
+    /// How many records of a type a source holds.
+    func recordCount(of type: RecordType, source: String?) throws -> Int
     /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).
     func changes(of type: RecordType, source: String?) throws -> [RecordChange]
 }

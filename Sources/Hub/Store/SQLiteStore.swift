@@ -217,6 +217,16 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
+    public func recordCount(of type: RecordType, source: String? = nil) throws -> Int {
+        try pool.read { db in
+            guard try db.tableExists(type.tableName) else { return 0 }
+            if let source {
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(Self.quote(type.tableName)) WHERE _source = ?", arguments: [source]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(Self.quote(type.tableName))") ?? 0
+        }
+    }
+
     public func changes(of type: RecordType, source: String? = nil) throws -> [RecordChange] {
         try pool.read { db in
             var sql = "SELECT * FROM record_changes WHERE record_type = ?"
@@ -228,14 +238,29 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    /// Runs a read-only SQL query (for `hubd` reports and tests).
+    /// Runs a read-only SQL query (for `hubd` reports and tests); values as text.
     public func query(_ sql: String, _ arguments: [String] = []) throws -> [[String: String]] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { row in
+            var out: [[String: String]] = []
+            for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) {
                 var d: [String: String] = [:]
-                for (col, dbv) in row { d[col] = dbv.isNull ? nil : (String.fromDatabaseValue(dbv) ?? Int64.fromDatabaseValue(dbv).map(String.init) ?? Double.fromDatabaseValue(dbv).map { String($0) }) }
-                return d
+                for column in row.columnNames {
+                    let value: DatabaseValue = row[column]
+                    if let text = Self.text(value) { d[column] = text }
+                }
+                out.append(d)
             }
+            return out
+        }
+    }
+
+    static func text(_ v: DatabaseValue) -> String? {
+        switch v.storage {
+        case .null: return nil
+        case .int64(let i): return String(i)
+        case .double(let d): return String(d)
+        case .string(let s): return s
+        case .blob(let b): return "<\(b.count) 字节>"
         }
     }
 

@@ -1,0 +1,76 @@
+import Foundation
+import Hub
+
+/// The simulated departments of one county: serves each feed over HTTP on 127.0.0.1 the way
+/// the department does (a paged JSON API with a token, an XML export, NDJSON events, CSV, an
+/// Excel roster) and drops the 医保 file where an SFTP upload would land.
+public final class Simulator: @unchecked Sendable {
+    public let county: County
+    public let feeds: [FeedFile]
+    public let truth: GroundTruth
+    public private(set) var server: LoopbackHTTPServer? = nil
+    /// The bearer token the simulated 民政 API expects.
+    public static let minzhengToken = "sim-minzheng-token"
+
+    public init(config: CountyConfig) throws {
+        county = County(config)
+        let f = CountyFeeds(county: county)
+        feeds = try f.render()
+        truth = f.truth
+    }
+
+    /// Starts serving on 127.0.0.1 (port 0: any free port).
+    public func start(port: Int = 0) throws {
+        let feeds = self.feeds
+        let period = county.period.description
+        server = try LoopbackHTTPServer(port: port) { req in
+            guard let feed = feeds.first(where: { $0.path == req.path }) else { return .text("not found", status: 404) }
+            if let month = req.query["month"] ?? req.query["yf"], month != period {
+                // Only the latest month is published; earlier ones answer with no records.
+                if let _ = feed.pages { return .text(CountyFeeds.minzhengPage([], pageNo: 1, total: 0), contentType: feed.contentType) }
+                return .text("该月数据未发布", status: 404)
+            }
+            if let rows = feed.pages {
+                guard req.headers["authorization"] == "Bearer \(Self.minzhengToken)" else {
+                    return .text("{\"code\":401,\"msg\":\"令牌无效\"}", status: 401, contentType: "application/json")
+                }
+                let n = max(1, Int(req.query["pageNo"] ?? "1") ?? 1)
+                let size = min(1000, max(1, Int(req.query["pageSize"] ?? "100") ?? 100))
+                let slice = rows.dropFirst((n - 1) * size).prefix(size)
+                return .text(CountyFeeds.minzhengPage(slice, pageNo: n, total: rows.count), contentType: feed.contentType)
+            }
+            return LoopbackHTTPServer.Response(status: 200, headers: [("Content-Type", feed.contentType)], body: feed.bytes)
+        }
+    }
+
+    public func stop() { server?.stop() }
+
+    public var baseURL: String { server?.baseURL ?? "" }
+
+    /// Writes every feed as a file, the 医保 drop folder, and `ground-truth.json`, under `dir`.
+    public func write(to dir: URL) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: dir.appendingPathComponent("drop/yibao"), withIntermediateDirectories: true)
+        for f in feeds {
+            let target = f.path == nil ? dir.appendingPathComponent("drop/yibao/\(f.fileName)") : dir.appendingPathComponent(f.fileName)
+            try Data(f.bytes).write(to: target)
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try enc.encode(truth).write(to: dir.appendingPathComponent("ground-truth.json"))
+    }
+
+    /// The environment the shipped mappings read: each department's address and the token.
+    public func environment(dropDirectory: URL) -> [String: String] {
+        [
+            "ROSTER_URL": baseURL + "/fanpin/export/roster.xlsx",
+            "MINZHENG_URL": baseURL + "/minzheng",
+            "MINZHENG_TOKEN": Self.minzhengToken,
+            "CANLIAN_URL": baseURL + "/canlian",
+            "SHUILI_URL": baseURL + "/shuili",
+            "DIANLI_URL": baseURL + "/dianli",
+            "GUANGFU_URL": baseURL + "/guangfu",
+            "YIBAO_DROP_DIR": dropDirectory.appendingPathComponent("drop/yibao").path,
+        ]
+    }
+}
