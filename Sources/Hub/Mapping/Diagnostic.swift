@@ -49,7 +49,7 @@ public enum Suggest {
     /// Lower-case, without spaces, underscores or full-width forms, so 证件 号码 and 证件号码 compare equal.
     public static func normalize(_ s: String) -> String {
         String(String.UnicodeScalarView(s.unicodeScalars.compactMap { u -> Unicode.Scalar? in
-            if u.properties.isWhitespace || u == "_" || u == "-" || u == "\u{FEFF}" { return nil }
+            if FieldParser.isBlank(u) || u == "_" || u == "-" { return nil }
             if u.value >= 0xFF01 && u.value <= 0xFF5E { return Unicode.Scalar(u.value - 0xFEE0) }
             return u
         })).lowercased()

@@ -19,7 +19,7 @@ public enum FieldParser {
             text = ns.substring(with: m.range(at: 1))
         }
         if let map = spec.codeMap {
-            if let v = map[Suggest.normalize(text)] { text = v }
+            if let v = map[text] ?? map[Suggest.normalize(text)] { text = v }
             else if text.isEmpty { return .success(.null) }
             else {
                 let keys = map.keys.sorted().prefix(12).joined(separator: ", ")
@@ -39,7 +39,7 @@ public enum FieldParser {
             do { return .success(.text(try ResidentID(parsing: text).value)) }
             catch { return .failure(error.message) }
         case .region:
-            let digits = String(text.unicodeScalars.filter { !$0.properties.isWhitespace })
+            let digits = text.unicodeScalars.contains(where: isBlank) ? String(String.UnicodeScalarView(text.unicodeScalars.filter { !isBlank($0) })) : text
             guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), [6, 9, 12].contains(digits.count) else {
                 return .failure("行政区划代码 \"\(text)\" 应为 6、9 或 12 位数字")
             }
@@ -64,12 +64,12 @@ public enum FieldParser {
             if fen < 0 && !spec.allowNegative { return .failure("金额 \(text) 为负数（若允许负数，在映射中写 negative: allow）") }
             return .success(.money(fen))
         case .integer:
-            var t = text.replacingOccurrences(of: ",", with: "")
+            var t = text.contains(",") ? text.replacingOccurrences(of: ",", with: "") : text
             if let dot = t.firstIndex(of: "."), t[t.index(after: dot)...].allSatisfy({ $0 == "0" }) { t = String(t[..<dot]) }
             guard let n = Int64(t) else { return .failure("整数 \"\(text)\" 无效") }
             return .success(.integer(n))
         case .decimal:
-            let t = text.replacingOccurrences(of: ",", with: "")
+            let t = text.contains(",") ? text.replacingOccurrences(of: ",", with: "") : text
             guard let d = Double(t), d.isFinite else { return .failure("数值 \"\(text)\" 无效") }
             return .success(.decimal(d))
         case .bool:
@@ -83,11 +83,20 @@ public enum FieldParser {
 
     /// Strips ASCII and full-width spaces, BOMs and zero-width spaces at both ends.
     public static func trim(_ s: String) -> String {
+        // Fast path: most values start and end with a visible ASCII character.
+        if let f = s.utf8.first, let l = s.utf8.last, f > 0x20, f < 0x7F, l > 0x20, l < 0x7F { return s }
         var u = Substring(s).unicodeScalars[...]
-        func junk(_ c: Unicode.Scalar) -> Bool { c.properties.isWhitespace || c == "\u{FEFF}" || c == "\u{200B}" }
-        while let f = u.first, junk(f) { u = u.dropFirst() }
-        while let l = u.last, junk(l) { u = u.dropLast() }
-        return String(u)
+        while let f = u.first, isBlank(f) { u = u.dropFirst() }
+        while let l = u.last, isBlank(l) { u = u.dropLast() }
+        return u.count == s.unicodeScalars.count ? s : String(u)
+    }
+
+    /// Spaces that exports leave around values (without a Unicode property lookup per character).
+    @inline(__always) static func isBlank(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x20, 0x09, 0x0A, 0x0D, 0x0B, 0x0C, 0xA0, 0x3000, 0xFEFF, 0x200B, 0x2002...0x200A: return true
+        default: return false
+        }
     }
 }
 

@@ -307,30 +307,45 @@ final class SQLiteRunWriter: RunWriter {
     let runID: Int64
     let source: String
     let period: String
-    private var checked: Set<String> = []
 
     init(db: Database, runID: Int64, source: String, period: String) {
         self.db = db; self.runID = runID; self.source = source; self.period = period
     }
 
+    /// The statements of one record type, built once per run.
+    struct TypeSQL {
+        var find: String, insert: String, update: String, fields: String, table: String
+    }
+    private var sql: [String: TypeSQL] = [:]
+
+    private func statements(for t: RecordType) throws -> TypeSQL {
+        if let s = sql[t.name] { return s }
+        guard try db.tableExists(t.tableName) else { throw StoreError("类型 \(t.name) 的表尚未建立（prepare 未调用）") }
+        let table = SQLiteStore.quote(t.tableName)
+        let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
+        let marks = Array(repeating: "?", count: t.fields.count + 9).joined(separator: ", ")
+        let sets = t.fields.map { SQLiteStore.quote($0.name) + " = ?" }.joined(separator: ", ")
+        let s = TypeSQL(
+            find: "SELECT _id, _hash FROM \(table) WHERE _source = ? AND _key = ?",
+            insert: "INSERT INTO \(table) (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period, \(cols)) VALUES (\(marks))",
+            update: "UPDATE \(table) SET \(sets), _hash = ?, _row_hash = ?, _document = ?, _row = ?, _run_id = ?, _period = ? WHERE _id = ?",
+            fields: cols, table: table)
+        sql[t.name] = s
+        return s
+    }
+
     func upsert(_ r: MappedRecord) throws -> UpsertOutcome {
         let t = r.type
-        let table = SQLiteStore.quote(t.tableName)
-        if !checked.contains(t.name) {
-            guard try db.tableExists(t.tableName) else { throw StoreError("类型 \(t.name) 的表尚未建立（prepare 未调用）") }
-            checked.insert(t.name)
-        }
+        let s = try statements(for: t)
         let texts = r.values.map { $0.isNull ? nil : $0.description }
         let hash = Hashing.fingerprint(texts)
-        let find = try db.cachedStatement(sql: "SELECT _id, _hash FROM \(table) WHERE _source = ? AND _key = ?")
-        if let existing = try Row.fetchOne(find, arguments: [source, r.key]) {
+        if let existing = try Row.fetchOne(try db.cachedStatement(sql: s.find), arguments: [source, r.key]) {
             let id: Int64 = existing["_id"]
             if (existing["_hash"] as String) == hash {
                 return .unchanged
             }
             // Record what changed, field by field, before overwriting.
-            let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
-            let old = try Row.fetchOne(db, sql: "SELECT \(cols) FROM \(table) WHERE _id = ?", arguments: [id])!
+            let old = try Row.fetchOne(db, sql: "SELECT \(s.fields) FROM \(s.table) WHERE _id = ?", arguments: [id])!
             let log = try db.cachedStatement(sql: "INSERT INTO record_changes (run_id, record_type, source, record_key, field, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)")
             for (i, f) in t.fields.enumerated() {
                 let before = SQLiteStore.value(old[f.name], f.type)
@@ -338,19 +353,14 @@ final class SQLiteRunWriter: RunWriter {
                     try log.execute(arguments: [runID, t.name, source, r.key, f.name, before.isNull ? nil : before.description, texts[i]])
                 }
             }
-            let sets = t.fields.map { SQLiteStore.quote($0.name) + " = ?" }.joined(separator: ", ")
-            let update = try db.cachedStatement(sql: "UPDATE \(table) SET \(sets), _hash = ?, _row_hash = ?, _document = ?, _row = ?, _run_id = ?, _period = ? WHERE _id = ?")
             var args = StatementArguments(r.values.map(SQLiteStore.databaseValue))
             args += [hash, r.rowHash, r.document, r.row, runID, period, id]
-            try update.execute(arguments: args)
+            try db.cachedStatement(sql: s.update).execute(arguments: args)
             return .updated
         }
-        let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
-        let marks = Array(repeating: "?", count: t.fields.count + 9).joined(separator: ", ")
-        let insert = try db.cachedStatement(sql: "INSERT INTO \(table) (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period, \(cols)) VALUES (\(marks))")
         var args: StatementArguments = [source, r.key, hash, r.rowHash, r.document, r.row, runID, runID, period]
         args += StatementArguments(r.values.map(SQLiteStore.databaseValue))
-        try insert.execute(arguments: args)
+        try db.cachedStatement(sql: s.insert).execute(arguments: args)
         return .inserted
     }
 
