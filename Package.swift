@@ -71,7 +71,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HubTests",
-            dependencies: ["Hub", "Connectors", "SimCounty", "hubd"],
+            dependencies: [
+                "Hub", "Connectors", "SimCounty", "hubd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

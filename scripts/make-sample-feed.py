@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Mappings/samples/medical-claims-2026-10.csv: a small 医保 settlement export in the shape
+"""Writes Mappings/samples/yibao_setl_202610.csv: a small 医保 settlement export in the shape
 departments really send (GB18030, a title row above the header, a 合计 line at the end), with
 known good and bad rows. Deterministic; the tests read the same file."""
 import random, sys, os

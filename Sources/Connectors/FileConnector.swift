@@ -9,7 +9,7 @@ import Glibc
 /// ```yaml
 /// connector: file
 /// fetch:
-///   path: samples/medical-claims-{period}.csv   # relative to the mapping file's folder
+///   path: samples/yibao_setl_{period_compact}.csv   # relative to the mapping file's folder
 /// # or a drop folder, files read in name order:
 /// fetch:
 ///   dir: /srv/hub/drop/yibao

@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import ArgumentParser
+@testable import Hub
+@testable import hubd
+
+/// The commands an operator types, run in-process.
+@Suite struct CommandLineTests {
+    var mappings: String { repoRoot.appendingPathComponent("Mappings").path }
+
+    @Test func mappingCheckPassesOnEveryShippedMapping() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: mappings).filter { $0.hasSuffix(".yaml") }.map { mappings + "/" + $0 }
+        var cmd = try MappingCommand.Check.parse(files + ["--types", mappings + "/types"])
+        try cmd.run()
+    }
+
+    @Test func mappingCheckFailsOnABrokenMappingAndOnAMissingSampleColumn() throws {
+        let dir = scratchDirectory("cli")
+        let broken = dir.appendingPathComponent("broken.yaml")
+        try "source: broken\nconnector: file\nfetch: { path: x.csv }\nformat: csv\nrecord: medical_claim\nfields: { settlement_id: a }\n"
+            .write(to: broken, atomically: true, encoding: .utf8)
+        var cmd = try MappingCommand.Check.parse([broken.path, "--types", mappings + "/types"])
+        #expect(throws: ExitCode.self) { try cmd.run() }
+
+        // A column renamed in the sample: the check names the mapping line and suggests the header.
+        let m = dir.appendingPathComponent("claims.yaml")
+        try """
+        source: claims
+        connector: file
+        fetch: { path: s.csv }
+        format: csv
+        record: medical_claim
+        fields:
+          settlement_id: 结算ID
+          id_number: 身份证号
+          settled_at: 结算时间
+          total_cost: 医疗费总额
+        """.write(to: m, atomically: true, encoding: .utf8)
+        let sample = dir.appendingPathComponent("s.csv")
+        try "结算ID,身份证号码,结算时间,医疗费总额\nA,11010519491231002X,2026-10-01 10:00:00,60000\n".write(to: sample, atomically: true, encoding: .utf8)
+        let mapping = try loader().load(file: m)
+        let problems = try SampleCheck.columns(of: mapping, sample: sample.path)
+        #expect(problems == ["\(m.relativePathForDisplay):8:3: 字段 id_number 的来源列 \"身份证号\" 在样本 \(sample.path) 的表头中不存在，是否应为 \"身份证号码\"？"])
+    }
+
+    @Test func mappingTryMapsTheBundledSampleWithoutWriting() throws {
+        let result = try SampleCheck.run(try loader().load(file: URL(fileURLWithPath: mappings + "/medical-claims.yaml")),
+                                         sample: mappings + "/samples/yibao_setl_202610.csv", period: Period("2026-10")!)
+        #expect(result.read == 47 && result.records.count == 40 && result.rejected.count == 6 && result.skipped == 1)
+        #expect(result.rejected.map(\.0) == [23, 24, 25, 47, 48, 49])
+    }
+}
