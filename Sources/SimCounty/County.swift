@@ -175,7 +175,3 @@ public final class County {
             baseKwh: rng.double(60...300))
     }
 }
-
-extension CivilDate {
-    func adding(days: Int) -> CivilDate { CivilDate(daysSinceEpoch: daysSinceEpoch + days) }
-}

@@ -153,11 +153,13 @@ public final class CountyFeeds {
             let (id, name) = outsider()
             addDibao(id: id, name: name, status: "在保", start: county.monthsBefore(rng.int(3...60)), persons: rng.int(1...4),
                      region: rng.pick(county.villages).code)
+            minzheng[minzheng.count - 1]["_outsider"] = "1"
         }
         for _ in 0..<max(10, outsiders / 3) {
             let (id, name) = outsider()
             addCert(SimPerson(id: id, name: name, relation: "", birthYear: 0), category: rng.pick(Array(Self.categories.keys).sorted()),
                     level: rng.int(1...4), issued: county.monthsBefore(rng.int(13...120)), living: rng.chance(0.5), care: rng.chance(0.3))
+            certs[certs.count - 1]["_outsider"] = "1"
         }
         for v in county.villages where rng.chance(0.3) {
             addOutage(village: v.code, start: county.monthsBefore(rng.int(1...9), day: rng.int(1...20)), days: rng.int(1...4), cause: rng.pick(["管网维修", "水源不足", "停电"]))
@@ -224,7 +226,7 @@ public final class CountyFeeds {
                          start: county.date(P.year, P.month, rng.int(1...20)), persons: h.members.count, region: county.villages[h.village].code)
                 mark("new_dibao_unmonitored", h.id)
             }
-            if let i = take({ $0.status == "监测中" && !$0.dibao }) {
+            if let i = take({ $0.status == "监测中" && !$0.dibao && $0.members[0].disability == "无" }) {
                 let h = county.households[i]
                 addDibao(id: h.members[0].id, name: h.members[0].name, status: "新增", start: county.date(P.year, P.month, rng.int(1...20)),
                          persons: h.members.count, region: county.villages[h.village].code)

@@ -90,11 +90,14 @@ extension CountyFeeds {
 
     func minzhengFeed() -> FeedFile {
         var records = minzheng
-        if records.count >= 4 {
-            records[1]["sfzh"] = wrongCheck(records[1]["_id"]!)
-            bad("minzheng", records[1]["sfzh"]!, "校验位错误")
-            records[3]["ksrq"] = "\(P.year)1345"
-            bad("minzheng", records[3]["sfzh"]!, "无效")
+        // Bad rows are planted on background records only, never on a planted case.
+        let spare = records.indices.filter { records[$0]["_outsider"] == "1" }
+        if spare.count >= 2 {
+            let a = spare[0], b = spare[1]
+            records[a]["sfzh"] = wrongCheck(records[a]["_id"]!)
+            bad("minzheng", records[a]["sfzh"]!, "校验位错误")
+            records[b]["ksrq"] = "\(P.year)1345"
+            bad("minzheng", records[b]["sfzh"]!, "无效")
         }
         let rows = records.map { r -> [String: String] in r.filter { !$0.key.hasPrefix("_") } }
         truth.feeds["minzheng", default: GroundTruth.Feed()].rows = rows.count
@@ -124,11 +127,13 @@ extension CountyFeeds {
 
     func canlianFeed() -> FeedFile {
         var records = certs
-        if records.count >= 3 {
-            records[0]["IdNo"] = wrongCheck(records[0]["IdNo"]!)
-            bad("canlian", records[0]["CertNo"]!, "校验位错误")
-            records[2]["CertNo"] = String(records[2]["CertNo"]!.dropLast()) + "9"
-            bad("canlian", records[2]["CertNo"]!, "代码表")
+        let spare = records.indices.filter { records[$0]["_outsider"] == "1" }
+        if spare.count >= 2 {
+            let a = spare[0], b = spare[1]
+            records[a]["IdNo"] = wrongCheck(records[a]["IdNo"]!)
+            bad("canlian", records[a]["CertNo"]!, "校验位错误")
+            records[b]["CertNo"] = String(records[b]["CertNo"]!.dropLast()) + "9"
+            bad("canlian", records[b]["CertNo"]!, "代码表")
         }
         var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<dpf:CertificateExport xmlns:dpf=\"urn:cdpf:certificate:2\" county=\"\(county.config.countyCode)\" month=\"\(P)\">\n"
         for r in records {
@@ -185,14 +190,17 @@ extension CountyFeeds {
     func dianliFeed() -> FeedFile {
         var text = "\u{FEFF}用电户号,户主证件号码,电费年月,月用电量(千瓦时),欠费金额(元)\n"
         var rows = 0
+        let involved = Set(truth.planted.values.joined()).union(truth.negatives.values.joined())
+        let spare = county.households.indices.filter { county.households[$0].planted == nil && !involved.contains(county.households[$0].id) }
+        let badKwh = spare.first ?? 3, badHolder = spare.dropFirst().first ?? 5
         for (i, h) in county.households.enumerated() {
             for (k, kwh) in h.kwh.enumerated() {
                 rows += 1
                 var kwhText = String(format: "%.1f", kwh)
                 var holder = h.members[0].id
                 let month = P.adding(months: k - 5).compact
-                if i == 3 && k == 5 { kwhText = "--"; bad("power-usage", h.meter, "数值") }
-                if i == 5 && k == 5 { holder = wrongCheck(holder); bad("power-usage", holder, "校验位错误") }
+                if i == badKwh && k == 5 { kwhText = "--"; bad("power-usage", h.meter, "数值") }
+                if i == badHolder && k == 5 { holder = wrongCheck(holder); bad("power-usage", holder, "校验位错误") }
                 text += "\(h.meter),\(holder),\(month),\(kwhText),\(rng.chance(0.05) ? String(format: "%.2f", rng.double(10...200)) : "0")\n"
             }
         }

@@ -11,6 +11,7 @@ struct PullCommand: ParsableCommand {
         abstract: "拉取一个来源某一期间的数据，写入监测库，输出一行统计")
     @Argument(help: "来源（映射文件名，不含 .yaml），如 medical-claims") var source: String
     @Option(help: "期间 YYYY-MM") var period: String
+    @Flag(help: "拉取后不评估预警规则") var skipRules = false
     @OptionGroup var store: StoreOptions
 
     func run() throws {
@@ -34,6 +35,10 @@ struct PullCommand: ParsableCommand {
             let r = try pull.run(period: p)
             ProgressPrinter.clear()
             print(summaryLine(r))
+            if !skipRules {
+                // Incremental: only the subjects this run's new or changed records concern.
+                _ = try evaluateRules(store, db: db, period: p, runID: r.runID)
+            }
         } catch let e as PullError {
             ProgressPrinter.clear()
             printErr(e.description)
@@ -105,6 +110,11 @@ struct DemoCommand: ParsableCommand {
             }
         }
         print("全部来源用时 \(String(format: "%.1f", Date().timeIntervalSince(started))) 秒。隔离的行：hubd quarantine --source 来源；运行记录：hubd runs")
+        let ruleStart = Date()
+        print("预警规则（\(p)）：")
+        let alerts = try evaluateRules(store, db: db, period: p)
+        print("规则评估用时 \(String(format: "%.1f", Date().timeIntervalSince(ruleStart))) 秒。与模拟真值对照：")
+        printScore(RuleScore(alerts: alerts, planted: t.planted, negatives: t.negatives))
         if failures > 0 { throw ExitCode(2) }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A calendar date without time zone, stored as `yyyy-MM-dd` in the store.
 public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var year: Int
@@ -49,6 +51,11 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
         self.month = m
         self.day = d
     }
+
+    public func adding(days: Int) -> CivilDate { CivilDate(daysSinceEpoch: daysSinceEpoch + days) }
+
+    /// Today in China Standard Time.
+    public static var today: CivilDate { CivilDate(daysSinceEpoch: Int((Date().timeIntervalSince1970 + 8 * 3600) / 86400)) }
 
     public static func < (a: CivilDate, b: CivilDate) -> Bool {
         (a.year, a.month, a.day) < (b.year, b.month, b.day)

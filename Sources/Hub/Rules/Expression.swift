@@ -234,6 +234,19 @@ public enum ExpressionParser {
 public protocol ExpressionScope {
     func type(of name: String) -> ExprType?
     var names: [String] { get }
+    /// The type of `set.field` (or of the set itself when `field` is nil) inside an aggregate
+    /// such as `sum(claims.self_pay)`; nil when the scope has no record sets.
+    func aggregateType(_ argument: String) -> ExprType?
+    /// Names of the record sets, for suggestions.
+    var setNames: [String] { get }
+    /// Field names of one record set, for suggestions.
+    func setFieldNames(_ set: String) -> [String]
+}
+
+extension ExpressionScope {
+    public func aggregateType(_ argument: String) -> ExprType? { nil }
+    public var setNames: [String] { [] }
+    public func setFieldNames(_ set: String) -> [String] { [] }
 }
 
 /// A scope made of a record type's fields plus extra named values.
@@ -261,6 +274,13 @@ public enum ExpressionChecker {
     ]
 
     /// Returns the type of `e` in `scope`, or throws the first mistake with its offset.
+    /// Aggregates over a rule's record sets: `sum(claims.self_pay)`, `count(claims)`, `latest(power.kwh)`,
+    /// `trailing_avg(power.kwh)` (the mean of all but the latest), `exists(certs)`.
+    static let aggregates: [String: ExprType] = [
+        "sum": .number, "count": .number, "min": .number, "max": .number, "avg": .number, "latest": .number,
+        "earliest": .number, "trailing_avg": .number, "exists": .bool,
+    ]
+
     @discardableResult
     public static func check(_ e: Expression, in scope: some ExpressionScope) throws(ExpressionError) -> ExprType {
         switch e {
@@ -321,6 +341,22 @@ public enum ExpressionChecker {
                 return .bool
             }
         case .call(let name, let args, let o):
+            if let result = aggregates[name], args.count == 1, case .field(let arg, let ao) = args[0], scope.aggregateType(arg) != nil || !scope.setNames.isEmpty {
+                guard let t = scope.aggregateType(arg) else {
+                    let set = String(arg.split(separator: ".").first ?? "")
+                    if scope.setNames.contains(set) {
+                        let field = String(arg.dropFirst(set.count + 1))
+                        throw ExpressionError(offset: ao + set.count + 1, message: "记录集 \(set) 没有字段 \"\(field)\"\(Suggest.hint(field, scope.setFieldNames(set)))")
+                    }
+                    throw ExpressionError(offset: ao, message: "\(name)() 中的 \"\(arg)\" 不是已声明的记录集或其字段\(Suggest.hint(set, scope.setNames))（记录集在 uses 中声明）")
+                }
+                if name == "count" || name == "exists" { return result }
+                if name == "latest" || name == "earliest" { return t }
+                guard t == .number || ((name == "min" || name == "max") && t == .date) else {
+                    throw ExpressionError(offset: ao, message: "\(name)() 需要数值字段，\(arg) 是\(t.chinese)")
+                }
+                return name == "min" || name == "max" ? t : .number
+            }
             guard let sig = functions[name] else {
                 throw ExpressionError(offset: o, message: "未知的函数 \"\(name)\"\(Suggest.hint(name, functions.keys))")
             }
@@ -343,24 +379,30 @@ public enum ExpressionChecker {
 public enum ExpressionEvaluator {
     /// Evaluates `e`; `lookup` returns a named value. Type errors cannot occur after `check`.
     public static func evaluate(_ e: Expression, _ lookup: (String) -> Value) -> Value {
+        evaluate(e, lookup, aggregate: nil)
+    }
+
+    /// Evaluates with record sets: `aggregate(function, "set.field")` computes `sum(set.field)` and friends.
+    public static func evaluate(_ e: Expression, _ lookup: (String) -> Value, aggregate: ((String, String) -> Value?)?) -> Value {
+        func ev(_ x: Expression) -> Value { evaluate(x, lookup, aggregate: aggregate) }
         switch e {
         case .literal(let v, _): return v
         case .list: return .null  // only meaningful on the right of `in`
         case .field(let n, _): return lookup(n)
         case .unary(let op, let x, _):
-            let v = evaluate(x, lookup)
+            let v = ev(x)
             if op == "not" { return truth(v).map { .bool(!$0) } ?? .bool(true) }
             return v.number.map { .decimal(-$0) } ?? .null
         case .binary(let op, let a, let b, _):
             switch op {
-            case "and": return .bool(truth(evaluate(a, lookup)) == true && truth(evaluate(b, lookup)) == true)
-            case "or": return .bool(truth(evaluate(a, lookup)) == true || truth(evaluate(b, lookup)) == true)
+            case "and": return .bool(truth(ev(a)) == true && truth(ev(b)) == true)
+            case "or": return .bool(truth(ev(a)) == true || truth(ev(b)) == true)
             case "in":
-                let v = evaluate(a, lookup)
+                let v = ev(a)
                 guard case .list(let items, _) = b, !v.isNull else { return .bool(false) }
-                return .bool(items.contains { compare(v, evaluate($0, lookup)) == 0 })
+                return .bool(items.contains { compare(v, ev($0)) == 0 })
             default:
-                let x = evaluate(a, lookup), y = evaluate(b, lookup)
+                let x = ev(a), y = ev(b)
                 switch op {
                 case "+", "-", "*", "/":
                     if op == "-", let dx = dayNumber(x), let dy = dayNumber(y) { return .decimal(Double(dx - dy)) }
@@ -384,7 +426,11 @@ public enum ExpressionEvaluator {
                 }
             }
         case .call(let name, let args, _):
-            let v = args.map { evaluate($0, lookup) }
+            if let aggregate, args.count == 1, ExpressionChecker.aggregates[name] != nil, case .field(let arg, _) = args[0],
+               let result = aggregate(name, arg) {
+                return result
+            }
+            let v = args.map { ev($0) }
             switch name {
             case "empty":
                 if case .text(let s) = v[0] { return .bool(s.isEmpty) }

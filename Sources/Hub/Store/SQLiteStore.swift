@@ -81,7 +81,105 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
                 CREATE INDEX record_changes_key ON record_changes(record_type, source, record_key);
                 """)
         }
+        m.registerMigration("v2-alerts-cases") { db in
+            try db.execute(sql: """
+                CREATE TABLE cases (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    case_key TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    household_id TEXT,
+                    subject_kind TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,
+                    township_code TEXT,
+                    village_code TEXT,
+                    severity TEXT NOT NULL,
+                    status TEXT NOT NULL DEFAULT 'open',
+                    opened_at TEXT NOT NULL,
+                    deadline TEXT NOT NULL,
+                    UNIQUE(case_key, period)
+                );
+                CREATE INDEX cases_township ON cases(township_code, status, deadline);
+                CREATE TABLE alerts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    rule TEXT NOT NULL,
+                    title TEXT NOT NULL,
+                    severity TEXT NOT NULL,
+                    subject_kind TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    household_id TEXT,
+                    township_code TEXT,
+                    village_code TEXT,
+                    message TEXT NOT NULL,
+                    evidence TEXT NOT NULL,
+                    rule_version TEXT NOT NULL,
+                    mapping_versions TEXT NOT NULL,
+                    case_id INTEGER NOT NULL REFERENCES cases(id),
+                    raised_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    UNIQUE(rule, subject_kind, subject_id, period)
+                );
+                CREATE INDEX alerts_case ON alerts(case_id);
+                """)
+        }
         return m
+    }
+
+    // MARK: Alerts and cases
+
+    /// Stores a period's alerts: one per (rule, subject, period), merged into one open case per
+    /// household (or per subject outside the roster). Returns how many alerts and cases are new.
+    @discardableResult
+    public func saveAlerts(_ alerts: [Alert], deadlineDays: Int = 15) throws -> (newAlerts: Int, newCases: Int, updated: Int) {
+        try pool.write { db in
+            var newAlerts = 0, newCases = 0, updated = 0
+            let now = Self.now()
+            let today = CivilDate.today
+            var versions: [Int64: String] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT id, source, mapping_version FROM runs") {
+                versions[r["id"]] = (r["source"] as String) + "@" + (r["mapping_version"] as String)
+            }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let rank = ["high": 3, "medium": 2, "low": 1]
+            for a in alerts {
+                let caseID: Int64
+                if let c = try Row.fetchOne(db, sql: "SELECT id, severity FROM cases WHERE case_key = ? AND period = ?", arguments: [a.caseKey, a.period]) {
+                    caseID = c["id"]
+                    if rank[a.severity.rawValue]! > rank[c["severity"] as String] ?? 0 {
+                        try db.execute(sql: "UPDATE cases SET severity = ? WHERE id = ?", arguments: [a.severity.rawValue, caseID])
+                    }
+                } else {
+                    try db.execute(sql: """
+                        INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [a.caseKey, a.period, a.householdID, a.householdID != nil ? "household" : a.subjectKind.rawValue,
+                                         a.householdID ?? a.subjectID, a.townshipCode, a.villageCode, a.severity.rawValue, now,
+                                         today.adding(days: deadlineDays).description])
+                    caseID = db.lastInsertedRowID
+                    newCases += 1
+                }
+                let evidence = String(decoding: try enc.encode(a.evidence), as: UTF8.self)
+                let mappingVersions = Set(a.evidence.compactMap { versions[$0.run] }).sorted().joined(separator: ",")
+                if let existing = try Row.fetchOne(db, sql: "SELECT id, message, evidence FROM alerts WHERE rule = ? AND subject_kind = ? AND subject_id = ? AND period = ?",
+                                                   arguments: [a.rule, a.subjectKind.rawValue, a.subjectID, a.period]) {
+                    if (existing["message"] as String) != a.message || (existing["evidence"] as String) != evidence {
+                        try db.execute(sql: "UPDATE alerts SET message = ?, evidence = ?, rule_version = ?, mapping_versions = ?, updated_at = ? WHERE id = ?",
+                                       arguments: [a.message, evidence, a.ruleVersion, mappingVersions, now, existing["id"] as Int64])
+                        updated += 1
+                    }
+                    continue
+                }
+                try db.execute(sql: """
+                    INSERT INTO alerts (rule, title, severity, subject_kind, subject_id, period, household_id, township_code, village_code,
+                                        message, evidence, rule_version, mapping_versions, case_id, raised_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [a.rule, a.title, a.severity.rawValue, a.subjectKind.rawValue, a.subjectID, a.period, a.householdID,
+                                     a.townshipCode, a.villageCode, a.message, evidence, a.ruleVersion, mappingVersions, caseID, now, now])
+                newAlerts += 1
+            }
+            return (newAlerts, newCases, updated)
+        }
     }
 
     // MARK: Record tables
@@ -209,7 +307,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             return try Row.fetchAll(db, sql: sql, arguments: args).map { row in
                 var out: [String: Value] = [:]
                 for f in type.fields { out[f.name] = Self.value(row[f.name], f.type) }
-                out["_source"] = .text(row["_source"]); out["_run_id"] = .integer(row["_run_id"])
+                out["_source"] = .text(row["_source"]); out["_run_id"] = .integer(row["_run_id"]); out["_key"] = .text(row["_key"])
                 out["_row"] = .integer(row["_row"]); out["_row_hash"] = .text(row["_row_hash"])
                 out["_first_run_id"] = .integer(row["_first_run_id"]); out["_period"] = .text(row["_period"])
                 return out

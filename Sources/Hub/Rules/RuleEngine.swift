@@ -1,0 +1,376 @@
+import Foundation
+
+/// One record behind an alert, as the township sees it beside the alert.
+public struct Evidence: Sendable, Codable, Hashable {
+    public var type: String
+    public var source: String
+    public var run: Int64
+    public var row: Int
+    public var fields: [String: String]
+}
+
+/// An early warning about one subject in one period.
+public struct Alert: Sendable, Hashable {
+    public var rule: String
+    public var title: String
+    public var severity: Rule.Severity
+    public var subjectKind: Rule.Subject
+    /// Household id, resident ID, village code or group key.
+    public var subjectID: String
+    public var householdID: String?
+    public var villageCode: String?
+    public var townshipCode: String?
+    public var period: String
+    public var message: String
+    public var evidence: [Evidence]
+    public var ruleVersion: String
+
+    /// Alerts of one household (or one subject outside the roster) in a period form one case.
+    public var caseKey: String { householdID ?? "\(subjectKind.rawValue):\(subjectID)" }
+}
+
+/// Evaluates rules over the store for a period. Deterministic: the same data gives the same
+/// alerts in the same order.
+public final class RuleEngine {
+    typealias Rec = [String: Value]
+
+    public let rules: [Rule]
+    public let params: RuleParams
+    let types: TypeCatalog
+    let store: any MonitoringStore
+    private var cache: [String: [Rec]] = [:]
+    private var linkIndex: [String: [String: [Int]]] = [:]
+    private var households: [String: Rec] = [:]
+    private var membersOf: [String: [Rec]] = [:]
+    private var personByID: [String: Rec] = [:]
+    private var householdsInVillage: [String: Int] = [:]
+
+    public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any MonitoringStore) throws {
+        self.rules = rules; self.params = params; self.types = types; self.store = store
+        if let h = types["household"] {
+            for r in try records(h) {
+                guard case .text(let id) = r["household_id"] ?? .null else { continue }
+                households[id] = r
+                if case .text(let v) = r["village_code"] ?? .null { householdsInVillage[v, default: 0] += 1 }
+            }
+        }
+        if let p = types["person"] {
+            for r in try records(p) {
+                guard case .text(let id) = r["id_number"] ?? .null else { continue }
+                personByID[id] = r
+                if case .text(let h) = r["household_id"] ?? .null { membersOf[h, default: []].append(r) }
+            }
+        }
+    }
+
+    func records(_ t: RecordType) throws -> [Rec] {
+        if let c = cache[t.name] { return c }
+        let all = try store.records(of: t, source: nil)
+        cache[t.name] = all
+        return all
+    }
+
+    /// Positions of a type's records by the value of its link field.
+    func byLink(_ t: RecordType) throws -> [String: [Int]] {
+        if let i = linkIndex[t.name] { return i }
+        var idx: [String: [Int]] = [:]
+        if let link = t.link {
+            for (i, r) in try records(t).enumerated() {
+                if case .text(let v) = r[link] ?? .null { idx[v, default: []].append(i) }
+            }
+        }
+        linkIndex[t.name] = idx
+        return idx
+    }
+
+    /// Evaluates every rule for the period; `only` limits each rule to the named subjects.
+    public func evaluate(period: Period, only: Set<String>? = nil) throws -> [Alert] {
+        var alerts: [Alert] = []
+        for rule in rules { alerts += try evaluate(rule, period: period, only: only) }
+        return alerts
+    }
+
+    struct Context {
+        var vars: [String: Value]
+        var sets: [String: [Rec]]
+    }
+
+    func evaluate(_ rule: Rule, period: Period, only: Set<String>?) throws -> [Alert] {
+        var out: [Alert] = []
+        let base: [String: Value] = {
+            var v: [String: Value] = ["period_start": .date(period.firstDay), "period_end": .date(period.lastDay)]
+            for (k, _) in params.values { if let x = params.value(k, year: period.year) { v[k] = .decimal(x) } }
+            return v
+        }()
+        func related(_ use: Rule.Use, keys: [String]) throws -> [Rec] {
+            let all = try records(use.type)
+            let idx = try byLink(use.type)
+            var rows: [Rec] = []
+            for k in keys { for i in idx[k] ?? [] { rows.append(all[i]) } }
+            return window(rows, use, period)
+        }
+        switch rule.subject {
+        case .household:
+            for id in households.keys.sorted() {
+                if let only, !only.contains(id) { continue }
+                let h = households[id]!
+                let members = membersOf[id] ?? []
+                var vars = base
+                for (k, v) in h where !k.hasPrefix("_") { vars["household." + k] = v }
+                vars["household.members"] = .decimal(Double(members.count))
+                var sets: [String: [Rec]] = ["members": members]
+                for u in rule.uses {
+                    switch u.type.subject {
+                    case .person: sets[u.name] = try related(u, keys: members.compactMap { $0["id_number"]?.text })
+                    case .household: sets[u.name] = try related(u, keys: [id])
+                    case .village: sets[u.name] = try related(u, keys: [h["village_code"]?.text].compactMap { $0 })
+                    case .none: sets[u.name] = []
+                    }
+                }
+                if let a = try fire(rule, Context(vars: vars, sets: sets), subject: id, household: id, village: h["village_code"]?.text, period: period) { out.append(a) }
+            }
+        case .person, .village, .group:
+            let trigger = rule.uses.first { $0.name == rule.trigger }!
+            let by = rule.by!
+            var groups: [String: [Rec]] = [:]
+            for r in window(try records(trigger.type), trigger, period) {
+                if let k = r[by]?.text { groups[k, default: []].append(r) }
+            }
+            for key in groups.keys.sorted() {
+                if let only, !only.contains(key) { continue }
+                var vars = base
+                var sets: [String: [Rec]] = [:]
+                var householdID: String? = nil
+                var village: String? = nil
+                switch rule.subject {
+                case .person:
+                    let p = personByID[key]
+                    vars["person.id"] = .text(key)
+                    vars["in_roster"] = .bool(p != nil)
+                    if let p { for (k, v) in p where !k.hasPrefix("_") { vars["person." + k] = v } }
+                    householdID = p?["household_id"]?.text
+                    if let hid = householdID, let h = households[hid] {
+                        for (k, v) in h where !k.hasPrefix("_") { vars["household." + k] = v }
+                        village = h["village_code"]?.text
+                    }
+                    sets["members"] = householdID.flatMap { membersOf[$0] } ?? []
+                    for u in rule.uses {
+                        if u.name == trigger.name { sets[u.name] = groups[key]!; continue }
+                        switch u.type.subject {
+                        case .person: sets[u.name] = try related(u, keys: [key])
+                        case .household: sets[u.name] = try related(u, keys: [householdID].compactMap { $0 })
+                        default: sets[u.name] = []
+                        }
+                    }
+                case .village:
+                    vars["village.code"] = .text(key)
+                    vars["village.roster_households"] = .decimal(Double(householdsInVillage[key] ?? 0))
+                    village = key
+                    for u in rule.uses {
+                        sets[u.name] = u.name == trigger.name ? groups[key]! : (u.type.subject == .village ? try related(u, keys: [key]) : [])
+                    }
+                default:
+                    vars["group.key"] = .text(key)
+                    for u in rule.uses {
+                        sets[u.name] = u.type.name == trigger.type.name
+                            ? window(try records(u.type), u, period).filter { $0[by]?.text == key } : []
+                    }
+                }
+                if village == nil, let first = groups[key]?.first {
+                    // Outside the roster: route by the trigger record's own region (12-digit village code when given).
+                    village = trigger.type.fields.first { $0.type == .region }.flatMap { first[$0.name]?.text }
+                }
+                if let a = try fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period) { out.append(a) }
+            }
+        }
+        return out
+    }
+
+    /// Records of a set inside its window, passing its filter, with computed values, in date order.
+    func window(_ rows: [Rec], _ use: Rule.Use, _ period: Period) -> [Rec] {
+        var start: CivilDate? = nil
+        if let n = use.windowMonths { start = period.adding(months: -(n - 1)).firstDay }
+        if use.yearToDate { start = CivilDate(year: period.year, month: 1, day: 1) }
+        let end = period.lastDay
+        var out: [Rec] = []
+        for var r in rows {
+            if let start, let f = use.dateField {
+                guard let d = Self.date(r[f]), d >= start, d <= end else { continue }
+            }
+            for c in use.computed {
+                r[c.name] = ExpressionEvaluator.evaluate(c.expression) { name in
+                    if name == "period_start" { return .date(period.firstDay) }
+                    if name == "period_end" { return .date(period.lastDay) }
+                    return r[name] ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
+                }
+            }
+            if let f = use.filter {
+                let keep = ExpressionEvaluator.evaluate(f) { name in
+                    r[name] ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
+                }
+                if ExpressionEvaluator.truth(keep) != true { continue }
+            }
+            out.append(r)
+        }
+        if let f = use.dateField {
+            out.sort { (Self.date($0[f])?.daysSinceEpoch ?? 0, $0["_row"]?.number ?? 0) < (Self.date($1[f])?.daysSinceEpoch ?? 0, $1["_row"]?.number ?? 0) }
+        }
+        return out
+    }
+
+    static func date(_ v: Value?) -> CivilDate? {
+        switch v {
+        case .date(let d)?, .datetime(let d, _)?: return d
+        default: return nil
+        }
+    }
+
+    func fire(_ rule: Rule, _ ctx: Context, subject: String, household: String?, village: String?, period: Period) throws -> Alert? {
+        let lookup: (String) -> Value = { ctx.vars[$0] ?? .null }
+        let agg: (String, String) -> Value? = { fn, arg in Self.aggregate(fn, arg, ctx.sets, rule) }
+        guard ExpressionEvaluator.truth(ExpressionEvaluator.evaluate(rule.when, lookup, aggregate: agg)) == true else { return nil }
+        if let s = rule.suppressIf, ExpressionEvaluator.truth(ExpressionEvaluator.evaluate(s, lookup, aggregate: agg)) == true { return nil }
+        var message = ""
+        for part in rule.message {
+            switch part {
+            case .text(let t): message += t
+            case .expression(let e): message += Self.display(ExpressionEvaluator.evaluate(e, lookup, aggregate: agg))
+            }
+        }
+        var evidence: [Evidence] = []
+        for u in rule.uses {
+            for r in (ctx.sets[u.name] ?? []).prefix(20) {
+                var fields: [String: String] = [:]
+                for f in u.type.fields { if let v = r[f.name], !v.isNull { fields[f.name] = v.description } }
+                evidence.append(Evidence(type: u.type.name, source: r["_source"]?.text ?? "", run: Int64(r["_run_id"]?.number ?? 0),
+                                         row: Int(r["_row"]?.number ?? 0), fields: fields))
+            }
+        }
+        let township = village.flatMap { $0.count >= 9 ? String($0.prefix(9)) : nil }
+        return Alert(rule: rule.name, title: rule.title, severity: rule.severity, subjectKind: rule.subject, subjectID: subject,
+                     householdID: household, villageCode: village, townshipCode: township, period: period.description,
+                     message: message, evidence: Array(Set(evidence)).sorted { ($0.type, $0.source, $0.row) < ($1.type, $1.source, $1.row) },
+                     ruleVersion: rule.version)
+    }
+
+    static func aggregate(_ fn: String, _ arg: String, _ sets: [String: [Rec]], _ rule: Rule) -> Value? {
+        let parts = arg.split(separator: ".", maxSplits: 1).map(String.init)
+        guard let rows = sets[parts[0]] else { return nil }
+        if fn == "count" { return .decimal(Double(rows.count)) }
+        if fn == "exists" { return .bool(!rows.isEmpty) }
+        guard parts.count == 2 else { return .null }
+        let values = rows.map { $0[parts[1]] ?? .null }.filter { !$0.isNull }
+        switch fn {
+        case "sum": return .decimal(values.compactMap(\.number).reduce(0, +))
+        case "avg":
+            let n = values.compactMap(\.number)
+            return n.isEmpty ? .null : .decimal(n.reduce(0, +) / Double(n.count))
+        case "min", "max":
+            if let d = values.compactMap({ date($0) }).sorted().first, fn == "min" { return .date(d) }
+            if let d = values.compactMap({ date($0) }).sorted().last, fn == "max" { return .date(d) }
+            let n = values.compactMap(\.number)
+            guard !n.isEmpty else { return .null }
+            return .decimal(fn == "min" ? n.min()! : n.max()!)
+        case "latest":
+            return rows.last.flatMap { $0[parts[1]] } ?? .null
+        case "earliest":
+            return rows.first.flatMap { $0[parts[1]] } ?? .null
+        case "trailing_avg":
+            let n = rows.dropLast().compactMap { $0[parts[1]]?.number }
+            return n.isEmpty ? .null : .decimal(n.reduce(0, +) / Double(n.count))
+        default: return nil
+        }
+    }
+
+    /// Numbers as a township reads them: `68,213.40`, `3,120`.
+    static func display(_ v: Value) -> String {
+        switch v {
+        case .null: return "—"
+        case .money(let f): return group(Double(f) / 100, decimals: 2)
+        case .decimal(let d):
+            if abs(d) < 10000 { return d == d.rounded() ? String(Int64(d)) : String(format: "%.2f", d) }
+            return d == d.rounded() ? group(d, decimals: 0) : group(d, decimals: 2)
+        case .integer(let i): return String(i)
+        case .text(let s): return s
+        default: return v.description
+        }
+    }
+
+    static func group(_ d: Double, decimals: Int) -> String {
+        let s = String(format: "%.\(decimals)f", abs(d))
+        let parts = s.split(separator: ".")
+        var intPart = String(parts[0])
+        var out = ""
+        while intPart.count > 3 { out = "," + intPart.suffix(3) + out; intPart = String(intPart.dropLast(3)) }
+        out = intPart + out
+        if parts.count > 1 { out += "." + parts[1] }
+        return (d < 0 ? "-" : "") + out
+    }
+}
+
+extension Value {
+    var text: String? {
+        switch self {
+        case .null: return nil
+        case .text(let s): return s
+        default: return description
+        }
+    }
+}
+
+extension RuleEngine {
+    /// The subjects a run's new or changed records concern: their households, persons,
+    /// villages and group keys. Evaluating only these after a pull keeps it incremental.
+    public func subjects(touchedBy runID: Int64) throws -> Set<String> {
+        var out = Set<String>()
+        var typeNames = Set(rules.flatMap { $0.uses.map(\.type.name) })
+        typeNames.formUnion(["household", "person"])
+        let groupFields = Dictionary(grouping: rules.filter { $0.subject != .household }, by: { r in r.uses.first { $0.name == r.trigger }!.type.name })
+            .mapValues { $0.compactMap(\.by) }
+        for name in typeNames.sorted() {
+            guard let t = types[name] else { continue }
+            for r in try records(t) where Int64(r["_run_id"]?.number ?? -1) == runID {
+                for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
+                if let h = r["household_id"]?.text { out.insert(h) }
+                guard let link = t.link, let v = r[link]?.text else { continue }
+                out.insert(v)
+                switch t.subject {
+                case .person: if let h = personByID[v]?["household_id"]?.text { out.insert(h) }
+                case .village: for (id, h) in households where h["village_code"]?.text == v { out.insert(id) }
+                default: break
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// How a period's alerts compare with known cases: per rule, how many planted subjects were
+/// found (recall), how many look-alikes were flagged, and how many alerts there were.
+public struct RuleScore: Sendable {
+    public struct Line: Sendable {
+        public var rule: String
+        public var planted: Int
+        public var found: Int
+        public var negatives: Int
+        public var negativesFlagged: Int
+        public var alerts: Int
+        public var alertsOnPlanted: Int
+        public var recall: Double { planted == 0 ? 1 : Double(found) / Double(planted) }
+        public var precision: Double { alerts == 0 ? 1 : Double(alertsOnPlanted) / Double(alerts) }
+    }
+    public var lines: [Line]
+
+    public init(alerts: [Alert], planted: [String: [String]], negatives: [String: [String]]) {
+        let byRule = Dictionary(grouping: alerts, by: \.rule)
+        lines = Set(planted.keys).union(byRule.keys).sorted().map { rule in
+            let list = byRule[rule] ?? []
+            let hits = Set(list.flatMap { [$0.subjectID, $0.householdID].compactMap { $0 } })
+            let p = planted[rule] ?? [], n = negatives[rule] ?? []
+            let plantedSet = Set(p)
+            return Line(rule: rule, planted: p.count, found: p.filter { hits.contains($0) }.count, negatives: n.count,
+                        negativesFlagged: n.filter { hits.contains($0) }.count, alerts: list.count,
+                        alertsOnPlanted: list.filter { plantedSet.contains($0.subjectID) || plantedSet.contains($0.householdID ?? "") }.count)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Hub
+import SimCounty
+
+/// Loads the record types and the rules; prints problems with `FILE:LINE:COLUMN`.
+func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rule], RuleParams) {
+    let types: TypeCatalog
+    do { types = try store.loadTypes() } catch { throw report(error as! DiagnosticList) }
+    let (rules, params, problems) = RuleLoader.loadDirectory(URL(fileURLWithPath: store.mappings).appendingPathComponent("rules"), types: types)
+    if !problems.isEmpty {
+        _ = report(DiagnosticList(problems))
+        if strict { throw ExitCode(1) }
+        printErr("（以上规则文件有错，已跳过；其余 \(rules.count) 条规则照常使用）")
+    }
+    return (types, rules, params)
+}
+
+/// Evaluates the rules for a period and stores the alerts; prints a line per rule.
+func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID: Int64? = nil, quiet: Bool = false) throws -> [Alert] {
+    let (types, rules, params) = try loadRules(store, strict: false)
+    let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
+    let only = try runID.map { try engine.subjects(touchedBy: $0) }
+    let alerts = try engine.evaluate(period: period, only: only)
+    let saved = try db.saveAlerts(alerts)
+    if !quiet {
+        let byRule = Dictionary(grouping: alerts, by: \.rule)
+        for r in rules { print("  \(r.name)（\(r.title)）：\(byRule[r.name]?.count ?? 0) 条") }
+        print("预警 \(alerts.count) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)），新立案件 \(saved.newCases) 件\(only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? "")")
+    }
+    return alerts
+}
+
+struct RulesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "检查和运行预警规则（Mappings/rules/）",
+        subcommands: [Check.self, Eval.self, Score.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "检查全部规则文件：每个错误按 文件:行:列: 说明 输出；有错时退出码非零")
+        @OptionGroup var store: StoreOptions
+        func run() throws {
+            let (_, rules, params) = try loadRules(store, strict: true)
+            for r in rules { print("\(r.file)：正确（\(r.name)，对象 \(r.subject.rawValue)，严重度 \(r.severity.chinese)）") }
+            print("参数（\(params.province)）：" + params.values.keys.sorted().joined(separator: "、"))
+        }
+    }
+
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "重新评估某一期间的全部规则；重复运行不会产生新的预警或案件")
+        @Option(help: "期间 YYYY-MM") var period: String
+        @OptionGroup var store: StoreOptions
+        func run() throws {
+            let db = try SQLiteStore(path: store.db)
+            _ = try evaluateRules(store, db: db, period: try parsePeriod(period))
+        }
+    }
+
+    struct Score: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "按模拟县的真值文件给某一期间的预警打分：各类召回率、精确率、误报")
+        @Option(help: "期间 YYYY-MM") var period: String
+        @Option(help: "真值文件") var truth: String = "var/sim/ground-truth.json"
+        @OptionGroup var store: StoreOptions
+        func run() throws {
+            let t = try JSONDecoder().decode(GroundTruth.self, from: Data(contentsOf: URL(fileURLWithPath: truth)))
+            let db = try SQLiteStore(path: store.db)
+            let (types, rules, params) = try loadRules(store, strict: false)
+            let alerts = try RuleEngine(rules: rules, params: params, types: types, store: db).evaluate(period: try parsePeriod(period))
+            printScore(RuleScore(alerts: alerts, planted: t.planted, negatives: t.negatives))
+        }
+    }
+}
+
+func printScore(_ s: RuleScore) {
+    print(["规则", "埋入", "发现", "召回率", "预警数", "精确率", "对照组", "误报"].joined(separator: "\t"))
+    for l in s.lines {
+        print([l.rule, "\(l.planted)", "\(l.found)", String(format: "%.0f%%", l.recall * 100), "\(l.alerts)",
+               String(format: "%.0f%%", l.precision * 100), "\(l.negatives)", "\(l.negativesFlagged)"].joined(separator: "\t"))
+    }
+}
+
+struct AlertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alerts", abstract: "预警", subcommands: [Export.self])
+
+    struct Export: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "导出某一期间的预警：每条一行，含规则、严重度、对象、户编号、乡镇和村代码、案件号")
+        @Option(help: "期间 YYYY-MM") var period: String
+        @Option(help: "csv 或 json（每行一个 JSON）") var format: String = "csv"
+        @Flag(help: "显示完整身份证号（默认按前 6 后 4 位遮蔽）") var unmasked = false
+        @OptionGroup var store: StoreOptions
+        func run() throws {
+            guard ["csv", "json"].contains(format) else { throw ValidationError("--format 应为 csv 或 json") }
+            let p = try parsePeriod(period)
+            let db = try SQLiteStore(path: store.db)
+            let rows = try db.query("""
+                SELECT a.rule, a.title, a.severity, a.subject_kind, a.subject_id, a.household_id, a.township_code, a.village_code,
+                       a.case_id, a.message, a.raised_at FROM alerts a WHERE a.period = ? ORDER BY a.case_id, a.rule
+                """, [p.description])
+            let cols = ["rule", "title", "severity", "subject_kind", "subject_id", "household_id", "township_code", "village_code", "case_id", "message", "raised_at"]
+            func shown(_ r: [String: String], _ c: String) -> String {
+                let v = r[c] ?? ""
+                return c == "subject_id" && r["subject_kind"] == "person" && !unmasked ? ResidentID.mask(v) : v
+            }
+            if format == "csv" {
+                var out = "\u{FEFF}" + ["规则", "名称", "严重度", "对象类型", "对象", "户编号", "乡镇代码", "村代码", "案件号", "说明", "预警时间"].joined(separator: ",") + "\r\n"
+                for r in rows { out += cols.map { CSVText.cell(shown(r, $0)) }.joined(separator: ",") + "\r\n" }
+                FileHandle.standardOutput.write(Data(out.utf8))
+            } else {
+                for r in rows {
+                    var o: [String: String] = [:]
+                    for c in cols { o[c] = shown(r, c) }
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+@testable import Hub
+import Connectors
+import SimCounty
+
+/// The shipped rules over the simulated county, scored against its ground truth.
+@Suite(.serialized) struct RulesTests {
+    struct County {
+        let sim: Simulator
+        let store: SQLiteStore
+        let rules: [Rule]
+        let params: RuleParams
+        let runs: [String: Int64]
+        func engine() throws -> RuleEngine { try RuleEngine(rules: rules, params: params, types: shippedTypes, store: store) }
+    }
+
+    /// Simulates a county, pulls every shipped mapping for its month into a fresh SQLite file.
+    static func pulledCounty(scale: Double = 0.03, seed: UInt64 = 20261001) throws -> County {
+        var c = CountyConfig(); c.scale = scale; c.seed = seed
+        let sim = try Simulator(config: c)
+        let dir = scratchDirectory("rules")
+        try sim.write(to: dir)
+        try sim.start()
+        defer { sim.stop() }
+        let store = try SQLiteStore(path: dir.appendingPathComponent("hub.sqlite").path)
+        let mdir = repoRoot.appendingPathComponent("Mappings")
+        var runs: [String: Int64] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: mdir.path).filter({ $0.hasSuffix(".yaml") }).sorted() {
+            let m = try loader().load(file: mdir.appendingPathComponent(f))
+            runs[m.source] = try Pull(mapping: m, connector: try loader().connector(for: m), store: store)
+                .run(period: c.period, environment: sim.environment(dropDirectory: dir)).runID
+        }
+        let (rules, params, problems) = RuleLoader.loadDirectory(mdir.appendingPathComponent("rules"), types: shippedTypes)
+        #expect(problems.isEmpty, "\(problems)")
+        return County(sim: sim, store: store, rules: rules, params: params, runs: runs)
+    }
+
+    @Test func everyPlantedCaseIsFoundAndNoLookAlikeIsFlagged() throws {
+        for seed: UInt64 in [20261001, 7] {
+            let county = try Self.pulledCounty(seed: seed)
+            let alerts = try county.engine().evaluate(period: county.sim.county.config.period)
+            let score = RuleScore(alerts: alerts, planted: county.sim.truth.planted, negatives: county.sim.truth.negatives)
+            #expect(Set(score.lines.map(\.rule)) == Set(county.rules.map(\.name)))
+            for l in score.lines {
+                #expect(l.planted > 0, "\(l.rule) has no planted case")
+                #expect(l.found == l.planted, "\(l.rule): found \(l.found) of \(l.planted) (seed \(seed))")
+                #expect(l.negativesFlagged == 0, "\(l.rule): \(l.negativesFlagged) look-alikes flagged (seed \(seed))")
+                #expect(l.alerts == l.alertsOnPlanted, "\(l.rule): \(l.alerts - l.alertsOnPlanted) alerts on unplanted subjects (seed \(seed))")
+            }
+        }
+    }
+
+    @Test func alertsCarryPlainChineseEvidenceAndRouting() throws {
+        let county = try Self.pulledCounty()
+        let alerts = try county.engine().evaluate(period: county.sim.county.config.period)
+        let burden = try #require(alerts.first { $0.rule == "medical_burden" })
+        #expect(burden.message.hasPrefix("家庭成员近 12 个月住院个人自付 "))
+        #expect(burden.message.contains("低于监测标准 7000 元"))
+        #expect(burden.evidence.contains { $0.type == "medical_claim" && $0.source == "medical-claims" && $0.run == county.runs["medical-claims"] })
+        #expect(burden.townshipCode == String(burden.villageCode!.prefix(9)))
+        #expect(burden.caseKey == burden.householdID)
+        // A person outside the roster gets a person-level case of their own.
+        let outside = try #require(alerts.first { $0.rule == "medical_outside_roster" })
+        #expect(outside.householdID == nil && outside.caseKey == "person:\(outside.subjectID)")
+    }
+
+    @Test func reEvaluatingOrRePullingAddsNoAlertOrCase() throws {
+        let county = try Self.pulledCounty()
+        let period = county.sim.county.config.period
+        let first = try county.store.saveAlerts(try county.engine().evaluate(period: period))
+        #expect(first.newAlerts > 0 && first.newCases > 0)
+        let again = try county.store.saveAlerts(try county.engine().evaluate(period: period))
+        #expect(again.newAlerts == 0 && again.newCases == 0 && again.updated == 0)
+        #expect(try county.store.query("SELECT count(*) AS n FROM alerts").first?["n"] == String(first.newAlerts))
+        #expect(try county.store.query("SELECT count(*) AS n FROM cases").first?["n"] == String(first.newCases))
+    }
+
+    @Test func aHouseholdsAlertsInAPeriodMergeIntoOneCase() throws {
+        let store = try SQLiteStore(path: scratchDirectory().appendingPathComponent("h.sqlite").path)
+        func alert(_ rule: String, _ sev: Rule.Severity) -> Alert {
+            Alert(rule: rule, title: rule, severity: sev, subjectKind: .household, subjectID: "H1", householdID: "H1",
+                  villageCode: "411081100201", townshipCode: "411081100", period: "2026-10", message: "m", evidence: [], ruleVersion: "v")
+        }
+        let saved = try store.saveAlerts([alert("roster_stale", .low), alert("medical_burden", .high)])
+        #expect(saved.newAlerts == 2 && saved.newCases == 1)
+        let cases = try store.query("SELECT severity, township_code FROM cases")
+        #expect(cases == [["severity": "high", "township_code": "411081100"]])
+    }
+
+    @Test func afterAPullOnlyTouchedSubjectsAreEvaluated() throws {
+        let county = try Self.pulledCounty()
+        let engine = try county.engine()
+        let touched = try engine.subjects(touchedBy: county.runs["canlian"]!)
+        let incremental = try engine.evaluate(period: county.sim.county.config.period, only: touched)
+        let full = try engine.evaluate(period: county.sim.county.config.period)
+        // Every alert that depends on 残联 records is found by the incremental pass…
+        let severe = full.filter { $0.rule == "severe_disability_new" }
+        #expect(!severe.isEmpty && severe.allSatisfy { a in incremental.contains { $0 == a } })
+        // …and it evaluates far fewer subjects than the whole county.
+        #expect(incremental.count < full.count)
+        #expect(touched.count < county.sim.truth.rosterHouseholds)
+    }
+
+    @Test func aBrokenRuleFileIsRefusedWithLineAndColumnAndTheOthersKeepWorking() throws {
+        let dir = scratchDirectory("rules")
+        let good = """
+        rule: roster_stale
+        subject: household
+        when: "months_between(household.updated_on, period_end) > 12"
+        message: "最后更新 {household.updated_on}"
+        """
+        let broken = """
+        rule: broken
+        subject: household
+        uses:
+          claims: { type: medical_claim, window: 12 months, date: settled_at }
+        when: "sum(claims.self_pey) > household.income_per_persn"
+        message: "x {count(claimz)}"
+        """
+        try good.write(to: dir.appendingPathComponent("roster_stale.yaml"), atomically: true, encoding: .utf8)
+        try broken.write(to: dir.appendingPathComponent("broken.yaml"), atomically: true, encoding: .utf8)
+        let (rules, _, problems) = RuleLoader.loadDirectory(dir, types: shippedTypes)
+        #expect(rules.map(\.name) == ["roster_stale"])
+        let texts = problems.map(\.description)
+        #expect(texts.contains { $0.hasSuffix("broken.yaml:5:19: when：记录集 claims 没有字段 \"self_pey\"，是否应为 \"self_pay\"？") }, "\(texts)")
+        #expect(texts.contains { $0.hasSuffix("broken.yaml:6:20: message：count() 中的 \"claimz\" 不是已声明的记录集或其字段，是否应为 \"claims\"？（记录集在 uses 中声明）") }, "\(texts)")
+        // A text compared with a number is caught when the file loads.
+        #expect(throws: DiagnosticList.self) {
+            try RuleLoader(types: shippedTypes, params: RuleParams()).load(text: "rule: x\nsubject: household\nwhen: \"household.category > 5\"\nmessage: m\n", file: "x.yaml")
+        }
+    }
+
+    @Test func thresholdsFollowTheYear() throws {
+        let p = try RuleParams.load(text: "params:\n  income_threshold: { by_year: { 2021: 6000, 2024: 7000 } }\n", file: "p.yaml")
+        #expect(p.value("income_threshold", year: 2021) == 6000)
+        #expect(p.value("income_threshold", year: 2023) == 6000)
+        #expect(p.value("income_threshold", year: 2026) == 7000)
+    }
+}
