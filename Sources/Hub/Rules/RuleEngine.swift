@@ -44,9 +44,12 @@ public final class RuleEngine {
     private var membersOf: [String: [Rec]] = [:]
     private var personByID: [String: Rec] = [:]
     private var householdsInVillage: [String: Int] = [:]
+    /// The fields each type's records are loaded with: those the rules name, plus links and dates.
+    private var needed: [String: Set<String>] = [:]
 
     public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any MonitoringStore) throws {
         self.rules = rules; self.params = params; self.types = types; self.store = store
+        needed = Self.neededFields(rules, types)
         if let h = types["household"] {
             for r in try records(h) {
                 guard case .text(let id) = r["household_id"] ?? .null else { continue }
@@ -63,9 +66,47 @@ public final class RuleEngine {
         }
     }
 
+    /// Every field name a rule can reach, per record type.
+    static func neededFields(_ rules: [Rule], _ types: TypeCatalog) -> [String: Set<String>] {
+        var need: [String: Set<String>] = ["household": ["household_id", "village_code"], "person": ["id_number", "household_id"]]
+        func names(_ e: Expression?) -> [String] {
+            guard let e else { return [] }
+            switch e {
+            case .literal: return []
+            case .list(let items, _): return items.flatMap { names($0) }
+            case .field(let n, _): return [n]
+            case .unary(_, let x, _): return names(x)
+            case .binary(_, let a, let b, _): return names(a) + names(b)
+            case .call(_, let args, _): return args.flatMap { names($0) }
+            }
+        }
+        for rule in rules {
+            var refs = names(rule.when) + names(rule.suppressIf)
+            for part in rule.message { if case .expression(let e) = part { refs += names(e) } }
+            for r in refs {
+                let parts = r.split(separator: ".", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { continue }
+                if parts[0] == "household" { need["household", default: []].insert(parts[1]) }
+                else if parts[0] == "person" || parts[0] == "members" { need["person", default: []].insert(parts[1]) }
+                else if let u = rule.uses.first(where: { $0.name == parts[0] }) { need[u.type.name, default: []].insert(parts[1]) }
+            }
+            for u in rule.uses {
+                var set = need[u.type.name, default: []]
+                if let l = u.type.link { set.insert(l) }
+                if let d = u.dateField { set.insert(d) }
+                if u.name == rule.trigger, let by = rule.by { set.insert(by) }
+                set.formUnion(names(u.filter))
+                for c in u.computed { set.formUnion(names(c.expression)) }
+                for f in u.type.fields where f.type == .region { set.insert(f.name) }
+                need[u.type.name] = set
+            }
+        }
+        return need
+    }
+
     func records(_ t: RecordType) throws -> [Rec] {
         if let c = cache[t.name] { return c }
-        let all = try store.records(of: t, source: nil)
+        let all = try store.records(of: t, fields: Array(needed[t.name] ?? Set(t.fields.map(\.name))))
         cache[t.name] = all
         return all
     }
@@ -213,7 +254,7 @@ public final class RuleEngine {
             out.append(r)
         }
         if let f = use.dateField {
-            out.sort { (Self.date($0[f])?.daysSinceEpoch ?? 0, $0["_row"]?.number ?? 0) < (Self.date($1[f])?.daysSinceEpoch ?? 0, $1["_row"]?.number ?? 0) }
+            out.sort { (Self.date($0[f])?.daysSinceEpoch ?? 0, $0["_id"]?.number ?? 0) < (Self.date($1[f])?.daysSinceEpoch ?? 0, $1["_id"]?.number ?? 0) }
         }
         return out
     }
@@ -239,7 +280,9 @@ public final class RuleEngine {
         }
         var evidence: [Evidence] = []
         for u in rule.uses {
-            for r in (ctx.sets[u.name] ?? []).prefix(20) {
+            for partial in (ctx.sets[u.name] ?? []).prefix(20) {
+                // The whole department record, fetched only for alerts that fire.
+                let r = try partial["_id"]?.number.flatMap { try store.record(of: u.type, id: Int64($0)) } ?? partial
                 var fields: [String: String] = [:]
                 for f in u.type.fields { if let v = r[f.name], !v.isNull { fields[f.name] = v.description } }
                 evidence.append(Evidence(type: u.type.name, source: r["_source"]?.text ?? "", run: Int64(r["_run_id"]?.number ?? 0),

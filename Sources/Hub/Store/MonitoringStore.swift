@@ -97,6 +97,11 @@ public protocol MonitoringStore: AnyObject, Sendable {
     func quarantine(runID: Int64) throws -> [QuarantineEntry]
     /// All records of a type (for checks, `mapping try` and tests), keyed by field name.
     func records(of type: RecordType, source: String?) throws -> [[String: Value]]
+    /// Only the named fields (and `_id`, `_run_id`) of every record of a type:
+    /// what rule evaluation needs, without holding whole tables in memory.
+    func records(of type: RecordType, fields: [String]) throws -> [[String: Value]]
+    /// One record by its `_id`, every field (evidence for an alert).
+    func record(of type: RecordType, id: Int64) throws -> [String: Value]?
     /// How many records of a type a source holds.
     func recordCount(of type: RecordType, source: String?) throws -> Int
     /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).

@@ -315,6 +315,35 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
+    public func records(of type: RecordType, fields: [String]) throws -> [[String: Value]] {
+        let wanted = type.fields.filter { fields.contains($0.name) }
+        return try pool.read { db in
+            guard try db.tableExists(type.tableName) else { return [] }
+            let cols = (["_id", "_run_id"] + wanted.map { Self.quote($0.name) }).joined(separator: ", ")
+            let cursor = try Row.fetchCursor(db, sql: "SELECT \(cols) FROM \(Self.quote(type.tableName)) ORDER BY _id")
+            var out: [[String: Value]] = []
+            while let row = try cursor.next() {
+                var d: [String: Value] = ["_id": .integer(row[0]), "_run_id": .integer(row[1])]
+                d.reserveCapacity(wanted.count + 2)
+                for (i, f) in wanted.enumerated() {
+                    let v = Self.value(row[i + 2], f.type)
+                    if !v.isNull { d[f.name] = v }
+                }
+                out.append(d)
+            }
+            return out
+        }
+    }
+
+    public func record(of type: RecordType, id: Int64) throws -> [String: Value]? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(Self.quote(type.tableName)) WHERE _id = ?", arguments: [id]) else { return nil }
+            var out: [String: Value] = ["_source": .text(row["_source"]), "_run_id": .integer(row["_run_id"]), "_row": .integer(row["_row"])]
+            for f in type.fields { out[f.name] = Self.value(row[f.name], f.type) }
+            return out
+        }
+    }
+
     public func recordCount(of type: RecordType, source: String? = nil) throws -> Int {
         try pool.read { db in
             guard try db.tableExists(type.tableName) else { return 0 }
