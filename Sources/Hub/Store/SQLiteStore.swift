@@ -122,6 +122,64 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
                 CREATE INDEX alerts_case ON alerts(case_id);
                 """)
         }
+        m.registerMigration("v3-access-inbox") { db in
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    username TEXT NOT NULL UNIQUE,
+                    display_name TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    townships TEXT NOT NULL DEFAULT '',
+                    password_hash TEXT NOT NULL,
+                    failed_logins INTEGER NOT NULL DEFAULT 0,
+                    locked_until TEXT,
+                    active INTEGER NOT NULL DEFAULT 1,
+                    created_at TEXT NOT NULL
+                );
+                CREATE TABLE sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    user_id INTEGER NOT NULL REFERENCES users(id),
+                    csrf TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    expires_at TEXT NOT NULL
+                );
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at TEXT NOT NULL,
+                    username TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    address TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL,
+                    hash TEXT NOT NULL
+                );
+                CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+                CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+                CREATE TABLE visits (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    case_id INTEGER NOT NULL REFERENCES cases(id),
+                    visited_on TEXT NOT NULL,
+                    visitors TEXT NOT NULL,
+                    findings TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    monitoring_type TEXT,
+                    reason TEXT,
+                    recorded_by TEXT NOT NULL,
+                    recorded_at TEXT NOT NULL
+                );
+                CREATE TABLE case_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    case_id INTEGER NOT NULL REFERENCES cases(id),
+                    at TEXT NOT NULL,
+                    username TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                ALTER TABLE cases ADD COLUMN outcome TEXT;
+                ALTER TABLE cases ADD COLUMN closed_at TEXT;
+                """)
+        }
         return m
     }
 

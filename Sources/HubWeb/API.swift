@@ -1,0 +1,149 @@
+import Foundation
+import Hub
+import Hummingbird
+import HTTPTypes
+import NIOCore
+
+/// The JSON API under `/api/v1`: the same data and actions as the pages, with the same scoping.
+/// Sign in through `/login` (session cookie); send the session's CSRF token (from `/api/v1/me`)
+/// in `X-CSRF-Token` with every POST.
+struct API: Sendable {
+    let app: WebApp
+
+    func register(on router: Router<HubRequestContext>) {
+        let api = router.group("api/v1")
+        api.get("openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        api.get("me") { _, context in
+            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            return Self.json(["username": u.username, "display_name": u.displayName, "role": u.role.rawValue, "townships": u.townships, "csrf_token": context.csrf ?? ""])
+        }
+        api.get("cases") { request, context in
+            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
+            let today = CivilDate.today
+            let cases = try app.store.cases(for: u, filter: app.filter(request), today: today)
+            try app.store.audit(u.username, "API 查询案件", target: "\(cases.count) 件", detail: request.uri.query ?? "", address: context.address)
+            return Self.json(["cases": cases.map { Self.summary($0, today) }])
+        }
+        api.get("cases/:id") { request, context in
+            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
+            guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
+                return Self.json(["error": "案件不存在"], status: .notFound)
+            }
+            guard u.sees(township: d.summary.townshipCode) else {
+                try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API，不在本人负责的乡镇", address: context.address)
+                return Self.json(["error": "无权查看该案件"], status: .forbidden)
+            }
+            try app.store.audit(u.username, "查看案件", target: "案件 #\(id)", detail: "API", address: context.address)
+            var out = Self.summary(d.summary, .today)
+            out["members"] = d.members.map { m in
+                ["name": m["name"]?.description ?? "", "relation": m["relation"]?.description ?? "", "id_number": ResidentID.mask(m["id_number"]?.description ?? "")]
+            }
+            out["alerts"] = d.alerts.map { a -> [String: Any] in
+                ["rule": a.rule, "title": a.title, "severity": a.severity, "message": a.message,
+                 "evidence": a.evidence.map { e -> [String: Any] in
+                     let t = app.config.types[e.type]
+                     var fields: [String: String] = [:]
+                     for (k, v) in e.fields { fields[k] = t?.field(k)?.type == .residentID ? ResidentID.mask(v) : v }
+                     return ["type": e.type, "source": e.source, "run": e.run, "row": e.row, "fields": fields]
+                 }]
+            }
+            out["visits"] = d.visits.map { ["visited_on": $0.visitedOn, "visitors": $0.visitors, "findings": $0.findings, "outcome": $0.outcome.rawValue,
+                                            "monitoring_type": $0.monitoringType as Any, "reason": $0.reason as Any] }
+            return Self.json(out)
+        }
+        api.post("cases/:id/visit") { request, context in
+            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            guard u.role.verifies else { return Self.json(["error": "无权记录核实"], status: .forbidden) }
+            guard let token = request.headers[HTTPField.Name("X-CSRF-Token")!], let csrf = context.csrf, WebApp.constantTimeEqual(token, csrf) else {
+                return Self.json(["error": "缺少或错误的 X-CSRF-Token"], status: .forbidden)
+            }
+            guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
+                return Self.json(["error": "案件不存在"], status: .notFound)
+            }
+            guard u.sees(township: d.summary.townshipCode) else {
+                try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API 核实，不在本人负责的乡镇", address: context.address)
+                return Self.json(["error": "无权处理该案件"], status: .forbidden)
+            }
+            var req = request
+            let body = try await req.collectBody(upTo: 64 << 10)
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                  let outcome = VisitOutcome(rawValue: obj["outcome"] as? String ?? "") else {
+                return Self.json(["error": "请求体应为 JSON，outcome 取值：\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
+            }
+            let v = VisitRecord(visitedOn: obj["visited_on"] as? String ?? "", visitors: obj["visitors"] as? String ?? "", findings: obj["findings"] as? String ?? "",
+                                outcome: outcome, monitoringType: obj["monitoring_type"] as? String, reason: obj["reason"] as? String)
+            do { try app.store.recordVisit(caseID: id, by: u, visit: v) }
+            catch let e as SQLiteStore.CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
+            try app.store.audit(u.username, "入户核实销号", target: "案件 #\(id)", detail: "API：\(outcome.chinese)", address: context.address)
+            return Self.json(["ok": true, "status": "closed"])
+        }
+    }
+
+    static func summary(_ c: CaseSummary, _ today: CivilDate) -> [String: Any] {
+        ["id": c.id, "period": c.period, "household_id": c.householdID as Any, "subject_kind": c.subjectKind,
+         "subject_id": c.subjectKind == "person" ? ResidentID.mask(c.subjectID) : c.subjectID, "township_code": c.townshipCode as Any,
+         "township": c.township as Any, "village_code": c.villageCode as Any, "village": c.village as Any, "severity": c.severity,
+         "status": c.status, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "rules": c.rules, "outcome": c.outcome as Any]
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// The OpenAPI 3.1 description of `/api/v1`.
+enum OpenAPIDocument {
+    static let json = """
+    {
+      "openapi": "3.1.0",
+      "info": { "title": "防返贫监测预警 hub API", "version": "1.0.0", "description": "与网页相同的数据和操作，按登录用户的角色和乡镇范围限定。先通过 /login 登录取得会话 Cookie；POST 请求须带 X-CSRF-Token（取自 /api/v1/me）。身份证号按前 6 后 4 位遮蔽。" },
+      "servers": [ { "url": "/api/v1" } ],
+      "components": {
+        "securitySchemes": { "session": { "type": "apiKey", "in": "cookie", "name": "hub_session" } },
+        "schemas": {
+          "CaseSummary": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "period": { "type": "string", "example": "2026-10" }, "household_id": { "type": ["string", "null"] },
+            "subject_kind": { "type": "string", "enum": ["household", "person", "village", "group"] }, "subject_id": { "type": "string" },
+            "township_code": { "type": ["string", "null"] }, "township": { "type": ["string", "null"] }, "village_code": { "type": ["string", "null"] },
+            "village": { "type": ["string", "null"] }, "severity": { "type": "string", "enum": ["high", "medium", "low"] },
+            "status": { "type": "string", "enum": ["open", "closed"] }, "deadline": { "type": "string", "format": "date" },
+            "overdue": { "type": "boolean" }, "rules": { "type": "array", "items": { "type": "string" } }, "outcome": { "type": ["string", "null"] } } },
+          "Visit": { "type": "object", "required": ["visited_on", "visitors", "findings", "outcome"], "properties": {
+            "visited_on": { "type": "string", "format": "date" }, "visitors": { "type": "string" }, "findings": { "type": "string" },
+            "outcome": { "type": "string", "enum": ["monitor", "already_monitored", "no_risk", "data_wrong", "unverifiable"] },
+            "monitoring_type": { "type": "string", "enum": ["脱贫不稳定户", "边缘易致贫户", "突发严重困难户"] }, "reason": { "type": "string" } } },
+          "Error": { "type": "object", "properties": { "error": { "type": "string" } } }
+        }
+      },
+      "security": [ { "session": [] } ],
+      "paths": {
+        "/me": { "get": { "summary": "当前用户及 CSRF 令牌", "responses": { "200": { "description": "当前用户" }, "401": { "description": "未登录" } } } },
+        "/cases": { "get": { "summary": "本人范围内的案件，按期限排序",
+          "parameters": [
+            { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["open", "closed"] } },
+            { "name": "rule", "in": "query", "schema": { "type": "string" } },
+            { "name": "village", "in": "query", "schema": { "type": "string" } },
+            { "name": "severity", "in": "query", "schema": { "type": "string" } },
+            { "name": "period", "in": "query", "schema": { "type": "string" } },
+            { "name": "overdue", "in": "query", "schema": { "type": "string", "enum": ["1"] } } ],
+          "responses": { "200": { "description": "案件列表", "content": { "application/json": { "schema": { "type": "object", "properties": { "cases": { "type": "array", "items": { "$ref": "#/components/schemas/CaseSummary" } } } } } } },
+                         "401": { "description": "未登录" }, "403": { "description": "角色无权查看案件" } } } },
+        "/cases/{id}": { "get": { "summary": "案件详情：户、成员（身份证号遮蔽）、预警及部门记录、核实记录",
+          "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
+          "responses": { "200": { "description": "案件" }, "403": { "description": "不在本人负责的乡镇" }, "404": { "description": "不存在" } } } },
+        "/cases/{id}/visit": { "post": { "summary": "记录入户核实并销号",
+          "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                          { "name": "X-CSRF-Token", "in": "header", "required": true, "schema": { "type": "string" } } ],
+          "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Visit" } } } },
+          "responses": { "200": { "description": "已销号" }, "400": { "description": "核实记录不完整", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+                         "403": { "description": "无权或 CSRF 令牌错误" } } } }
+      }
+    }
+    """
+}

@@ -1,0 +1,285 @@
+import Mustache
+
+/// Server-rendered pages (swift-mustache). `{{x}}` is HTML-escaped; `{{{x}}}` is used only for
+/// markup the hub builds itself (the SVG chart).
+enum Views {
+    static let library: MustacheLibrary = {
+        var templates: [String: MustacheTemplate] = [:]
+        for (name, text) in sources { templates[name] = try! MustacheTemplate(string: text) }
+        return MustacheLibrary(templates: templates)
+    }()
+
+    static func render(_ name: String, _ context: [String: Any]) -> String {
+        var ctx = context
+        ctx["content"] = library.render(context, withTemplate: name) ?? ""
+        return library.render(ctx, withTemplate: "layout") ?? ""
+    }
+
+    static let sources: [String: String] = [
+        "layout": """
+        <!DOCTYPE html>
+        <html lang="zh-CN">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{title}} - 防返贫监测预警</title>
+        <link rel="stylesheet" href="/static/hub.css">
+        </head>
+        <body>
+        <header class="top">
+          <a class="brand" href="/">防返贫监测预警</a>
+          {{#user}}
+          <nav>
+            {{#canCases}}<a href="/inbox">预警案件</a>{{/canCases}}
+            {{#canDashboard}}<a href="/dashboard">全县概况</a>{{/canDashboard}}
+            {{#canSources}}<a href="/sources">数据来源</a><a href="/mappings">映射与规则</a>{{/canSources}}
+            {{#isAdmin}}<a href="/admin/users">用户</a><a href="/admin/audit">审计日志</a>{{/isAdmin}}
+          </nav>
+          <form class="logout" method="post" action="/logout"><input type="hidden" name="_csrf" value="{{csrf}}"><span class="who">{{displayName}}（{{roleName}}）</span><button type="submit">退出</button></form>
+          {{/user}}
+        </header>
+        <main>
+        {{#flash}}<p class="flash">{{flash}}</p>{{/flash}}
+        {{{content}}}
+        </main>
+        </body>
+        </html>
+        """,
+        "login": """
+        <section class="card narrow">
+          <h1>登录</h1>
+          {{#error}}<p class="error">{{error}}</p>{{/error}}
+          <form method="post" action="/login">
+            <input type="hidden" name="_csrf" value="{{loginCsrf}}">
+            <label>用户名<input name="username" autocomplete="username" required value="{{username}}"></label>
+            <label>密码<input name="password" type="password" autocomplete="current-password" required></label>
+            <button type="submit" class="primary">登录</button>
+          </form>
+        </section>
+        """,
+        "inbox": """
+        <h1>预警案件</h1>
+        <div class="counts">
+          <span>未销号 <b>{{openCount}}</b></span>
+          <span class="overdue">已逾期 <b>{{overdueCount}}</b></span>
+          <span>已销号 <b>{{closedCount}}</b></span>
+        </div>
+        <form class="filters" method="get" action="/inbox">
+          <select name="status"><option value="">全部状态</option><option value="open" {{#isOpen}}selected{{/isOpen}}>未销号</option><option value="closed" {{#isClosed}}selected{{/isClosed}}>已销号</option></select>
+          <select name="rule"><option value="">全部预警类型</option>{{#rules}}<option value="{{name}}" {{#selected}}selected{{/selected}}>{{title}}</option>{{/rules}}</select>
+          <select name="village"><option value="">全部村</option>{{#villages}}<option value="{{code}}" {{#selected}}selected{{/selected}}>{{name}}</option>{{/villages}}</select>
+          <select name="severity"><option value="">全部等级</option><option value="high" {{#sevHigh}}selected{{/sevHigh}}>高</option><option value="medium" {{#sevMedium}}selected{{/sevMedium}}>中</option><option value="low" {{#sevLow}}selected{{/sevLow}}>低</option></select>
+          <label class="check"><input type="checkbox" name="overdue" value="1" {{#overdueOnly}}checked{{/overdueOnly}}>只看逾期</label>
+          <button type="submit">筛选</button>
+          {{#canExport}}<a class="button" href="/ledger.xlsx?{{query}}">导出台账 Excel</a><a class="button" href="/ledger.csv?{{query}}">CSV</a>{{/canExport}}
+        </form>
+        {{^cases}}<p class="empty">没有符合条件的案件。</p>{{/cases}}
+        <ul class="cases">
+        {{#cases}}
+          <li class="case {{#overdue}}is-overdue{{/overdue}} sev-{{severity}}">
+            <a href="/cases/{{id}}">
+              <span class="deadline">{{#open}}期限 {{deadline}}{{#overdue}} · 已逾期{{/overdue}}{{/open}}{{^open}}已销号 · {{outcome}}{{/open}}</span>
+              <span class="place">{{township}} {{village}}</span>
+              <span class="subject">{{subject}}</span>
+              <span class="titles">{{titles}}</span>
+            </a>
+          </li>
+        {{/cases}}
+        </ul>
+        """,
+        "case": """
+        <p><a href="/inbox">← 返回案件列表</a></p>
+        <h1>案件 #{{id}} <span class="badge sev-{{severity}}">{{severityName}}</span> <span class="badge">{{statusName}}</span></h1>
+        <p class="meta">{{township}} {{village}} · 期间 {{period}} · 立案 {{openedAt}} · 期限 <span class="{{#overdue}}overdue{{/overdue}}">{{deadline}}{{#overdue}}（已逾期）{{/overdue}}</span></p>
+        {{#household}}
+        <section class="card">
+          <h2>家庭情况</h2>
+          <dl class="grid">
+            {{#fields}}<dt>{{label}}</dt><dd>{{value}}</dd>{{/fields}}
+          </dl>
+          <h3>家庭成员</h3>
+          <table><thead><tr><th>姓名</th><th>关系</th><th>身份证号</th><th>健康</th><th>残疾</th></tr></thead>
+          <tbody>{{#members}}<tr><td>{{name}}</td><td>{{relation}}</td><td class="mono">{{id}}</td><td>{{health}}</td><td>{{disability}}</td></tr>{{/members}}</tbody></table>
+        </section>
+        {{/household}}
+        {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}（不在监测名单中）</p></section>{{/household}}
+        <section class="card">
+          <h2>预警及依据</h2>
+          {{#alerts}}
+          <article class="alert sev-{{severity}}">
+            <h3>{{title}}</h3>
+            <p class="message">{{message}}</p>
+            <details><summary>部门记录 {{evidenceCount}} 条（规则版本 {{ruleVersion}}）</summary>
+              {{#evidence}}
+              <table class="evidence"><caption>{{typeTitle}} · 来源 {{source}} · 运行 #{{run}} 第 {{row}} 行</caption>
+                <tbody>{{#fields}}<tr><th>{{label}}</th><td>{{value}}</td></tr>{{/fields}}</tbody></table>
+              {{/evidence}}
+            </details>
+          </article>
+          {{/alerts}}
+        </section>
+        {{#canVisit}}
+        <section class="card">
+          <h2>入户核实并销号</h2>
+          {{#visitError}}<p class="error">{{visitError}}</p>{{/visitError}}
+          <form method="post" action="/cases/{{id}}/visit" class="visit">
+            <input type="hidden" name="_csrf" value="{{csrf}}">
+            <label>核实日期<input type="date" name="visited_on" required value="{{today}}"></label>
+            <label>入户人员<input name="visitors" required placeholder="如：王五、李四（村干部）"></label>
+            <label>核实情况<textarea name="findings" required rows="4" placeholder="家庭收入、支出、住房、就医等实际情况"></textarea></label>
+            <fieldset><legend>核实结果</legend>
+              {{#outcomes}}<label class="radio"><input type="radio" name="outcome" value="{{value}}" required>{{label}}</label>{{/outcomes}}
+            </fieldset>
+            <label>监测对象类别（纳入监测时必选）<select name="monitoring_type"><option value="">—</option>{{#monitoringTypes}}<option>{{.}}</option>{{/monitoringTypes}}</select></label>
+            <label>原因（无风险、数据有误时必填）<input name="reason"></label>
+            <button type="submit" class="primary">提交并销号</button>
+          </form>
+        </section>
+        {{/canVisit}}
+        {{#canReopen}}
+        <section class="card">
+          <h2>重新打开</h2>
+          <form method="post" action="/cases/{{id}}/reopen">
+            <input type="hidden" name="_csrf" value="{{csrf}}">
+            <label>原因<input name="reason" required></label>
+            <button type="submit">重新打开案件</button>
+          </form>
+        </section>
+        {{/canReopen}}
+        <section class="card">
+          <h2>处理经过</h2>
+          <ul class="history">
+            <li>{{openedAt}} 系统：根据部门数据生成预警并立案</li>
+            {{#events}}<li>{{at}} {{username}}：{{action}} — {{detail}}</li>{{/events}}
+          </ul>
+          {{#visits}}<div class="visit-record"><b>{{visitedOn}} 入户核实</b>（{{visitors}}）：{{findings}} → <b>{{outcome}}</b>{{#monitoringType}}（{{monitoringType}}）{{/monitoringType}}{{#reason}}，原因：{{reason}}{{/reason}}</div>{{/visits}}
+        </section>
+        """,
+        "dashboard": """
+        <h1>全县概况</h1>
+        <section class="card">
+          <h2>各乡镇案件</h2>
+          <table><thead><tr><th>乡镇</th><th>未销号</th><th>今日逾期</th><th>已销号</th><th>纳入监测</th></tr></thead>
+          <tbody>{{#townships}}<tr><td><a href="/inbox?township={{code}}">{{name}}</a></td><td>{{open}}</td><td class="{{#overdue}}overdue{{/overdue}}">{{overdue}}</td><td>{{closed}}</td><td>{{monitored}}</td></tr>{{/townships}}</tbody></table>
+        </section>
+        <section class="card">
+          <h2>各类预警及核实准确率</h2>
+          <table><thead><tr><th>预警类型</th><th>案件</th><th>核实属实</th><th>核实不属实</th><th>准确率</th></tr></thead>
+          <tbody>{{#rules}}<tr><td>{{title}}</td><td>{{cases}}</td><td>{{confirmed}}</td><td>{{rejected}}</td><td>{{precision}}</td></tr>{{/rules}}</tbody></table>
+          <p class="note">准确率 = 核实属实（纳入监测、已是监测对象）÷ 已核实（不含无法核实）。</p>
+        </section>
+        <section class="card">
+          <h2>逐月趋势</h2>
+          {{{trend}}}
+        </section>
+        """,
+        "sources": """
+        <h1>数据来源</h1>
+        <table class="wide"><thead><tr><th>来源</th><th>部门</th><th>最近运行</th><th>状态</th><th>读取</th><th>新增</th><th>更新</th><th>未变</th><th>隔离</th><th>时间</th></tr></thead>
+        <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td>{{source}}<br><small>{{title}}</small></td><td>{{department}}</td><td>{{period}} #{{run}}</td><td>{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td>{{read}}</td><td>{{inserted}}</td><td>{{updated}}</td><td>{{unchanged}}</td><td>{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td>{{at}}</td></tr>{{/sources}}</tbody></table>
+        """,
+        "quarantine": """
+        <p><a href="/sources">← 数据来源</a></p>
+        <h1>{{source}} 隔离的行（运行 #{{run}}）</h1>
+        <table class="wide"><thead><tr><th>文件</th><th>行号</th><th>原因</th><th>原始数据</th></tr></thead>
+        <tbody>{{#entries}}<tr><td>{{document}}</td><td>{{row}}</td><td>{{reasons}}</td><td class="raw">{{raw}}</td></tr>{{/entries}}</tbody></table>
+        """,
+        "mappings": """
+        <h1>映射与规则</h1>
+        {{#problems.count}}<section class="card"><h2 class="error">有错误的文件（已跳过，原来的版本继续使用）</h2><ul>{{#problems}}<li class="mono">{{.}}</li>{{/problems}}</ul></section>{{/problems.count}}
+        <section class="card"><h2>映射</h2><table><thead><tr><th>来源</th><th>名称</th><th>连接器</th><th>格式</th><th>产出</th><th>版本</th></tr></thead>
+        <tbody>{{#mappings}}<tr><td>{{source}}</td><td>{{title}}</td><td>{{connector}}</td><td>{{format}}</td><td>{{outputs}}</td><td class="mono">{{version}}</td></tr>{{/mappings}}</tbody></table></section>
+        <section class="card"><h2>规则</h2><table><thead><tr><th>规则</th><th>名称</th><th>对象</th><th>等级</th><th>版本</th></tr></thead>
+        <tbody>{{#rules}}<tr><td>{{name}}</td><td>{{title}}</td><td>{{subject}}</td><td>{{severity}}</td><td class="mono">{{version}}</td></tr>{{/rules}}</tbody></table></section>
+        """,
+        "users": """
+        <h1>用户</h1>
+        <table><thead><tr><th>用户名</th><th>姓名</th><th>角色</th><th>乡镇</th></tr></thead>
+        <tbody>{{#users}}<tr><td>{{username}}</td><td>{{displayName}}</td><td>{{role}}</td><td>{{townships}}</td></tr>{{/users}}</tbody></table>
+        <section class="card narrow"><h2>新增用户</h2>
+          {{#error}}<p class="error">{{error}}</p>{{/error}}
+          <form method="post" action="/admin/users">
+            <input type="hidden" name="_csrf" value="{{csrf}}">
+            <label>用户名<input name="username" required></label>
+            <label>姓名<input name="display_name" required></label>
+            <label>角色<select name="role">{{#roles}}<option value="{{value}}">{{label}}</option>{{/roles}}</select></label>
+            <label>乡镇代码（核查员必填，多个用逗号分隔）<input name="townships" placeholder="411081101"></label>
+            <label>初始密码（至少 10 位）<input name="password" type="password" required></label>
+            <button type="submit" class="primary">新增</button>
+          </form>
+        </section>
+        """,
+        "audit": """
+        <h1>审计日志</h1>
+        <p>链校验：{{chain}}</p>
+        <table class="wide"><thead><tr><th>时间</th><th>用户</th><th>操作</th><th>对象</th><th>详情</th><th>地址</th></tr></thead>
+        <tbody>{{#entries}}<tr><td>{{at}}</td><td>{{username}}</td><td>{{action}}</td><td>{{target}}</td><td>{{detail}}</td><td>{{address}}</td></tr>{{/entries}}</tbody></table>
+        """,
+        "message": """
+        <section class="card narrow"><h1>{{heading}}</h1><p>{{text}}</p><p><a href="/">返回首页</a></p></section>
+        """,
+    ]
+
+    static let css = """
+    :root { --red: #c0392b; --ink: #1d2733; --muted: #5d6b78; --line: #dde3e9; --bg: #f5f7f9; --blue: #1f5fa8; }
+    * { box-sizing: border-box; }
+    body { margin: 0; font-family: "PingFang SC", "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif; color: var(--ink); background: var(--bg); font-size: 16px; line-height: 1.5; }
+    header.top { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; padding: .6rem 1rem; background: #123a63; color: #fff; }
+    header.top a { color: #fff; text-decoration: none; }
+    .brand { font-weight: bold; font-size: 1.1rem; }
+    nav { display: flex; flex-wrap: wrap; gap: .8rem; }
+    form.logout { margin-left: auto; display: flex; gap: .5rem; align-items: center; }
+    .who { font-size: .9rem; opacity: .9; }
+    main { max-width: 1100px; margin: 0 auto; padding: 1rem; }
+    h1 { font-size: 1.4rem; margin: .4rem 0 1rem; }
+    h2 { font-size: 1.15rem; margin: 0 0 .6rem; }
+    .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }
+    .narrow { max-width: 420px; margin: 2rem auto; }
+    label { display: block; margin: .5rem 0; }
+    input, select, textarea, button { font: inherit; padding: .45rem .6rem; border: 1px solid #b8c2cc; border-radius: 6px; max-width: 100%; }
+    label input, label select, label textarea { display: block; width: 100%; margin-top: .2rem; }
+    label.radio, label.check { display: inline-flex; gap: .3rem; align-items: center; margin-right: 1rem; }
+    label.radio input, label.check input { width: auto; display: inline; }
+    button, .button { background: #fff; cursor: pointer; color: var(--ink); text-decoration: none; display: inline-block; }
+    button.primary { background: var(--blue); color: #fff; border-color: var(--blue); }
+    .error, .overdue { color: var(--red); }
+    .flash { background: #e8f4ea; border: 1px solid #b9dcc0; padding: .5rem .8rem; border-radius: 6px; }
+    .counts { display: flex; gap: 1.5rem; margin-bottom: 1rem; flex-wrap: wrap; }
+    .counts b { font-size: 1.4rem; }
+    .counts .overdue b { color: var(--red); }
+    .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: 1rem; }
+    ul.cases { list-style: none; padding: 0; margin: 0; }
+    li.case a { display: grid; grid-template-columns: 1fr; gap: .1rem; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-left: 5px solid #8aa0b4; border-radius: 6px; color: inherit; text-decoration: none; }
+    li.case.sev-high a { border-left-color: #d35400; }
+    li.case.is-overdue a { border-left-color: var(--red); background: #fff6f5; }
+    li.case .deadline { font-size: .9rem; color: var(--muted); }
+    li.case.is-overdue .deadline { color: var(--red); font-weight: bold; }
+    li.case .subject { font-weight: bold; }
+    .badge { font-size: .8rem; padding: .1rem .45rem; border-radius: 4px; background: #e3e9ef; vertical-align: middle; }
+    .badge.sev-high { background: #fbe3d6; color: #a04000; }
+    .meta { color: var(--muted); }
+    dl.grid { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0 0 1rem; }
+    dt { color: var(--muted); }
+    dd { margin: 0; }
+    table { border-collapse: collapse; width: 100%; margin-bottom: .5rem; font-size: .95rem; }
+    th, td { border-bottom: 1px solid var(--line); padding: .35rem .4rem; text-align: left; vertical-align: top; }
+    .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+    .alert { border-left: 4px solid #8aa0b4; padding-left: .8rem; margin-bottom: 1rem; }
+    .alert.sev-high { border-left-color: #d35400; }
+    .alert .message { font-size: 1.05rem; }
+    table.evidence caption { text-align: left; color: var(--muted); font-size: .9rem; padding-top: .6rem; }
+    .history { padding-left: 1.2rem; }
+    .raw { font-size: .85rem; word-break: break-all; }
+    .row-failed { background: #fff6f5; }
+    .note { color: var(--muted); font-size: .9rem; }
+    .empty { color: var(--muted); }
+    @media (max-width: 640px) {
+      body { font-size: 17px; }
+      main { padding: .6rem; }
+      table.wide { display: block; overflow-x: auto; white-space: nowrap; }
+      .filters select, .filters button, .filters .button { flex: 1 1 45%; }
+      dl.grid { grid-template-columns: 1fr; }
+      dt { font-size: .85rem; }
+    }
+    """
+}

@@ -1,0 +1,475 @@
+import Foundation
+import Hub
+import Hummingbird
+import HTTPTypes
+import NIOCore
+import Logging
+
+/// Settings of the web inbox.
+public struct WebConfiguration: Sendable {
+    public var deadlineDays = 15
+    /// Mark cookies Secure (set when served over TLS, directly or behind a TLS proxy).
+    public var secureCookies = false
+    /// Where mappings and rules live, for the operators' pages.
+    public var mappingsDirectory = "Mappings"
+    public var types: TypeCatalog = TypeCatalog()
+    public var connectors: ConnectorRegistry = ConnectorRegistry([])
+    public init() {}
+}
+
+/// The township inbox, the county dashboard, the operators' pages, the ledger export and the
+/// JSON API. Every page checks the signed-in user's role and township scope; every case view,
+/// change and export goes to the audit log.
+public struct WebApp: Sendable {
+    public let store: SQLiteStore
+    public let config: WebConfiguration
+
+    public init(store: SQLiteStore, config: WebConfiguration) { self.store = store; self.config = config }
+
+    public func router() -> Router<HubRequestContext> {
+        let router = Router(context: HubRequestContext.self)
+        router.add(middleware: SessionMiddleware(store: store))
+        router.get("static/hub.css") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
+                     body: .init(byteBuffer: ByteBuffer(string: Views.css)))
+        }
+        router.get("healthz") { _, _ in "ok" }
+        router.get("/") { _, context in
+            guard let u = context.user else { return Self.redirect("/login") }
+            return Self.redirect(u.role.seesCases ? (u.role.seesAllTownships ? "/dashboard" : "/inbox") : "/sources")
+        }
+        router.get("login") { request, context in try self.loginPage(request, context, error: nil, username: "") }
+        router.post("login") { request, context in try await self.login(request, context) }
+        router.post("logout") { request, context in try await self.logout(request, context) }
+        router.get("inbox") { request, context in try self.inbox(request, context) }
+        router.get("cases/:id") { request, context in try self.casePage(request, context, visitError: nil) }
+        router.post("cases/:id/visit") { request, context in try await self.visit(request, context) }
+        router.post("cases/:id/reopen") { request, context in try await self.reopen(request, context) }
+        router.get("dashboard") { request, context in try self.dashboard(request, context) }
+        router.get("sources") { request, context in try self.sources(request, context) }
+        router.get("sources/:source/quarantine") { request, context in try self.quarantine(request, context) }
+        router.get("mappings") { request, context in try self.mappings(request, context) }
+        router.get("ledger.csv") { request, context in try self.ledger(request, context, xlsx: false) }
+        router.get("ledger.xlsx") { request, context in try self.ledger(request, context, xlsx: true) }
+        router.get("admin/users") { request, context in try self.usersPage(request, context, error: nil) }
+        router.post("admin/users") { request, context in try await self.addUser(request, context) }
+        router.get("admin/audit") { request, context in try self.auditPage(request, context) }
+        API(app: self).register(on: router)
+        return router
+    }
+
+    // MARK: helpers
+
+    /// Mustache renders a boxed nil as "nil": missing values become `false`, which renders nothing.
+    func opt(_ v: String?) -> Any { v.map { $0 as Any } ?? false }
+
+    static func redirect(_ to: String) -> Response {
+        Response(status: .seeOther, headers: [.location: to])
+    }
+
+    static let securityHeaders: HTTPFields = [
+        .contentType: "text/html; charset=utf-8",
+        .cacheControl: "no-store",
+        HTTPField.Name("X-Content-Type-Options")!: "nosniff",
+        HTTPField.Name("X-Frame-Options")!: "DENY",
+        HTTPField.Name("Referrer-Policy")!: "no-referrer",
+        HTTPField.Name("Content-Security-Policy")!: "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    ]
+
+    func page(_ template: String, _ title: String, _ context: HubRequestContext, _ values: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        var v = values
+        v["title"] = title
+        if let u = context.user {
+            v["user"] = ["displayName": u.displayName, "roleName": u.role.chinese, "csrf": context.csrf ?? "",
+                         "canCases": u.role.seesCases, "canDashboard": u.role.seesAllTownships, "canSources": u.role.runsSources,
+                         "isAdmin": u.role == .admin] as [String: Any]
+            v["csrf"] = context.csrf ?? ""
+        }
+        return Response(status: status, headers: Self.securityHeaders, body: .init(byteBuffer: ByteBuffer(string: Views.render(template, v))))
+    }
+
+    func message(_ context: HubRequestContext, _ heading: String, _ text: String, status: HTTPResponse.Status) -> Response {
+        page("message", heading, context, ["heading": heading, "text": text], status: status)
+    }
+
+    /// The signed-in user when their role passes `allowed`; otherwise the response to send.
+    func require(_ context: HubRequestContext, _ allowed: (Role) -> Bool) -> Result<User, Denied> {
+        guard let u = context.user else { return .failure(Denied(response: Self.redirect("/login"))) }
+        guard allowed(u.role) else {
+            try? store.audit(u.username, "拒绝访问", target: "", detail: "角色 \(u.role.rawValue)", address: context.address)
+            return .failure(Denied(response: message(context, "无权访问", "您的角色（\(u.role.chinese)）不能查看此页面。", status: .forbidden)))
+        }
+        return .success(u)
+    }
+
+    struct Denied: Error { var response: Response }
+
+    /// Reads a urlencoded form (at most 64 KB).
+    static func form(_ request: Request) async throws -> [String: String] {
+        var req = request
+        let body = try await req.collectBody(upTo: 64 << 10)
+        let text = String(buffer: body)
+        var out: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+            if let k = kv.first { out[k] = kv.count > 1 ? kv[1] : "" }
+        }
+        return out
+    }
+
+    /// A form post from a signed-in user, with its CSRF token checked.
+    func checkedForm(_ request: Request, _ context: HubRequestContext) async throws -> [String: String]? {
+        let f = try await Self.form(request)
+        guard let expected = context.csrf, let got = f["_csrf"], Self.constantTimeEqual(expected, got) else { return nil }
+        return f
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var d: UInt8 = 0
+        for i in 0..<x.count { d |= x[i] ^ y[i] }
+        return d == 0
+    }
+
+    func csrfRejected(_ context: HubRequestContext) -> Response {
+        message(context, "表单已失效", "表单校验失败（可能是页面停留过久或来自其他网站），请返回刷新后重试。", status: .forbidden)
+    }
+
+    func sessionCookie(_ value: String, maxAge: Int) -> Cookie {
+        Cookie(name: "hub_session", value: value, maxAge: maxAge, path: "/", secure: config.secureCookies, httpOnly: true, sameSite: .strict)
+    }
+
+    // MARK: sign-in
+
+    func loginPage(_ request: Request, _ context: HubRequestContext, error: String?, username: String, status: HTTPResponse.Status = .ok) throws -> Response {
+        // Double-submit token: the login form carries the same random value as a short-lived cookie.
+        let token = request.cookies["hub_login"]?.value ?? Token.make(bytes: 16)
+        var r = page("login", "登录", context, ["loginCsrf": token, "error": opt(error), "username": username], status: status)
+        r.setCookie(Cookie(name: "hub_login", value: token, maxAge: 1800, path: "/login", secure: config.secureCookies, httpOnly: true, sameSite: .strict))
+        return r
+    }
+
+    func login(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        let f = try await Self.form(request)
+        guard let cookie = request.cookies["hub_login"]?.value, let sent = f["_csrf"], Self.constantTimeEqual(cookie, sent) else {
+            return try loginPage(request, context, error: "表单已失效，请重新登录", username: "", status: .forbidden)
+        }
+        let username = f["username"] ?? ""
+        switch try store.signIn(username: username, password: f["password"] ?? "") {
+        case .success(let user, let token, _):
+            try store.audit(user.username, "登录", target: "", address: context.address)
+            var r = Self.redirect("/")
+            r.setCookie(sessionCookie(token, maxAge: SQLiteStore.sessionHours * 3600))
+            return r
+        case .wrongPassword:
+            try store.audit(username, "登录失败", target: "", address: context.address)
+            return try loginPage(request, context, error: "用户名或密码错误（连续 \(SQLiteStore.maxFailedLogins) 次错误将锁定 \(SQLiteStore.lockMinutes) 分钟）", username: username, status: .unauthorized)
+        case .locked:
+            try store.audit(username, "登录被拒（已锁定）", target: "", address: context.address)
+            return try loginPage(request, context, error: "密码错误次数过多，账户已锁定，请 \(SQLiteStore.lockMinutes) 分钟后再试", username: username, status: .unauthorized)
+        }
+    }
+
+    func logout(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        guard context.user != nil, try await checkedForm(request, context) != nil else { return csrfRejected(context) }
+        if let t = context.sessionToken { try store.signOut(token: t) }
+        try store.audit(context.user!.username, "退出", target: "", address: context.address)
+        var r = Self.redirect("/login")
+        r.setCookie(sessionCookie("", maxAge: 0))
+        return r
+    }
+
+    // MARK: inbox and cases
+
+    func filter(_ request: Request) -> CaseFilter {
+        let q = request.uri.queryParameters
+        var f = CaseFilter()
+        f.rule = q["rule"].map(String.init)
+        f.village = q["village"].map(String.init)
+        f.status = q["status"].map(String.init)
+        f.severity = q["severity"].map(String.init)
+        f.period = q["period"].map(String.init)
+        f.township = q["township"].map(String.init)
+        f.overdueOnly = q["overdue"] == "1"
+        return f
+    }
+
+    func subjectText(_ c: CaseSummary) -> String {
+        if let h = c.householdID { return "户 \(h)" }
+        switch c.subjectKind {
+        case "person": return "个人 \(ResidentID.mask(c.subjectID))"
+        case "village": return "村 \(c.subjectID)"
+        default: return c.subjectID
+        }
+    }
+
+    func inbox(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        let user: User
+        switch require(context, { $0.seesCases }) { case .success(let u): user = u; case .failure(let d): return d.response }
+        let f = filter(request)
+        let today = CivilDate.today
+        let cases = try store.cases(for: user, filter: f, today: today)
+        var all = CaseFilter(); all.limit = 100_000
+        let scope = try store.cases(for: user, filter: all, today: today)
+        let ruleTitles = Dictionary(scope.flatMap { zip($0.rules, $0.titles) }, uniquingKeysWith: { a, _ in a })
+        let villages = Dictionary(scope.compactMap { c in c.villageCode.map { ($0, c.village ?? $0) } }, uniquingKeysWith: { a, _ in a })
+        let query = request.uri.query ?? ""
+        return page("inbox", "预警案件", context, [
+            "openCount": scope.filter { $0.status == "open" }.count,
+            "overdueCount": scope.filter { $0.isOverdue(today: today) }.count,
+            "closedCount": scope.filter { $0.status == "closed" }.count,
+            "isOpen": f.status == "open", "isClosed": f.status == "closed",
+            "sevHigh": f.severity == "high", "sevMedium": f.severity == "medium", "sevLow": f.severity == "low",
+            "overdueOnly": f.overdueOnly, "canExport": true, "query": query,
+            "rules": ruleTitles.keys.sorted().map { ["name": $0, "title": ruleTitles[$0]!, "selected": f.rule == $0] as [String: Any] },
+            "villages": villages.keys.sorted().map { ["code": $0, "name": villages[$0]!, "selected": f.village == $0] as [String: Any] },
+            "cases": cases.map { c -> [String: Any] in
+                ["id": c.id, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "open": c.status == "open",
+                 "outcome": c.outcome.flatMap { VisitOutcome(rawValue: $0)?.chinese } ?? "", "township": c.township ?? "", "village": c.village ?? "",
+                 "subject": subjectText(c), "titles": c.titles.joined(separator: "、"), "severity": c.severity]
+            },
+        ])
+    }
+
+    /// The case if it exists and the user may see it; otherwise the denial (logged).
+    func visibleCase(_ request: Request, _ context: HubRequestContext, _ user: User) throws -> Result<CaseDetail, Denied> {
+        guard let id = context.parameters.get("id").flatMap({ Int64($0) }),
+              let detail = try store.caseDetail(id) else {
+            return .failure(Denied(response: message(context, "案件不存在", "找不到该案件。", status: .notFound)))
+        }
+        guard user.sees(township: detail.summary.townshipCode) else {
+            try store.audit(user.username, "拒绝访问", target: "案件 #\(id)", detail: "不在本人负责的乡镇", address: context.address)
+            return .failure(Denied(response: message(context, "无权查看", "该案件不属于您负责的乡镇。", status: .forbidden)))
+        }
+        return .success(detail)
+    }
+
+    static let householdLabels: [(String, String)] = [
+        ("household_id", "户编号"), ("township", "乡镇"), ("village", "行政村"), ("category", "户类型"), ("monitoring_status", "监测状态"),
+        ("monitoring_type", "监测对象类别"), ("risk_reason", "主要风险"), ("monitored_on", "纳入监测日期"), ("risk_eliminated_on", "风险消除日期"),
+        ("income_year", "收入年度"), ("income_per_person", "家庭人均纯收入（元）"), ("size", "家庭人口数"), ("labour", "劳动力人数"), ("updated_on", "信息更新日期"),
+    ]
+
+    func display(_ v: Value, field: String, type: FieldType?) -> String {
+        if type == .money, case .integer(let fen) = v { return Money.format(fen: fen) }
+        if type == .residentID || field == "id_number" { return ResidentID.mask(v.description) }
+        if type == .bool, case .integer(let b) = v { return b != 0 ? "是" : "否" }
+        return v.description
+    }
+
+    func casePage(_ request: Request, _ context: HubRequestContext, visitError: String?, status: HTTPResponse.Status = .ok) throws -> Response {
+        let user: User
+        switch require(context, { $0.seesCases }) { case .success(let u): user = u; case .failure(let d): return d.response }
+        let detail: CaseDetail
+        switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
+        let c = detail.summary
+        try store.audit(user.username, "查看案件", target: "案件 #\(c.id)", detail: subjectText(c), address: context.address)
+        let today = CivilDate.today
+        let hType = config.types["household"], pType = config.types["person"]
+        var values: [String: Any] = [
+            "id": c.id, "severity": c.severity, "severityName": Rule.Severity(rawValue: c.severity)?.chinese ?? c.severity,
+            "statusName": c.status == "open" ? "未销号" : "已销号", "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
+            "period": c.period, "openedAt": String(c.openedAt.prefix(10)), "deadline": c.deadline, "overdue": c.isOverdue(today: today),
+            "subjectText": subjectText(c), "today": today.description, "visitError": opt(visitError),
+            "canVisit": user.role.verifies && c.status == "open", "canReopen": user.role.reopens && c.status == "closed",
+            "outcomes": VisitOutcome.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
+            "monitoringTypes": VisitRecord.monitoringTypes,
+        ]
+        if let h = detail.household {
+            values["household"] = [
+                "fields": Self.householdLabels.compactMap { (k, label) -> [String: String]? in
+                    guard let v = h[k], !v.isNull else { return nil }
+                    return ["label": label, "value": display(v, field: k, type: hType?.field(k)?.type)]
+                },
+                "members": detail.members.map { m -> [String: String] in
+                    ["name": m["name"]?.description ?? "", "relation": m["relation"]?.description ?? "",
+                     "id": ResidentID.mask(m["id_number"]?.description ?? ""), "health": m["health"]?.description ?? "",
+                     "disability": m["disability"]?.description ?? ""]
+                },
+            ] as [String: Any]
+            _ = pType
+        }
+        values["alerts"] = detail.alerts.map { a -> [String: Any] in
+            ["title": a.title, "severity": a.severity, "message": a.message, "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
+             "evidence": a.evidence.map { e -> [String: Any] in
+                 let t = config.types[e.type]
+                 return ["typeTitle": t?.title ?? e.type, "source": e.source, "run": e.run, "row": e.row,
+                         "fields": (t?.fields ?? []).compactMap { f -> [String: String]? in
+                             guard let v = e.fields[f.name] else { return nil }
+                             return ["label": f.title, "value": f.type == .residentID ? ResidentID.mask(v) : (f.type == .bool ? (v == "true" ? "是" : "否") : v)]
+                         }]
+             }]
+        }
+        values["events"] = detail.events.map { ["at": String($0.at.prefix(16)).replacingOccurrences(of: "T", with: " "), "username": $0.username, "action": $0.action, "detail": $0.detail] }
+        values["visits"] = detail.visits.map { v -> [String: Any] in
+            ["visitedOn": v.visitedOn, "visitors": v.visitors, "findings": v.findings, "outcome": v.outcome.chinese,
+             "monitoringType": opt(v.outcome == .monitor ? v.monitoringType : nil), "reason": opt(v.reason)]
+        }
+        return page("case", "案件 #\(c.id)", context, values, status: status)
+    }
+
+    func visit(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        let user: User
+        switch require(context, { $0.verifies }) { case .success(let u): user = u; case .failure(let d): return d.response }
+        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        let detail: CaseDetail
+        switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
+        guard let outcome = VisitOutcome(rawValue: f["outcome"] ?? "") else {
+            return try casePage(request, context, visitError: "请选择核实结果", status: .badRequest)
+        }
+        let v = VisitRecord(visitedOn: f["visited_on"] ?? "", visitors: f["visitors"] ?? "", findings: f["findings"] ?? "", outcome: outcome,
+                            monitoringType: f["monitoring_type"].flatMap { $0.isEmpty ? nil : $0 }, reason: f["reason"].flatMap { $0.isEmpty ? nil : $0 })
+        do {
+            try store.recordVisit(caseID: detail.summary.id, by: user, visit: v)
+        } catch let e as SQLiteStore.CaseChangeError {
+            return try casePage(request, context, visitError: e.description, status: .badRequest)
+        }
+        try store.audit(user.username, "入户核实销号", target: "案件 #\(detail.summary.id)", detail: outcome.chinese, address: context.address)
+        return Self.redirect("/cases/\(detail.summary.id)")
+    }
+
+    func reopen(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        let user: User
+        switch require(context, { $0.reopens }) { case .success(let u): user = u; case .failure(let d): return d.response }
+        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        let detail: CaseDetail
+        switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
+        do {
+            try store.reopen(caseID: detail.summary.id, by: user, reason: f["reason"] ?? "", deadlineDays: config.deadlineDays)
+        } catch let e as SQLiteStore.CaseChangeError {
+            return try casePage(request, context, visitError: e.description, status: .badRequest)
+        }
+        try store.audit(user.username, "重新打开案件", target: "案件 #\(detail.summary.id)", detail: f["reason"] ?? "", address: context.address)
+        return Self.redirect("/cases/\(detail.summary.id)")
+    }
+
+    // MARK: county and operators
+
+    func dashboard(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        switch require(context, { $0.seesAllTownships }) { case .success: break; case .failure(let d): return d.response }
+        let d = try store.dashboard()
+        return page("dashboard", "全县概况", context, [
+            "townships": d.byTownship.map { ["code": $0.code, "name": $0.name, "open": $0.open, "overdue": $0.overdue, "closed": $0.closed, "monitored": $0.monitored] as [String: Any] },
+            "rules": d.byRule.map { r -> [String: Any] in
+                let judged = r.confirmed + r.rejected
+                return ["title": r.title, "cases": r.cases, "confirmed": r.confirmed, "rejected": r.rejected,
+                        "precision": judged == 0 ? "—" : String(format: "%.0f%%", Double(r.confirmed) / Double(judged) * 100)]
+            },
+            "trend": TrendChart.svg(d.byPeriod),
+        ])
+    }
+
+    func sources(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        switch require(context, { $0.runsSources }) { case .success: break; case .failure(let d): return d.response }
+        let loader = MappingLoader(types: config.types, connectors: config.connectors)
+        let dir = URL(fileURLWithPath: config.mappingsDirectory)
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        var rows: [[String: Any]] = []
+        for f in files {
+            let m = try? loader.load(file: dir.appendingPathComponent(f))
+            let source = m?.source ?? String(f.dropLast(5))
+            let last = try store.runs(source: source, limit: 1).first
+            let c = last?.counts ?? RunCounts()
+            rows.append(["source": source, "title": m?.title ?? "（映射有错）", "department": m?.department ?? "", "period": last?.period ?? "—",
+                         "run": last.map { String($0.id) } ?? "—", "status": last.map { ["running": "进行中", "succeeded": "成功", "failed": "失败"][$0.status.rawValue] ?? "" } ?? "从未运行",
+                         "failed": last?.status == .failed, "error": opt(last?.error), "read": c.read, "inserted": c.inserted, "updated": c.updated,
+                         "unchanged": c.unchanged, "quarantined": c.quarantined, "at": last.map { String($0.startedAt.prefix(16)).replacingOccurrences(of: "T", with: " ") } ?? ""])
+        }
+        return page("sources", "数据来源", context, ["sources": rows])
+    }
+
+    func quarantine(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        let user: User
+        switch require(context, { $0.runsSources }) { case .success(let u): user = u; case .failure(let d): return d.response }
+        let source = context.parameters.get("source") ?? ""
+        guard let run = try store.runs(source: source, limit: 100).first(where: { $0.status == .succeeded }) else {
+            return message(context, "没有记录", "来源 \(source) 还没有成功的运行。", status: .notFound)
+        }
+        try store.audit(user.username, "查看隔离区", target: source, detail: "运行 #\(run.id)", address: context.address)
+        let entries = try store.quarantine(runID: run.id)
+        return page("quarantine", "隔离的行", context, ["source": source, "run": run.id, "entries": entries.map { e -> [String: Any] in
+            ["document": e.document, "row": e.row, "reasons": e.reasons.map(\.text).joined(separator: "；"),
+             "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ($0[0].contains("证") || $0[0].lowercased().contains("sfz") || $0[0].lowercased().contains("cert") || $0[0].lowercased().contains("idno") ? ResidentID.mask($0[1]) : $0[1]) : "")" }.joined(separator: "; ")]
+        }])
+    }
+
+    func mappings(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        switch require(context, { $0.runsSources }) { case .success: break; case .failure(let d): return d.response }
+        let loader = MappingLoader(types: config.types, connectors: config.connectors)
+        let dir = URL(fileURLWithPath: config.mappingsDirectory)
+        var problems: [String] = []
+        var maps: [[String: Any]] = []
+        for f in ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter({ $0.hasSuffix(".yaml") }).sorted() {
+            do {
+                let m = try loader.load(file: dir.appendingPathComponent(f))
+                maps.append(["source": m.source, "title": m.title, "connector": m.connector, "format": m.format.name,
+                             "outputs": m.outputs.map(\.type.name).joined(separator: "、"), "version": m.version.prefix(8)])
+            } catch { problems += error.items.map(\.description) }
+        }
+        let (rules, _, ruleProblems) = RuleLoader.loadDirectory(dir.appendingPathComponent("rules"), types: config.types)
+        problems += ruleProblems.map(\.description)
+        return page("mappings", "映射与规则", context, [
+            "problems": problems, "mappings": maps,
+            "rules": rules.map { ["name": $0.name, "title": $0.title, "subject": $0.subject.rawValue, "severity": $0.severity.chinese, "version": $0.version.prefix(8)] as [String: Any] },
+        ])
+    }
+
+    // MARK: admin
+
+    func usersPage(_ request: Request, _ context: HubRequestContext, error: String?, status: HTTPResponse.Status = .ok) throws -> Response {
+        switch require(context, { $0 == .admin }) { case .success: break; case .failure(let d): return d.response }
+        return page("users", "用户", context, [
+            "error": opt(error),
+            "users": try store.users().map { ["username": $0.username, "displayName": $0.displayName, "role": $0.role.chinese, "townships": $0.townships.joined(separator: "、")] },
+            "roles": Role.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
+        ], status: status)
+    }
+
+    func addUser(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        let admin: User
+        switch require(context, { $0 == .admin }) { case .success(let u): admin = u; case .failure(let d): return d.response }
+        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        guard let role = Role(rawValue: f["role"] ?? "") else { return try usersPage(request, context, error: "请选择角色", status: .badRequest) }
+        do {
+            let townships = (f["townships"] ?? "").split(whereSeparator: { $0 == "," || $0 == "，" || $0 == " " }).map(String.init)
+            let u = try store.addUser(username: f["username"] ?? "", displayName: f["display_name"] ?? "", role: role, townships: townships, password: f["password"] ?? "")
+            try store.audit(admin.username, "新增用户", target: u.username, detail: "\(role.rawValue) \(townships.joined(separator: ","))", address: context.address)
+        } catch let e as SQLiteStore.AccessError {
+            return try usersPage(request, context, error: e.description, status: .badRequest)
+        }
+        return Self.redirect("/admin/users")
+    }
+
+    func auditPage(_ request: Request, _ context: HubRequestContext) throws -> Response {
+        switch require(context, { $0 == .admin }) { case .success: break; case .failure(let d): return d.response }
+        let broken = try store.verifyAuditLog()
+        return page("audit", "审计日志", context, [
+            "chain": broken.map { "第 \($0) 条起不连续（可能被改动）" } ?? "完整",
+            "entries": try store.auditLog().map { ["at": $0.at, "username": $0.username, "action": $0.action, "target": $0.target, "detail": $0.detail, "address": $0.address] },
+        ])
+    }
+}
+
+/// The monthly trend as an SVG bar chart, drawn on the server (no script, no CDN).
+enum TrendChart {
+    static func svg(_ periods: [(period: String, raised: Int, closed: Int)]) -> String {
+        guard !periods.isEmpty else { return "<p class=\"empty\">暂无数据</p>" }
+        let maxV = max(1, periods.map(\.raised).max()!)
+        let w = 60, h = 160, left = 40
+        var s = "<svg role=\"img\" aria-label=\"逐月预警与销号\" viewBox=\"0 0 \(left + periods.count * w + 20) \(h + 50)\" width=\"100%\" style=\"max-width:\(left + periods.count * w + 20)px\">"
+        s += "<line x1=\"\(left)\" y1=\"\(h)\" x2=\"\(left + periods.count * w)\" y2=\"\(h)\" stroke=\"#8aa0b4\"/>"
+        for (i, p) in periods.enumerated() {
+            let x = left + i * w + 8
+            let rh = Int(Double(p.raised) / Double(maxV) * Double(h - 20))
+            let ch = Int(Double(p.closed) / Double(maxV) * Double(h - 20))
+            s += "<rect x=\"\(x)\" y=\"\(h - rh)\" width=\"20\" height=\"\(rh)\" fill=\"#1f5fa8\"><title>\(p.period) 立案 \(p.raised)</title></rect>"
+            s += "<rect x=\"\(x + 22)\" y=\"\(h - ch)\" width=\"20\" height=\"\(ch)\" fill=\"#27ae60\"><title>\(p.period) 销号 \(p.closed)</title></rect>"
+            s += "<text x=\"\(x + 21)\" y=\"\(h - rh - 4)\" font-size=\"11\" text-anchor=\"middle\">\(p.raised)</text>"
+            s += "<text x=\"\(x + 21)\" y=\"\(h + 16)\" font-size=\"12\" text-anchor=\"middle\">\(XLSXWriter.escape(p.period))</text>"
+        }
+        s += "<rect x=\"\(left)\" y=\"\(h + 28)\" width=\"12\" height=\"12\" fill=\"#1f5fa8\"/><text x=\"\(left + 16)\" y=\"\(h + 39)\" font-size=\"12\">立案</text>"
+        s += "<rect x=\"\(left + 60)\" y=\"\(h + 28)\" width=\"12\" height=\"12\" fill=\"#27ae60\"/><text x=\"\(left + 76)\" y=\"\(h + 39)\" font-size=\"12\">销号</text>"
+        return s + "</svg>"
+    }
+}

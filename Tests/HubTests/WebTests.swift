@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+@testable import Hub
+@testable import HubWeb
+import Connectors
+import SimCounty
+
+/// The inbox and the API over real HTTP on 127.0.0.1: each role against each page and action,
+/// with every denial.
+@Suite(.serialized) struct WebTests {
+    struct Fixture {
+        let app: RunningApp
+        let store: SQLiteStore
+        /// A case in township A (verifier "va") and one in township B (verifier "vb").
+        let caseA: CaseSummary
+        let caseB: CaseSummary
+        func client() -> TestHTTP { TestHTTP(port: app.port) }
+    }
+
+    static let password = "correct-horse-1"
+
+    static func fixture() async throws -> Fixture {
+        let county = try RulesTests.pulledCounty()
+        try county.store.saveAlerts(try county.engine().evaluate(period: county.sim.county.config.period))
+        let store = county.store
+        let admin = try store.addUser(username: "admin", displayName: "管理员", role: .admin, townships: [], password: password)
+        let all = try store.cases(for: admin)
+        let household = all.filter { $0.householdID != nil && $0.townshipCode != nil }
+        let a = household[0]
+        let b = try #require(household.first { $0.townshipCode != a.townshipCode })
+        try store.addUser(username: "op", displayName: "操作员", role: .operator, townships: [], password: password)
+        try store.addUser(username: "an", displayName: "分析员", role: .analyst, townships: [], password: password)
+        try store.addUser(username: "va", displayName: "甲乡核查员", role: .verifier, townships: [a.townshipCode!], password: password)
+        try store.addUser(username: "vb", displayName: "乙乡核查员", role: .verifier, townships: [b.townshipCode!], password: password)
+        var config = WebConfiguration()
+        config.types = shippedTypes
+        config.connectors = BuiltinConnectors.registry
+        config.mappingsDirectory = repoRoot.appendingPathComponent("Mappings").path
+        let app = try await RunningApp(WebApp(store: store, config: config))
+        return Fixture(app: app, store: store, caseA: a, caseB: b)
+    }
+
+    @Test func everyRoleAgainstEveryPageAndEveryDenial() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        let a = f.caseA.id, b = f.caseB.id
+        let pages = ["/inbox", "/cases/\(a)", "/cases/\(b)", "/dashboard", "/sources", "/mappings", "/sources/medical-claims/quarantine",
+                     "/admin/users", "/admin/audit", "/ledger.csv", "/ledger.xlsx", "/api/v1/cases", "/api/v1/cases/\(a)", "/api/v1/cases/\(b)"]
+        // Expected status per role, in the order of `pages`.
+        let expected: [String: [Int]] = [
+            "admin": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
+            "op":    [403, 403, 403, 403, 200, 200, 200, 403, 403, 403, 403, 403, 403, 403],
+            "an":    [200, 200, 200, 200, 403, 403, 403, 403, 403, 200, 200, 200, 200, 200],
+            "va":    [200, 200, 403, 403, 403, 403, 403, 403, 403, 200, 200, 200, 200, 403],
+            "vb":    [200, 403, 200, 403, 403, 403, 403, 403, 403, 200, 200, 200, 403, 200],
+        ]
+        var anonymous = f.client()
+        for p in pages {
+            let r = try anonymous.request("GET", p)
+            if p.hasPrefix("/api/") { #expect(r.status == 401, "anonymous \(p)") }
+            else { #expect(r.status == 303 && r.header("Location") == "/login", "anonymous \(p) → \(r.status)") }
+        }
+        for (user, statuses) in expected.sorted(by: { $0.key < $1.key }) {
+            var c = f.client()
+            #expect(try c.signIn(user, Self.password).status == 303)
+            for (p, want) in zip(pages, statuses) {
+                let r = try c.request("GET", p)
+                #expect(r.status == want, "\(user) GET \(p): \(r.status), expected \(want)")
+            }
+        }
+        // A verifier's inbox and export hold only their township's cases.
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        let inbox = try va.request("GET", "/inbox").text
+        #expect(inbox.contains("/cases/\(a)\"") && !inbox.contains("/cases/\(b)\""))
+        let csv = try va.request("GET", "/ledger.csv").text
+        #expect(csv.hasPrefix("\u{FEFF}案件号,"))
+        #expect(csv.contains("\r\n\(a),") && !csv.contains("\r\n\(b),"))
+        let api = try va.request("GET", "/api/v1/cases").text
+        #expect(api.contains("\"id\":\(a)") && !api.contains("\"id\":\(b),"))
+    }
+
+    @Test func aVerifierRecordsAVisitAndClosesTheCaseOthersCannot() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        let a = f.caseA.id
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        let page = try va.request("GET", "/cases/\(a)")
+        let csrf = try #require(TestHTTP.hidden(page.text, "_csrf"))
+        let visit: [(String, String)] = [("visited_on", CivilDate.today.adding(days: -1).description), ("visitors", "王五、李四（村干部）"),
+                                         ("findings", "=HYPERLINK(\"http://x\")家中有病人，已就医"), ("outcome", "monitor"), ("monitoring_type", "突发严重困难户")]
+        // Without its CSRF token the form is refused and nothing changes.
+        #expect(try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form(visit)).status == 403)
+        #expect(try f.store.caseDetail(a)?.summary.status == "open")
+        // A closing without an outcome category is refused with the reason.
+        let missing = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit.filter { $0.0 != "monitoring_type" }))
+        #expect(missing.status == 400 && missing.text.contains("纳入监测须选择监测对象类别"))
+        // The verifier of another township, and the county analyst (read only), cannot.
+        var vb = f.client()
+        try vb.signIn("vb", Self.password)
+        let vbToken = try #require(TestHTTP.hidden(try vb.request("GET", "/inbox").text, "_csrf"))
+        #expect(try vb.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", vbToken)] + visit)).status == 403)
+        var an = f.client()
+        try an.signIn("an", Self.password)
+        let anToken = try #require(TestHTTP.hidden(try an.request("GET", "/inbox").text, "_csrf"))
+        #expect(try an.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", anToken)] + visit)).status == 403)
+        // The verifier closes it.
+        let done = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit))
+        #expect(done.status == 303)
+        let closed = try #require(try f.store.caseDetail(a))
+        #expect(closed.summary.status == "closed" && closed.summary.outcome == "monitor")
+        #expect(closed.visits.first?.monitoringType == "突发严重困难户")
+        // The ledger shows it as 销号, with the formula neutralised.
+        let csv = try va.request("GET", "/ledger.csv?status=closed").text
+        #expect(csv.contains("已销号") && csv.contains("'=HYPERLINK"))
+        // A verifier cannot reopen; the county can.
+        #expect(try va.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", csrf), ("reason", "x")])).status == 403)
+        let reopened = try an.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", anToken), ("reason", "复核发现收入登记有误")]))
+        #expect(reopened.status == 303)
+        #expect(try f.store.caseDetail(a)?.summary.status == "open")
+        #expect(try f.store.caseDetail(a)?.events.map(\.action) == ["销号", "重新打开"])
+        // Every step is in the audit log, and the chain holds.
+        let actions = try f.store.auditLog(limit: 1000).map(\.action)
+        for needed in ["登录", "查看案件", "入户核实销号", "导出台账", "重新打开案件", "拒绝访问"] { #expect(actions.contains(needed), "audit lacks \(needed)") }
+        #expect(try f.store.verifyAuditLog() == nil)
+    }
+
+    @Test func apiVisitNeedsItsTokenAndScope() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        let me = try JSONSerialization.jsonObject(with: Data(try va.request("GET", "/api/v1/me").body)) as! [String: Any]
+        let token = try #require(me["csrf_token"] as? String)
+        let body = #"{"visited_on":"\#(CivilDate.today.description)","visitors":"王五","findings":"核实无异常","outcome":"no_risk","reason":"收入稳定"}"#
+        #expect(try va.request("POST", "/api/v1/cases/\(f.caseA.id)/visit", body: body, contentType: "application/json").status == 403)
+        #expect(try va.request("POST", "/api/v1/cases/\(f.caseB.id)/visit", body: body, contentType: "application/json", headers: [("X-CSRF-Token", token)]).status == 403)
+        let ok = try va.request("POST", "/api/v1/cases/\(f.caseA.id)/visit", body: body, contentType: "application/json", headers: [("X-CSRF-Token", token)])
+        #expect(ok.status == 200)
+        #expect(try f.store.caseDetail(f.caseA.id)?.summary.outcome == "no_risk")
+        let doc = try JSONSerialization.jsonObject(with: Data(try va.request("GET", "/api/v1/openapi.json").body)) as? [String: Any]
+        #expect((doc?["paths"] as? [String: Any])?.keys.contains("/cases/{id}/visit") == true)
+    }
+
+    @Test func signInLocksAfterRepeatedFailuresAndRenewsTheSession() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        var c = f.client()
+        try c.signIn("va", Self.password)
+        let first = c.cookies["hub_session"]
+        var d = f.client()
+        try d.signIn("va", Self.password)
+        #expect(first != nil && d.cookies["hub_session"] != nil && first != d.cookies["hub_session"])
+        // The cookie is HttpOnly and SameSite.
+        var e = f.client()
+        let r = try e.signIn("va", Self.password)
+        let cookie = try #require(r.setCookies.first { $0.hasPrefix("hub_session=") })
+        #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+        // Sign-out ends the session.
+        let token = try #require(TestHTTP.hidden(try c.request("GET", "/inbox").text, "_csrf"))
+        #expect(try c.request("POST", "/logout", body: TestHTTP.form([("_csrf", token)])).status == 303)
+        #expect(try c.request("GET", "/inbox").status == 303)
+        // Five wrong passwords lock the account; then even the right one is refused.
+        var x = f.client()
+        for _ in 0..<SQLiteStore.maxFailedLogins { #expect(try x.signIn("vb", "wrong-password").status == 401) }
+        let locked = try x.signIn("vb", Self.password)
+        #expect(locked.status == 401 && locked.text.contains("锁定"))
+        // A login form without its token is refused.
+        var y = f.client()
+        #expect(try y.request("POST", "/login", body: TestHTTP.form([("username", "va"), ("password", Self.password)])).status == 403)
+        // Passwords never reach the audit log.
+        #expect(try !f.store.auditLog(limit: 1000).contains { $0.detail.contains(Self.password) || $0.target.contains("wrong-password") })
+    }
+
+    @Test func pagesAreChineseAndMaskIDNumbers() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        var admin = f.client()
+        try admin.signIn("admin", Self.password)
+        let page = try admin.request("GET", "/cases/\(f.caseA.id)")
+        #expect(page.text.contains("<html lang=\"zh-CN\">") && page.text.contains("入户核实并销号"))
+        let detail = try #require(try f.store.caseDetail(f.caseA.id))
+        for m in detail.members {
+            let id = m["id_number"]!.description
+            #expect(!page.text.contains(id), "full ID number on the case page")
+            #expect(page.text.contains(ResidentID.mask(id)))
+        }
+        #expect(page.header("Content-Security-Policy")?.contains("default-src 'self'") == true)
+        let dashboard = try admin.request("GET", "/dashboard").text
+        #expect(dashboard.contains("<svg") && dashboard.contains("各乡镇案件"))
+        let xlsx = try admin.request("GET", "/ledger.xlsx")
+        #expect(xlsx.status == 200 && xlsx.body.starts(with: [0x50, 0x4B]))   // a ZIP (Office Open XML)
+        var decoder = XLSXDecoder(options: XLSXOptions())
+        let (rows, _) = try decodeAll(&decoder, xlsx.body)
+        #expect(rows.count == (try f.store.cases(for: try f.store.users().first { $0.role == .admin }!)).count)
+        #expect(rows.first?.columns.names.first == "案件号")
+    }
+}
