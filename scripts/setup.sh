@@ -3,6 +3,8 @@
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
 need=(libcurl4-openssl-dev libxml2-dev libsqlite3-dev pkg-config)
+# --browser: also what the end-to-end inbox test drives (Chromium, its WebDriver, Chinese fonts).
+if [ "${1:-}" = "--browser" ]; then need+=(chromium chromium-driver fonts-noto-cjk); fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

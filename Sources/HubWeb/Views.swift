@@ -91,18 +91,6 @@ enum Views {
         <p><a href="/inbox">← 返回案件列表</a></p>
         <h1>案件 #{{id}} <span class="badge sev-{{severity}}">{{severityName}}</span> <span class="badge">{{statusName}}</span></h1>
         <p class="meta">{{township}} {{village}} · 期间 {{period}} · 立案 {{openedAt}} · 期限 <span class="{{#overdue}}overdue{{/overdue}}">{{deadline}}{{#overdue}}（已逾期）{{/overdue}}</span></p>
-        {{#household}}
-        <section class="card">
-          <h2>家庭情况</h2>
-          <dl class="grid">
-            {{#fields}}<dt>{{label}}</dt><dd>{{value}}</dd>{{/fields}}
-          </dl>
-          <h3>家庭成员</h3>
-          <table><thead><tr><th>姓名</th><th>关系</th><th>身份证号</th><th>健康</th><th>残疾</th></tr></thead>
-          <tbody>{{#members}}<tr><td>{{name}}</td><td>{{relation}}</td><td class="mono">{{id}}</td><td>{{health}}</td><td>{{disability}}</td></tr>{{/members}}</tbody></table>
-        </section>
-        {{/household}}
-        {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}（不在监测名单中）</p></section>{{/household}}
         <section class="card">
           <h2>预警及依据</h2>
           {{#alerts}}
@@ -118,6 +106,18 @@ enum Views {
           </article>
           {{/alerts}}
         </section>
+        {{#household}}
+        <section class="card">
+          <h2>家庭情况</h2>
+          <dl class="grid">
+            {{#fields}}<dt>{{label}}</dt><dd>{{value}}</dd>{{/fields}}
+          </dl>
+          <h3>家庭成员</h3>
+          <table><thead><tr><th>姓名</th><th>关系</th><th>身份证号</th><th>健康</th><th>残疾</th></tr></thead>
+          <tbody>{{#members}}<tr><td>{{name}}</td><td>{{relation}}</td><td class="mono">{{id}}</td><td>{{health}}</td><td>{{disability}}</td></tr>{{/members}}</tbody></table>
+        </section>
+        {{/household}}
+        {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}（不在监测名单中）</p></section>{{/household}}
         {{#canVisit}}
         <section class="card">
           <h2>入户核实并销号</h2>
@@ -240,7 +240,7 @@ enum Views {
     label input, label select, label textarea { display: block; width: 100%; margin-top: .2rem; }
     label.radio, label.check { display: inline-flex; gap: .3rem; align-items: center; margin-right: 1rem; }
     label.radio input, label.check input { width: auto; display: inline; }
-    button, .button { background: #fff; cursor: pointer; color: var(--ink); text-decoration: none; display: inline-block; }
+    button, .button { background: #fff; border: 1px solid #b8c2cc; border-radius: 6px; padding: .45rem .6rem; cursor: pointer; color: var(--ink); text-decoration: none; display: inline-block; }
     button.primary { background: var(--blue); color: #fff; border-color: var(--blue); }
     .error, .overdue { color: var(--red); }
     .flash { background: #e8f4ea; border: 1px solid #b9dcc0; padding: .5rem .8rem; border-radius: 6px; }

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""End-to-end test of the township inbox in a real headless Chromium, driven through
+chromedriver's WebDriver HTTP API (standard library only).
+
+A township verifier signs in at phone width, sees only their township's cases, opens one,
+records a home visit and closes it; a verifier of another township is denied that case's URL;
+the ledger export contains the closed case. Screenshots go to var/screenshots/.
+
+Usage: inbox_e2e.py HUBD_BINARY   (run from the repository root)"""
+import json, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request, base64
+
+HUBD = os.path.abspath(sys.argv[1])
+WORK = tempfile.mkdtemp(prefix="hub-e2e-")
+DB = os.path.join(WORK, "hub.sqlite")
+SHOTS = os.path.abspath("var/screenshots")
+os.makedirs(SHOTS, exist_ok=True)
+PASSWORD = "browser-pass-1"
+results = []
+
+def check(name, ok, detail=""):
+    results.append((name, ok))
+    print(("PASS " if ok else "FAIL ") + name + ("" if ok else " — " + detail), flush=True)
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def wait_port(port, seconds=30):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close(); return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+def run(*args, env=None):
+    subprocess.run([HUBD, *args], check=True, stdout=subprocess.DEVNULL, env=env)
+
+# A small simulated county with its alerts, and two verifiers of different townships.
+run("demo", "--scale", "0.03", "--db", DB, "--sim-dir", os.path.join(WORK, "sim"))
+con = sqlite3.connect(DB)
+towns = [r[0] for r in con.execute("SELECT township_code FROM cases WHERE township_code IS NOT NULL AND household_id IS NOT NULL GROUP BY township_code ORDER BY count(*) DESC LIMIT 2")]
+town_a, town_b = towns[0], towns[1]
+cases_a = [r[0] for r in con.execute("SELECT id FROM cases WHERE township_code = ? ORDER BY deadline, id", (town_a,))]
+env = dict(os.environ, HUB_E2E_PASSWORD=PASSWORD)
+run("users", "add", "verifier_a", "--name", "甲乡核查员", "--role", "verifier", "--township", town_a, "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
+run("users", "add", "verifier_b", "--name", "乙乡核查员", "--role", "verifier", "--township", town_b, "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
+
+hub_port, driver_port = free_port(), free_port()
+server = subprocess.Popen([HUBD, "serve", "--port", str(hub_port), "--db", DB], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+driver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+BASE = f"http://127.0.0.1:{hub_port}"
+WD = f"http://127.0.0.1:{driver_port}"
+
+def wd(method, path, body=None):
+    req = urllib.request.Request(WD + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read() or b"{}").get("value")
+
+try:
+    assert wait_port(hub_port) and wait_port(driver_port), "server or chromedriver did not start"
+    caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": shutil.which("chromium") or "/usr/bin/chromium",
+        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"],
+        "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2}}}}}}
+    sid = wd("POST", "/session", caps)["sessionId"]
+    S = f"/session/{sid}"
+    def go(path): wd("POST", S + "/url", {"url": BASE + path})
+    def find(css):
+        v = wd("POST", S + "/element", {"using": "css selector", "value": css})
+        if not isinstance(v, dict) or "element-6066-11e4-a52e-4f735466cecf" not in v:
+            raise RuntimeError(f"no element {css} on {wd('GET', S + '/url')}: {v}; page: {text()[:300]}")
+        return v["element-6066-11e4-a52e-4f735466cecf"]
+    def finds(css): return wd("POST", S + "/elements", {"using": "css selector", "value": css})
+    def type_(css, text): wd("POST", S + f"/element/{find(css)}/value", {"text": text})
+    def click(css): wd("POST", S + f"/element/{find(css)}/click", {})
+    def text(): return wd("POST", S + "/execute/sync", {"script": "return document.body.innerText", "args": []})
+    def js(script): return wd("POST", S + "/execute/sync", {"script": script, "args": []})
+    def shot(name):
+        with open(os.path.join(SHOTS, name), "wb") as f: f.write(base64.b64decode(wd("GET", S + "/screenshot")))
+    def wait_until(pred, seconds=10):
+        end = time.time() + seconds
+        while time.time() < end:
+            if pred(): return True
+            time.sleep(0.1)
+        return False
+    def sign_in(user):
+        go("/login"); type_("input[name=username]", user); type_("input[name=password]", PASSWORD); click("button[type=submit]")
+        wait_until(lambda: "/login" not in wd("GET", S + "/url") and "退出" in text())
+
+    sign_in("verifier_a")
+    go("/inbox")
+    shot("inbox-phone.png")
+    links = js("return Array.from(document.querySelectorAll('li.case a')).map(a => a.getAttribute('href'))")
+    shown = sorted(int(h.split("/")[-1]) for h in links)
+    check("verifier sees exactly their township's cases", shown == sorted(cases_a), f"shown {shown} expected {sorted(cases_a)}")
+    check("inbox speaks Chinese", "预警案件" in text() and "未销号" in text())
+    width, inner = js("return [document.documentElement.scrollWidth, window.innerWidth]")
+    check("inbox fits a phone screen (no sideways scrolling)", inner <= 400 and width <= inner, f"page is {width}px wide in a {inner}px window")
+
+    target = cases_a[0]
+    go(f"/cases/{target}")
+    page = text()
+    check("case page shows the alert and the household", "预警及依据" in page and "家庭成员" in page)
+    ids = [r[0] for r in con.execute("SELECT p.id_number FROM cases c JOIN rec_person p ON p.household_id = c.household_id WHERE c.id = ?", (target,))]
+    check("member ID numbers are masked", ids and all(i not in page and (i[:6] + "********" + i[-4:]) in page for i in ids))
+    shot("case-phone.png")
+    type_("input[name=visitors]", "王五、李四（村干部）")
+    type_("textarea[name=findings]", "入户查看，家中老人住院，医疗支出大，收入下降。")
+    click("input[name=outcome][value=monitor]")
+    js("document.querySelector('select[name=monitoring_type]').value = '突发严重困难户'")
+    click("form.visit button[type=submit]")
+    wait_until(lambda: "已销号" in text())
+    after = text()
+    check("closing the case records the visit (销号)", "已销号" in after and "纳入监测" in after, after[:200])
+    status = con.execute("SELECT status, outcome FROM cases WHERE id = ?", (target,)).fetchone()
+    check("the store holds the case closed with its outcome", status == ("closed", "monitor"), str(status))
+    shot("case-closed-phone.png")
+    csv = wd("POST", S + "/execute/async", {
+        "script": "const done = arguments[0]; fetch('/ledger.csv').then(r => r.text()).then(done)", "args": []})
+    check("the ledger export contains the closed case", f"\r\n{target}," in csv and "已销号" in csv)
+
+    click("form.logout button")
+    wait_until(lambda: "/login" in wd("GET", S + "/url"))
+    sign_in("verifier_b")
+    go(f"/cases/{target}")
+    denied = text()
+    check("a verifier of another township is denied the case URL", "无权查看" in denied, wd("GET", S + "/url") + " " + denied[:300])
+    shot("denied-phone.png")
+    wd("DELETE", S)
+finally:
+    server.terminate(); driver.terminate()
+    server.wait(10); driver.wait(10)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+passed = sum(1 for _, ok in results if ok)
+failed = len(results) - passed
+print(f"browser: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
