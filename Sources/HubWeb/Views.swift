@@ -175,6 +175,7 @@ enum Views {
         """,
         "sources": """
         <h1>数据来源</h1>
+        {{#feedAlerts.count}}<section class="card"><h2 class="error">送达预警</h2><ul>{{#feedAlerts}}<li><b>{{source}}</b> {{period}}：{{message}}（{{at}}）</li>{{/feedAlerts}}</ul></section>{{/feedAlerts.count}}
         <table class="wide"><thead><tr><th>来源</th><th>部门</th><th>最近运行</th><th>状态</th><th>读取</th><th>新增</th><th>更新</th><th>未变</th><th>隔离</th><th>时间</th></tr></thead>
         <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td>{{source}}<br><small>{{title}}</small></td><td>{{department}}</td><td>{{period}} #{{run}}</td><td>{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td>{{read}}</td><td>{{inserted}}</td><td>{{updated}}</td><td>{{unchanged}}</td><td>{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td>{{at}}</td></tr>{{/sources}}</tbody></table>
         """,

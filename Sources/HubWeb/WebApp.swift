@@ -14,6 +14,10 @@ public struct WebConfiguration: Sendable {
     public var mappingsDirectory = "Mappings"
     public var types: TypeCatalog = TypeCatalog()
     public var connectors: ConnectorRegistry = ConnectorRegistry([])
+    /// Whether the service is ready (mappings loaded); nil: always.
+    public var ready: (@Sendable () -> Bool)? = nil
+    /// Errors of mapping and rule files the daemon refused (its previous versions keep running).
+    public var refused: (@Sendable () -> [String])? = nil
     public init() {}
 }
 
@@ -34,6 +38,14 @@ public struct WebApp: Sendable {
                      body: .init(byteBuffer: ByteBuffer(string: Views.css)))
         }
         router.get("healthz") { _, _ in "ok" }
+        router.get("readyz") { _, _ in
+            let ready = (try? store.runs(source: nil, limit: 1)) != nil && (config.ready?() ?? true)
+            return Response(status: ready ? .ok : .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: ready ? "ready" : "not ready")))
+        }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: try store.metricsText())))
+        }
         router.get("/") { _, context in
             guard let u = context.user else { return Self.redirect("/login") }
             return Self.redirect(u.role.seesCases ? (u.role.seesAllTownships ? "/dashboard" : "/inbox") : "/sources")
@@ -376,7 +388,8 @@ public struct WebApp: Sendable {
                          "failed": last?.status == .failed, "error": opt(last?.error), "read": c.read, "inserted": c.inserted, "updated": c.updated,
                          "unchanged": c.unchanged, "quarantined": c.quarantined, "at": last.map { String($0.startedAt.prefix(16)).replacingOccurrences(of: "T", with: " ") } ?? ""])
         }
-        return page("sources", "数据来源", context, ["sources": rows])
+        let feedAlerts = try store.feedAlerts(limit: 50).map { ["source": $0.source, "period": $0.period, "message": $0.message, "at": String($0.raisedAt.prefix(16)).replacingOccurrences(of: "T", with: " ")] }
+        return page("sources", "数据来源", context, ["sources": rows, "feedAlerts": feedAlerts])
     }
 
     func quarantine(_ request: Request, _ context: HubRequestContext) throws -> Response {
@@ -409,6 +422,8 @@ public struct WebApp: Sendable {
         }
         let (rules, _, ruleProblems) = RuleLoader.loadDirectory(dir.appendingPathComponent("rules"), types: config.types)
         problems += ruleProblems.map(\.description)
+        problems += config.refused?() ?? []
+        problems = Array(Set(problems)).sorted()
         return page("mappings", "映射与规则", context, [
             "problems": problems, "mappings": maps,
             "rules": rules.map { ["name": $0.name, "title": $0.title, "subject": $0.subject.rawValue, "severity": $0.severity.chinese, "version": $0.version.prefix(8)] as [String: Any] },

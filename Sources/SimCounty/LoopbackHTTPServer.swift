@@ -23,9 +23,14 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         public var truncateAt: Int? = nil
         /// Send the body in chunked transfer encoding (as streaming APIs do).
         public var chunked = false
+        /// Pause this long between chunks (a slow department server), in seconds.
+        public var chunkDelay: Double = 0
+        public var chunkSize = 16384
 
-        public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], truncateAt: Int? = nil, chunked: Bool = false) {
+        public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], truncateAt: Int? = nil, chunked: Bool = false,
+                    chunkDelay: Double = 0, chunkSize: Int = 16384) {
             self.status = status; self.headers = headers; self.body = body; self.truncateAt = truncateAt; self.chunked = chunked
+            self.chunkDelay = chunkDelay; self.chunkSize = chunkSize
         }
         public static func text(_ s: String, status: Int = 200, contentType: String = "text/plain; charset=utf-8") -> Response {
             Response(status: status, headers: [("Content-Type", contentType)], body: Array(s.utf8))
@@ -131,7 +136,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         if r.chunked {
             var i = 0
             while i < body.count {
-                let piece = Array(body[i..<min(body.count, i + 16384)])
+                if r.chunkDelay > 0 && i > 0 { Thread.sleep(forTimeInterval: r.chunkDelay) }
+                let piece = Array(body[i..<min(body.count, i + r.chunkSize)])
                 guard writeAll(fd, Array((String(piece.count, radix: 16) + "\r\n").utf8) + piece + [13, 10]) else { return }
                 i += piece.count
             }

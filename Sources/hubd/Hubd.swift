@@ -20,9 +20,11 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "映射文件目录（其下 types/ 为记录类型）") var mappings: String = "Mappings"
     @Flag(name: .long, help: "输出详细日志") var verbose = false
 
-    func bootstrapLogging() {
-        let level: Logger.Level = verbose ? .info : .warning
+    func bootstrapLogging(level: Logger.Level? = nil) {
+        let level: Logger.Level = level ?? (verbose ? .info : .warning)
+        let json = isatty(2) == 0
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, logLevel: level) }
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h

@@ -5,35 +5,150 @@ import HubWeb
 import Connectors
 import Hummingbird
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
-/// `hubd serve`: the web inbox, the county's pages and the JSON API.
+/// Settings of `hubd serve`, from `hub.yaml` (see `deploy/hub.yaml`, every key commented).
+struct HubConfig {
+    var database = "var/hub.sqlite"
+    var mappings = "Mappings"
+    var host = "127.0.0.1"
+    var port = 8080
+    var secureCookies = false
+    var deadlineDays = 15
+    var checkEvery = 30
+    var utcOffsetHours = 8
+    var backoff = Backoff()
+    var logLevel: Logger.Level = .info
+
+    static func load(_ path: String) throws -> HubConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("无法读取配置文件 \(path)") }
+        let root: ConfigNode
+        do { root = try ConfigNode.parse(text, file: path) } catch { throw report(error) }
+        let r = ConfigReader()
+        var c = HubConfig()
+        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level"])
+        c.database = r.string(top["database"]?.0, what: "database") ?? c.database
+        c.mappings = r.string(top["mappings"]?.0, what: "mappings") ?? c.mappings
+        if let (n, _) = top["web"] {
+            let m = r.mapping(n, what: "web", allowed: ["host", "port", "secure_cookies"])
+            c.host = r.string(m["host"]?.0, what: "web.host") ?? c.host
+            c.port = r.int(m["port"]?.0, what: "web.port", range: 1...65535) ?? c.port
+            c.secureCookies = r.bool(m["secure_cookies"]?.0, what: "web.secure_cookies") ?? c.secureCookies
+        }
+        if let (n, _) = top["cases"] {
+            let m = r.mapping(n, what: "cases", allowed: ["deadline_days"])
+            c.deadlineDays = r.int(m["deadline_days"]?.0, what: "cases.deadline_days", range: 1...365) ?? c.deadlineDays
+        }
+        if let (n, _) = top["scheduler"] {
+            let m = r.mapping(n, what: "scheduler", allowed: ["check_every_seconds", "utc_offset_hours"])
+            c.checkEvery = r.int(m["check_every_seconds"]?.0, what: "scheduler.check_every_seconds", range: 1...3600) ?? c.checkEvery
+            c.utcOffsetHours = r.int(m["utc_offset_hours"]?.0, what: "scheduler.utc_offset_hours", range: -12...14) ?? c.utcOffsetHours
+        }
+        if let (n, _) = top["retry"] {
+            let m = r.mapping(n, what: "retry", allowed: ["base_seconds", "max_seconds", "max_attempts", "max_total_minutes"])
+            c.backoff.base = Double(r.int(m["base_seconds"]?.0, what: "retry.base_seconds", range: 1...86400) ?? Int(c.backoff.base))
+            c.backoff.cap = Double(r.int(m["max_seconds"]?.0, what: "retry.max_seconds", range: 1...86400) ?? Int(c.backoff.cap))
+            c.backoff.maxAttempts = r.int(m["max_attempts"]?.0, what: "retry.max_attempts", range: 1...100) ?? c.backoff.maxAttempts
+            c.backoff.maxTotal = Double(r.int(m["max_total_minutes"]?.0, what: "retry.max_total_minutes", range: 1...100_000).map { $0 * 60 } ?? Int(c.backoff.maxTotal))
+        }
+        if let l = r.oneOf(top["log_level"]?.0, what: "log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"]) {
+            c.logLevel = Logger.Level(rawValue: l) ?? .info
+        }
+        if !r.diagnostics.isEmpty { throw report(DiagnosticList(r.diagnostics)) }
+        return c
+    }
+}
+
+/// Runs the scheduler on its own thread so blocking pulls never stall the web server.
+struct SchedulerService: Service {
+    let daemon: Daemon
+    let every: Int
+
+    func run() async throws {
+        let daemon = self.daemon
+        try await withGracefulShutdownHandler {
+            while !daemon.cancellation.isSet {
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    Thread.detachNewThread {
+                        do { try daemon.tick() } catch { daemon.logger.error("调度出错", metadata: ["error": "\(error)"]) }
+                        done.resume()
+                    }
+                }
+                var waited = 0
+                while waited < every * 10 && !daemon.cancellation.isSet {
+                    try? await Task.sleep(nanoseconds: 100_000_000)
+                    waited += 1
+                }
+            }
+            daemon.logger.info("调度已停止")
+        } onGracefulShutdown: {
+            // A pull in flight stops at its next row and rolls back; the next start pulls it again.
+            daemon.cancellation.set()
+        }
+    }
+}
+
+/// `hubd serve`: the scheduler, the pulls, rule evaluation, and the web inbox and API in one
+/// process. SIGTERM or SIGINT stops taking work, rolls back a pull in flight and exits;
+/// SIGHUP reloads mappings and rules.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "启动网页（乡镇预警收件箱、全县概况、数据来源页）和 JSON API")
-    @Option(help: "监听地址") var host: String = "127.0.0.1"
-    @Option(help: "端口") var port: Int = 8080
-    @Option(help: "案件办理期限（天）") var deadlineDays: Int = 15
-    @Flag(help: "Cookie 加 Secure 标志（经 HTTPS 提供服务时打开）") var secureCookies = false
-    @OptionGroup var store: StoreOptions
+        abstract: "常驻服务：按计划拉取各部门数据、评估规则，并提供网页（乡镇收件箱等）和 JSON API")
+    @Option(help: "配置文件（见 deploy/hub.yaml）") var config: String?
+    @Option(help: "监听地址（覆盖配置文件）") var host: String?
+    @Option(help: "端口（覆盖配置文件）") var port: Int?
+    @Option(help: "监测库（覆盖配置文件）") var db: String?
+    @Option(help: "映射目录（覆盖配置文件）") var mappings: String?
+    @Flag(help: "不运行调度（只提供网页）") var noScheduler = false
 
     func run() async throws {
-        store.bootstrapLogging()
-        let db = try SQLiteStore(path: store.db)
-        var config = WebConfiguration()
-        config.deadlineDays = deadlineDays
-        config.secureCookies = secureCookies
-        config.mappingsDirectory = store.mappings
-        do { config.types = try store.loadTypes() } catch { throw report(error as! DiagnosticList) }
-        config.connectors = BuiltinConnectors.registry
-        if try db.users().isEmpty {
-            printErr("提示：还没有用户。先用 hubd users add 管理员用户名 --role admin 创建一个。")
+        var c = try config.map(HubConfig.load) ?? HubConfig()
+        if let host { c.host = host }
+        if let port { c.port = port }
+        if let db { c.database = db }
+        if let mappings { c.mappings = mappings }
+        var opts = try StoreOptions.parse(["--db", c.database, "--mappings", c.mappings])
+        opts.verbose = true
+        opts.bootstrapLogging(level: c.logLevel)
+        let logger = Logger(label: "hubd")
+        let store = try SQLiteStore(path: c.database)
+        let interrupted = try store.markInterruptedRuns()
+        if interrupted > 0 { logger.warning("上次停止时有拉取未完成，已标记为中断（已回滚，将重新拉取）", metadata: ["runs": "\(interrupted)"]) }
+        var settings = Daemon.Settings()
+        settings.backoff = c.backoff
+        settings.utcOffset = c.utcOffsetHours * 3600
+        let daemon = Daemon(store: store, mappingsDirectory: URL(fileURLWithPath: c.mappings), connectors: BuiltinConnectors.registry,
+                            settings: settings, logger: Logger(label: "hub.daemon"))
+        daemon.reload(force: true)
+        var web = WebConfiguration()
+        web.deadlineDays = c.deadlineDays
+        web.secureCookies = c.secureCookies
+        web.mappingsDirectory = c.mappings
+        web.types = daemon.types
+        web.connectors = BuiltinConnectors.registry
+        web.ready = { !daemon.mappings.isEmpty }
+        web.refused = { daemon.problems.values.flatMap { $0.map(\.description) } }
+        if try store.users().isEmpty {
+            logger.notice("还没有用户：先用 hubd users add 管理员用户名 --role admin 创建一个")
         }
-        let app = Application(router: WebApp(store: db, config: config).router(),
-                              configuration: .init(address: .hostname(host, port: port), serverName: "hubd"),
+        let app = Application(router: WebApp(store: store, config: web).router(),
+                              configuration: .init(address: .hostname(c.host, port: c.port), serverName: "hubd"),
                               logger: Logger(label: "hub.web"))
-        print("网页：http://\(host):\(port)/　监测库：\(store.db)")
-        try await app.runService()
+        // SIGHUP: reload mappings and rules now.
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hup.setEventHandler { logger.info("收到 SIGHUP，重新加载映射和规则"); daemon.reload(force: true) }
+        hup.resume()
+        var services: [any Service] = [app]
+        if !noScheduler { services.append(SchedulerService(daemon: daemon, every: c.checkEvery)) }
+        logger.info("hubd 已启动", metadata: ["web": "http://\(c.host):\(c.port)/", "database": "\(c.database)", "mappings": "\(daemon.mappings.count)"])
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        hup.cancel()
+        logger.info("hubd 已停止")
     }
 }
 

@@ -33,6 +33,8 @@ public struct Pull {
     /// Called every `progressEvery` rows and at the end.
     public var progress: ((RunCounts) -> Void)?
     public var progressEvery = 10_000
+    /// Checked at every row: returning true stops the pull, which then rolls back whole.
+    public var isCancelled: @Sendable () -> Bool = { false }
 
     public init(mapping: Mapping, connector: any Connector, store: any MonitoringStore, logger: Logger = Logger(label: "hub.pull")) {
         self.mapping = mapping; self.connector = connector; self.store = store; self.logger = logger
@@ -47,6 +49,7 @@ public struct Pull {
         log[metadataKey: "source"] = "\(mapping.source)"
         log.info("拉取开始", metadata: ["period": "\(period)"])
         let sink = PullSink(mapping: mapping, period: period, progress: progress, every: progressEvery)
+        sink.isCancelled = isCancelled
         do {
             let counts = try store.withRun(runID) { writer in
                 sink.writer = writer
@@ -74,10 +77,14 @@ public struct Pull {
         case let e as DecodeError: return e.message + at
         case let e as RowMapper.MissingColumns: return e.description + at
         case let e as DiagnosticList: return e.description
+        case is PullCancelled: return "服务停止，本次拉取已整体回滚，下次启动时重新拉取"
         default: return String(describing: error)
         }
     }
 }
+
+/// Thrown inside a pull when the service is shutting down.
+struct PullCancelled: Error {}
 
 /// Receives a connector's documents and drives the decoder, mapper and writer.
 final class PullSink: DocumentSink {
@@ -90,6 +97,7 @@ final class PullSink: DocumentSink {
     var open = false
     let progress: ((RunCounts) -> Void)?
     let every: Int
+    var isCancelled: @Sendable () -> Bool = { false }
 
     init(mapping: Mapping, period: Period, progress: ((RunCounts) -> Void)?, every: Int) {
         self.mapping = mapping
@@ -118,6 +126,7 @@ final class PullSink: DocumentSink {
     }
 
     private func handle(_ row: RawRow) throws {
+        if isCancelled() { throw PullCancelled() }
         counts.read += 1
         switch try mapper.map(row, document: document) {
         case .records(let records):

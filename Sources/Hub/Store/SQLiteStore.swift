@@ -180,6 +180,19 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
                 ALTER TABLE cases ADD COLUMN closed_at TEXT;
                 """)
         }
+        m.registerMigration("v4-feed-alerts") { db in
+            try db.execute(sql: """
+                CREATE TABLE feed_alerts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    source TEXT NOT NULL,
+                    period TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    raised_at TEXT NOT NULL,
+                    UNIQUE(source, period, kind)
+                );
+                """)
+        }
         return m
     }
 
@@ -238,6 +251,75 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             }
             return (newAlerts, newCases, updated)
         }
+    }
+
+    // MARK: Feed-delivery alerts (for operators, separate from household cases)
+
+    /// Raises a late / empty / shrunken / failed delivery alert once per (source, period, kind).
+    public func raiseFeedAlert(source: String, period: String, kind: String, message: String) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO feed_alerts (source, period, kind, message, raised_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [source, period, kind, message, Self.now()])
+        }
+    }
+
+    public func feedAlerts(limit: Int = 100) throws -> [(source: String, period: String, kind: String, message: String, raisedAt: String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM feed_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
+                ($0["source"], $0["period"], $0["kind"], $0["message"], $0["raised_at"])
+            }
+        }
+    }
+
+    /// Runs left 'running' by a process that was killed: they rolled back; mark them so.
+    @discardableResult
+    public func markInterruptedRuns() throws -> Int {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE runs SET status = 'failed', error = '进程中断，本次拉取已整体回滚，将重新拉取', finished_at = ? WHERE status = 'running'", arguments: [Self.now()])
+            return db.changesCount
+        }
+    }
+
+    /// Prometheus text exposition of the store's counters and gauges.
+    public func metricsText(today: CivilDate = .today) throws -> String {
+        try pool.read { db in
+            var out = ""
+            func family(_ name: String, _ type: String, _ help: String, _ rows: [(labels: [(String, String)], value: Double)]) {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+                for r in rows {
+                    let labels = r.labels.isEmpty ? "" : "{" + r.labels.map { "\($0.0)=\"\(Self.promEscape($0.1))\"" }.joined(separator: ",") + "}"
+                    out += "\(name)\(labels) \(r.value == r.value.rounded() ? String(Int64(r.value)) : String(r.value))\n"
+                }
+            }
+            let runs = try Row.fetchAll(db, sql: """
+                SELECT source, status, count(*) AS n, sum(rows_read) AS read, sum(inserted + updated + unchanged) AS stored, sum(quarantined) AS q
+                FROM runs GROUP BY source, status ORDER BY source, status
+                """)
+            family("hub_runs_total", "counter", "Pull runs by source and outcome.", runs.map { ([("source", $0["source"]), ("status", $0["status"])], Double($0["n"] as Int)) })
+            family("hub_rows_read_total", "counter", "Source rows read by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["read"] as Int?) ?? 0)) })
+            family("hub_rows_stored_total", "counter", "Records inserted, updated or confirmed by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["stored"] as Int?) ?? 0)) })
+            family("hub_rows_quarantined_total", "counter", "Rows sent to quarantine by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["q"] as Int?) ?? 0)) })
+            let durations = try Row.fetchAll(db, sql: """
+                SELECT source, (julianday(finished_at) - julianday(started_at)) * 86400.0 AS secs FROM runs
+                WHERE id IN (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL GROUP BY source) ORDER BY source
+                """)
+            family("hub_last_run_duration_seconds", "gauge", "Duration of each source's latest finished run.", durations.map { ([("source", $0["source"])], ($0["secs"] as Double?) ?? 0) })
+            let alerts = try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM alerts GROUP BY rule ORDER BY rule")
+            family("hub_alerts_total", "counter", "Alerts raised, by rule.", alerts.map { ([("rule", $0["rule"])], Double($0["n"] as Int)) })
+            let cases = try Row.fetchAll(db, sql: """
+                SELECT coalesce(township_code, '') AS t, sum(status = 'open') AS open, sum(status = 'open' AND deadline < ?) AS overdue
+                FROM cases GROUP BY township_code ORDER BY township_code
+                """, arguments: [today.description])
+            family("hub_cases_open", "gauge", "Open cases per township.", cases.map { ([("township", $0["t"])], Double(($0["open"] as Int?) ?? 0)) })
+            family("hub_cases_overdue", "gauge", "Open cases past their deadline, per township.", cases.map { ([("township", $0["t"])], Double(($0["overdue"] as Int?) ?? 0)) })
+            let feeds = try Row.fetchAll(db, sql: "SELECT source, kind, count(*) AS n FROM feed_alerts GROUP BY source, kind ORDER BY source, kind")
+            family("hub_feed_alerts_total", "counter", "Late, empty, shrunken or failed deliveries.", feeds.map { ([("source", $0["source"]), ("kind", $0["kind"])], Double($0["n"] as Int)) })
+            return out
+        }
+    }
+
+    static func promEscape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     // MARK: Record tables

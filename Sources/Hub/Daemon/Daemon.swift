@@ -1,0 +1,206 @@
+import Foundation
+import Logging
+
+/// The scheduling brain of `hubd serve`: which source is due, pulling it with bounded retries,
+/// evaluating the rules for what changed, checking each feed's delivery calendar, and
+/// reloading mappings and rules when their files change. `tick(now:)` does one pass; the
+/// service calls it every few seconds. The clock is passed in, so tests control time.
+public final class Daemon: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var backoff = Backoff()
+        public var utcOffset = 8 * 3600
+        public init() {}
+    }
+
+    public let store: SQLiteStore
+    public let mappingsDirectory: URL
+    public let connectors: ConnectorRegistry
+    public var settings: Settings
+    public var logger: Logger
+    /// Set on shutdown: a pull in flight stops at its next row and rolls back.
+    public let cancellation = CancellationFlag()
+
+    public private(set) var types = TypeCatalog()
+    /// The last good version of each mapping, by file name.
+    public private(set) var mappings: [String: Mapping] = [:]
+    public private(set) var rules: [Rule] = []
+    public private(set) var params = RuleParams()
+    /// Errors of files that were refused, by file name (the previous version keeps running).
+    public private(set) var problems: [String: [Diagnostic]] = [:]
+    private var stamps: [String: Date] = [:]
+    private var retries: [String: (attempt: Int, waited: Double, at: Date, slot: Date)] = [:]
+    private let lock = NSLock()
+
+    public init(store: SQLiteStore, mappingsDirectory: URL, connectors: ConnectorRegistry, settings: Settings = Settings(),
+                logger: Logger = Logger(label: "hub.daemon")) {
+        self.store = store; self.mappingsDirectory = mappingsDirectory; self.connectors = connectors
+        self.settings = settings; self.logger = logger
+    }
+
+    // MARK: hot reload
+
+    /// Reloads files that changed since the last look (or all, with `force`, as on SIGHUP).
+    /// A broken file is refused with its errors and the previous version keeps running.
+    @discardableResult
+    public func reload(force: Bool = false) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        let fm = FileManager.default
+        func stamp(_ url: URL) -> Date { ((try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date) ?? .distantPast }
+        var changed = force
+        let typesDir = mappingsDirectory.appendingPathComponent("types")
+        let rulesDir = mappingsDirectory.appendingPathComponent("rules")
+        for dir in [typesDir, rulesDir] {
+            for f in ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []) where f.hasSuffix(".yaml") {
+                let u = dir.appendingPathComponent(f)
+                if stamps[u.path] != stamp(u) { changed = true; stamps[u.path] = stamp(u) }
+            }
+        }
+        if changed || types.names.isEmpty {
+            do {
+                types = try TypeCatalog.load(directory: typesDir)
+                problems["types"] = nil
+            } catch {
+                problems["types"] = error.items
+                logger.error("记录类型有错，沿用上一版", metadata: ["errors": "\(error.description)"])
+            }
+            let (r, p, ruleProblems) = RuleLoader.loadDirectory(rulesDir, types: types)
+            // Keep the previous version of a rule whose file is now broken.
+            var byName = Dictionary(rules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for rule in r { byName[rule.name] = rule }
+            let brokenFiles = Set(ruleProblems.map(\.location.file))
+            rules = byName.values.filter { rule in r.contains { $0.name == rule.name } || brokenFiles.contains(rule.file) }.sorted { $0.name < $1.name }
+            params = p
+            problems["rules"] = ruleProblems.isEmpty ? nil : ruleProblems
+            if !ruleProblems.isEmpty { logger.error("规则文件有错，沿用上一版", metadata: ["errors": "\(DiagnosticList(ruleProblems))"]) }
+        }
+        let loader = MappingLoader(types: types, connectors: connectors)
+        let files = ((try? fm.contentsOfDirectory(atPath: mappingsDirectory.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        for f in files {
+            let u = mappingsDirectory.appendingPathComponent(f)
+            guard changed || stamps[u.path] != stamp(u) else { continue }
+            stamps[u.path] = stamp(u)
+            do {
+                let m = try loader.load(file: u)
+                if mappings[f]?.version != m.version { logger.info("映射已加载", metadata: ["file": "\(f)", "version": "\(m.version)"]) }
+                mappings[f] = m
+                problems[f] = nil
+            } catch {
+                problems[f] = error.items
+                logger.error("映射文件有错，沿用上一版", metadata: ["file": "\(f)", "errors": "\(error.description)"])
+            }
+        }
+        for f in mappings.keys where !files.contains(f) { mappings[f] = nil; logger.info("映射已移除", metadata: ["file": "\(f)"]) }
+        return changed
+    }
+
+    // MARK: scheduling
+
+    /// The period a slot pulls: last month for monthly schedules (departments deliver last
+    /// month's data early in the month), the month of the day before the slot otherwise.
+    public func period(for slot: Date, schedule: Schedule) -> Period {
+        let local = DateComponentsLite(Int(slot.timeIntervalSince1970) + settings.utcOffset)
+        let p = Period(year: local.year, month: local.month)!
+        if schedule.description.lowercased().hasPrefix("monthly") { return p.adding(months: -1) }
+        let dayBefore = DateComponentsLite(Int(slot.timeIntervalSince1970) + settings.utcOffset - 86400)
+        return Period(year: dayBefore.year, month: dayBefore.month)!
+    }
+
+    /// Sources whose latest slot has no successful run since: a slot missed while the server
+    /// was off runs once, not once per missed slot.
+    public func due(now: Date) throws -> [(mapping: Mapping, slot: Date, period: Period)] {
+        lock.lock(); let current = mappings; lock.unlock()
+        var out: [(Mapping, Date, Period)] = []
+        for (_, m) in current.sorted(by: { $0.key < $1.key }) {
+            guard let text = m.schedule, let s = try? Schedule(text, utcOffset: settings.utcOffset),
+                  let slot = s.previous(atOrBefore: now) else { continue }
+            let runs = try store.runs(source: m.source, limit: 20)
+            let done = runs.contains { r in r.status == .succeeded && (ISO8601DateFormatter().date(from: r.startedAt) ?? .distantPast) >= slot }
+            if done { continue }
+            if let r = retries[m.source], r.slot == slot, r.at > now { continue }   // waiting to retry
+            out.append((m, slot, period(for: slot, schedule: s)))
+        }
+        return out
+    }
+
+    /// One pass: reload changed files, mark runs left 'running' by a killed process, pull what
+    /// is due (one source at a time), evaluate rules for what changed, check deliveries.
+    public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        reload()
+        for (m, slot, period) in try due(now: now) {
+            if cancellation.isSet { return }
+            var log = logger
+            log[metadataKey: "source"] = "\(m.source)"
+            let loader = MappingLoader(types: types, connectors: connectors)
+            var pull = Pull(mapping: m, connector: try loader.connector(for: m), store: store, logger: log)
+            pull.isCancelled = { [cancellation] in cancellation.isSet }
+            do {
+                let r = try pull.run(period: period, environment: environment)
+                retries[m.source] = nil
+                try checkDelivery(m, period: period, counts: r.counts, now: now)
+                let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
+                let alerts = try engine.evaluate(period: period, only: try engine.subjects(touchedBy: r.runID))
+                let saved = try store.saveAlerts(alerts)
+                log.info("规则评估完成", metadata: ["run": "\(r.runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)"])
+            } catch let e as PullError {
+                if cancellation.isSet { return }
+                let previous = retries[m.source].flatMap { $0.slot == slot ? $0 : nil }
+                let attempt = (previous?.attempt ?? 1) + 1
+                if e.retryable, let d = settings.backoff.delay(beforeAttempt: attempt, waitedSoFar: previous?.waited ?? 0, random: Double.random(in: 0...1)) {
+                    retries[m.source] = (attempt, (previous?.waited ?? 0) + d, now.addingTimeInterval(d), slot)
+                    log.warning("拉取失败，稍后重试", metadata: ["attempt": "\(attempt)", "in_seconds": "\(Int(d))", "error": "\(e.message)"])
+                } else {
+                    // Given up for this slot: no more tries until the next slot.
+                    retries[m.source] = (attempt, previous?.waited ?? 0, .distantFuture, slot)
+                    try store.raiseFeedAlert(source: m.source, period: period.description, kind: "failed",
+                                             message: "\(m.department.isEmpty ? m.title : m.department)：拉取失败，已停止重试：\(e.message)")
+                    log.error("拉取失败，不再重试", metadata: ["error": "\(e.message)"])
+                }
+            }
+        }
+        try checkLateDeliveries(now: now)
+    }
+
+    // MARK: delivery calendar
+
+    func checkDelivery(_ m: Mapping, period: Period, counts: RunCounts, now: Date) throws {
+        let who = m.department.isEmpty ? m.title : m.department
+        if counts.read == 0 {
+            try store.raiseFeedAlert(source: m.source, period: period.description, kind: "empty", message: "\(who)：\(period) 的数据为空（0 行），可能是对方导出失败")
+        }
+        if let min = m.expect?.minRows, counts.read < min, counts.read > 0 {
+            try store.raiseFeedAlert(source: m.source, period: period.description, kind: "below_min",
+                                     message: "\(who)：\(period) 只送来 \(counts.read) 行，少于约定的至少 \(min) 行")
+        }
+        if let drop = m.expect?.maxDrop {
+            let previous = try store.runs(source: m.source, limit: 50).first { $0.status == .succeeded && $0.period == period.adding(months: -1).description }
+            if let p = previous, p.counts.read > 0, Double(counts.read) < Double(p.counts.read) * (1 - drop) {
+                try store.raiseFeedAlert(source: m.source, period: period.description, kind: "shrunken",
+                                         message: "\(who)：\(period) 送来 \(counts.read) 行，比上期 \(p.counts.read) 行减少超过 \(Int(drop * 100))%")
+            }
+        }
+    }
+
+    /// A feed with a due day that has passed without a successful delivery is late.
+    public func checkLateDeliveries(now: Date) throws {
+        lock.lock(); let current = mappings; lock.unlock()
+        let local = DateComponentsLite(Int(now.timeIntervalSince1970) + settings.utcOffset)
+        let period = Period(year: local.year, month: local.month)!.adding(months: -1)
+        for m in current.values {
+            guard let due = m.expect?.dueDay, local.day > due else { continue }
+            let delivered = try store.runs(source: m.source, limit: 50).contains { $0.status == .succeeded && $0.period == period.description && $0.counts.read > 0 }
+            if !delivered {
+                try store.raiseFeedAlert(source: m.source, period: period.description, kind: "late",
+                                         message: "\(m.department.isEmpty ? m.title : m.department)：\(period) 的数据应在 \(local.month) 月 \(due) 日前送达，至今未收到")
+            }
+        }
+    }
+}
+
+/// A thread-safe flag, set once on shutdown.
+public final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    public init() {}
+    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    public func set() { lock.lock(); value = true; lock.unlock() }
+}
