@@ -21,8 +21,8 @@ func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID
     let (types, rules, params) = try loadRules(store, strict: false)
     let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
     let only = try runID.map { try engine.subjects(touchedBy: $0) }
-    let alerts = try engine.evaluate(period: period, only: only)
-    let saved = try db.saveAlerts(alerts)
+    let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: only)
+    let saved = try db.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
     if !quiet {
         let byRule = Dictionary(grouping: alerts, by: \.rule)
         for r in rules { print("  \(r.name)（\(r.title)）：\(byRule[r.name]?.count ?? 0) 条") }

@@ -126,6 +126,11 @@ public final class Daemon: @unchecked Sendable {
     /// is due (one source at a time), evaluate rules for what changed, check deliveries.
     public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         reload()
+        // Runs that were stored but whose rules were not (the process stopped in between).
+        for (id, p) in try store.runsAwaitingRules() {
+            if cancellation.isSet { return }
+            if let period = Period(p) { try evaluateRules(runID: id, period: period, log: logger) }
+        }
         for (m, slot, period) in try due(now: now) {
             if cancellation.isSet { return }
             var log = logger
@@ -137,10 +142,7 @@ public final class Daemon: @unchecked Sendable {
                 let r = try pull.run(period: period, environment: environment)
                 retries[m.source] = nil
                 try checkDelivery(m, period: period, counts: r.counts, now: now)
-                let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
-                let alerts = try engine.evaluate(period: period, only: try engine.subjects(touchedBy: r.runID))
-                let saved = try store.saveAlerts(alerts)
-                log.info("规则评估完成", metadata: ["run": "\(r.runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)"])
+                try evaluateRules(runID: r.runID, period: period, log: log)
             } catch let e as PullError {
                 if cancellation.isSet { return }
                 let previous = retries[m.source].flatMap { $0.slot == slot ? $0 : nil }
@@ -158,6 +160,15 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         try checkLateDeliveries(now: now)
+    }
+
+    /// Evaluates the rules for the subjects a run touched and stores the alerts, marking the run
+    /// evaluated in the same transaction.
+    func evaluateRules(runID: Int64, period: Period, log: Logger) throws {
+        let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
+        let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: try engine.subjects(touchedBy: runID))
+        let saved = try store.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
+        log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)"])
     }
 
     // MARK: delivery calendar

@@ -126,9 +126,20 @@ public final class RuleEngine {
 
     /// Evaluates every rule for the period; `only` limits each rule to the named subjects.
     public func evaluate(period: Period, only: Set<String>? = nil) throws -> [Alert] {
+        try evaluateScoped(period: period, only: only).alerts
+    }
+
+    /// Alerts, and for each rule the subjects that were evaluated (so that an alert whose
+    /// condition no longer holds on newer data can be withdrawn).
+    public func evaluateScoped(period: Period, only: Set<String>? = nil) throws -> (alerts: [Alert], evaluated: [String: Set<String>]) {
         var alerts: [Alert] = []
-        for rule in rules { alerts += try evaluate(rule, period: period, only: only) }
-        return alerts
+        var evaluated: [String: Set<String>] = [:]
+        for rule in rules {
+            var seen = Set<String>()
+            alerts += try evaluate(rule, period: period, only: only, seen: &seen)
+            evaluated[rule.name] = seen
+        }
+        return (alerts, evaluated)
     }
 
     struct Context {
@@ -136,7 +147,7 @@ public final class RuleEngine {
         var sets: [String: [Rec]]
     }
 
-    func evaluate(_ rule: Rule, period: Period, only: Set<String>?) throws -> [Alert] {
+    func evaluate(_ rule: Rule, period: Period, only: Set<String>?, seen: inout Set<String>) throws -> [Alert] {
         var out: [Alert] = []
         let base: [String: Value] = {
             var v: [String: Value] = ["period_start": .date(period.firstDay), "period_end": .date(period.lastDay)]
@@ -154,6 +165,7 @@ public final class RuleEngine {
         case .household:
             for id in households.keys.sorted() {
                 if let only, !only.contains(id) { continue }
+                seen.insert(id)
                 let h = households[id]!
                 let members = membersOf[id] ?? []
                 var vars = base
@@ -179,6 +191,7 @@ public final class RuleEngine {
             }
             for key in groups.keys.sorted() {
                 if let only, !only.contains(key) { continue }
+                seen.insert(key)
                 var vars = base
                 var sets: [String: [Rec]] = [:]
                 var householdID: String? = nil
@@ -375,6 +388,11 @@ extension RuleEngine {
             for r in try records(t) where Int64(r["_run_id"]?.number ?? -1) == runID {
                 for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
                 if let h = r["household_id"]?.text { out.insert(h) }
+                if name == "household", let h = r["household_id"]?.text {
+                    // A household's change concerns its village (村级 rules) and its members (person rules).
+                    if let v = r["village_code"]?.text { out.insert(v) }
+                    for m in membersOf[h] ?? [] { if let id = m["id_number"]?.text { out.insert(id) } }
+                }
                 guard let link = t.link, let v = r[link]?.text else { continue }
                 out.insert(v)
                 switch t.subject {

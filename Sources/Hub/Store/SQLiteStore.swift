@@ -193,6 +193,11 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
                 );
                 """)
         }
+        m.registerMigration("v5-runs-rules-evaluated") { db in
+            // Set in the same transaction that stores the run's alerts, so a crash between a pull
+            // and its rule evaluation is noticed and the evaluation done at the next start.
+            try db.execute(sql: "ALTER TABLE runs ADD COLUMN rules_evaluated INTEGER NOT NULL DEFAULT 0")
+        }
         return m
     }
 
@@ -201,8 +206,30 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     /// Stores a period's alerts: one per (rule, subject, period), merged into one open case per
     /// household (or per subject outside the roster). Returns how many alerts and cases are new.
     @discardableResult
-    public func saveAlerts(_ alerts: [Alert], deadlineDays: Int = 15) throws -> (newAlerts: Int, newCases: Int, updated: Int) {
+    public func saveAlerts(_ alerts: [Alert], deadlineDays: Int = 15, evaluatedRun: Int64? = nil,
+                           withdraw: (period: String, evaluated: [String: Set<String>])? = nil) throws -> (newAlerts: Int, newCases: Int, updated: Int) {
         try pool.write { db in
+            if let evaluatedRun { try db.execute(sql: "UPDATE runs SET rules_evaluated = 1 WHERE id = ?", arguments: [evaluatedRun]) }
+            if let withdraw {
+                // An alert whose condition no longer holds on newer data (the roster arrived after the
+                // claims, a department corrected its file) is withdrawn while nobody has worked on it.
+                let raised = Set(alerts.map { "\($0.rule)\u{1F}\($0.subjectID)" })
+                for (rule, subjects) in withdraw.evaluated {
+                    let existing = try Row.fetchAll(db, sql: """
+                        SELECT a.id, a.subject_id, a.case_id FROM alerts a JOIN cases c ON c.id = a.case_id
+                        WHERE a.rule = ? AND a.period = ? AND c.status = 'open'
+                          AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.case_id = c.id)
+                          AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id)
+                        """, arguments: [rule, withdraw.period])
+                    for a in existing {
+                        let subject: String = a["subject_id"]
+                        guard subjects.contains(subject), !raised.contains("\(rule)\u{1F}\(subject)") else { continue }
+                        try db.execute(sql: "DELETE FROM alerts WHERE id = ?", arguments: [a["id"] as Int64])
+                        try db.execute(sql: "DELETE FROM cases WHERE id = ? AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = ?)",
+                                       arguments: [a["case_id"] as Int64, a["case_id"] as Int64])
+                    }
+                }
+            }
             var newAlerts = 0, newCases = 0, updated = 0
             let now = Self.now()
             let today = CivilDate.today
@@ -213,34 +240,56 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             let rank = ["high": 3, "medium": 2, "low": 1]
-            for a in alerts {
-                let caseID: Int64
+            func caseFor(_ a: Alert) throws -> Int64 {
                 if let c = try Row.fetchOne(db, sql: "SELECT id, severity FROM cases WHERE case_key = ? AND period = ?", arguments: [a.caseKey, a.period]) {
-                    caseID = c["id"]
+                    let id: Int64 = c["id"]
                     if rank[a.severity.rawValue]! > rank[c["severity"] as String] ?? 0 {
-                        try db.execute(sql: "UPDATE cases SET severity = ? WHERE id = ?", arguments: [a.severity.rawValue, caseID])
+                        try db.execute(sql: "UPDATE cases SET severity = ? WHERE id = ?", arguments: [a.severity.rawValue, id])
                     }
-                } else {
-                    try db.execute(sql: """
-                        INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [a.caseKey, a.period, a.householdID, a.householdID != nil ? "household" : a.subjectKind.rawValue,
-                                         a.householdID ?? a.subjectID, a.townshipCode, a.villageCode, a.severity.rawValue, now,
-                                         today.adding(days: deadlineDays).description])
-                    caseID = db.lastInsertedRowID
-                    newCases += 1
+                    return id
                 }
+                try db.execute(sql: """
+                    INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [a.caseKey, a.period, a.householdID, a.householdID != nil ? "household" : a.subjectKind.rawValue,
+                                     a.householdID ?? a.subjectID, a.townshipCode, a.villageCode, a.severity.rawValue, now,
+                                     today.adding(days: deadlineDays).description])
+                newCases += 1
+                return db.lastInsertedRowID
+            }
+            func unworked(_ caseID: Int64) throws -> Bool {
+                try Row.fetchOne(db, sql: """
+                    SELECT 1 FROM cases c WHERE c.id = ? AND c.status = 'open'
+                      AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.case_id = c.id)
+                      AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id)
+                    """, arguments: [caseID]) != nil
+            }
+            for a in alerts {
                 let evidence = String(decoding: try enc.encode(a.evidence), as: UTF8.self)
                 let mappingVersions = Set(a.evidence.compactMap { versions[$0.run] }).sorted().joined(separator: ",")
-                if let existing = try Row.fetchOne(db, sql: "SELECT id, message, evidence FROM alerts WHERE rule = ? AND subject_kind = ? AND subject_id = ? AND period = ?",
-                                                   arguments: [a.rule, a.subjectKind.rawValue, a.subjectID, a.period]) {
-                    if (existing["message"] as String) != a.message || (existing["evidence"] as String) != evidence {
+                if let existing = try Row.fetchOne(db, sql: """
+                    SELECT a.id, a.message, a.evidence, a.case_id, c.case_key FROM alerts a JOIN cases c ON c.id = a.case_id
+                    WHERE a.rule = ? AND a.subject_kind = ? AND a.subject_id = ? AND a.period = ?
+                    """, arguments: [a.rule, a.subjectKind.rawValue, a.subjectID, a.period]) {
+                    let alertID: Int64 = existing["id"], oldCase: Int64 = existing["case_id"]
+                    if (existing["case_key"] as String) != a.caseKey, try unworked(oldCase) {
+                        // Newer data routes the subject elsewhere (the person turned out to be in the
+                        // roster): move the alert to that household's case.
+                        let target = try caseFor(a)
+                        try db.execute(sql: """
+                            UPDATE alerts SET case_id = ?, household_id = ?, township_code = ?, village_code = ?, message = ?, evidence = ?,
+                                   rule_version = ?, mapping_versions = ?, updated_at = ? WHERE id = ?
+                            """, arguments: [target, a.householdID, a.townshipCode, a.villageCode, a.message, evidence, a.ruleVersion, mappingVersions, now, alertID])
+                        try db.execute(sql: "DELETE FROM cases WHERE id = ? AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = ?)", arguments: [oldCase, oldCase])
+                        updated += 1
+                    } else if (existing["message"] as String) != a.message || (existing["evidence"] as String) != evidence {
                         try db.execute(sql: "UPDATE alerts SET message = ?, evidence = ?, rule_version = ?, mapping_versions = ?, updated_at = ? WHERE id = ?",
-                                       arguments: [a.message, evidence, a.ruleVersion, mappingVersions, now, existing["id"] as Int64])
+                                       arguments: [a.message, evidence, a.ruleVersion, mappingVersions, now, alertID])
                         updated += 1
                     }
                     continue
                 }
+                let caseID = try caseFor(a)
                 try db.execute(sql: """
                     INSERT INTO alerts (rule, title, severity, subject_kind, subject_id, period, household_id, township_code, village_code,
                                         message, evidence, rule_version, mapping_versions, case_id, raised_at, updated_at)
@@ -268,6 +317,13 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT * FROM feed_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
                 ($0["source"], $0["period"], $0["kind"], $0["message"], $0["raised_at"])
             }
+        }
+    }
+
+    /// Successful runs whose rule evaluation has not been stored yet (the process stopped in between).
+    public func runsAwaitingRules() throws -> [(id: Int64, period: String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, period FROM runs WHERE status = 'succeeded' AND rules_evaluated = 0 ORDER BY id").map { ($0["id"], $0["period"]) }
         }
     }
 
