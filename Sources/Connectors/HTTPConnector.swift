@@ -282,8 +282,10 @@ final class CurlClient {
         ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &code)
         guard (200..<300).contains(code) else {
             let body = String(decoding: transfer.errorBody, as: UTF8.self).replacingOccurrences(of: "\n", with: " ")
-            throw FetchError("\(shown)：服务器返回 HTTP \(code)\(body.isEmpty ? "" : "：" + String(body.prefix(300)))",
-                             retryable: code >= 500 || code == 429 || code == 408)
+            var after: curl_off_t = -1
+            ccurl_getinfo_off(handle, CURLINFO_RETRY_AFTER, &after)
+            throw FetchError("\(shown)：服务器返回 HTTP \(code)\(body.isEmpty ? "" : "：" + String(body.prefix(300)))\(after > 0 ? "（要求 \(after) 秒后重试）" : "")",
+                             retryable: code >= 500 || code == 429 || code == 408, retryAfter: after > 0 ? Double(after) : nil)
         }
         // An empty 2xx body is still a document: zero rows.
         if !transfer.begun { try sink.begin(document: document) }

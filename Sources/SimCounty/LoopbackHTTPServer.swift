@@ -26,6 +26,14 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         /// Pause this long between chunks (a slow department server), in seconds.
         public var chunkDelay: Double = 0
         public var chunkSize = 16384
+        /// Faults: answer nothing for this long; stop sending after N body bytes for this long;
+        /// reset the connection after N body bytes; stream a chunked body that never ends (the body,
+        /// then its last line repeated).
+        public var silence: Double = 0
+        public var stallAfter: Int? = nil
+        public var stallSeconds: Double = 0
+        public var resetAfter: Int? = nil
+        public var endless = false
 
         public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = [], truncateAt: Int? = nil, chunked: Bool = false,
                     chunkDelay: Double = 0, chunkSize: Int = 16384) {
@@ -127,11 +135,35 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     }
 
     private func send(_ fd: Int32, _ r: Response) {
+        if r.silence > 0 { Thread.sleep(forTimeInterval: r.silence); return }
+        if r.endless {
+            guard writeAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)) else { return }
+            // The body once, then its last line again and again.
+            let first = Array((String(r.body.count, radix: 16) + "\r\n").utf8) + r.body + [13, 10]
+            if !r.body.isEmpty { guard writeAll(fd, first) else { return } }
+            let lastLine = r.body.split(separator: 10, omittingEmptySubsequences: true).last.map { Array($0) + [10] } ?? Array("a,b,c\n".utf8)
+            let piece = Array(repeating: lastLine, count: max(1, 65536 / lastLine.count)).flatMap { $0 }
+            let framed = Array((String(piece.count, radix: 16) + "\r\n").utf8) + piece + [13, 10]
+            let started = Date()
+            while Date().timeIntervalSince(started) < 30 { if !writeAll(fd, framed) { return } }
+            return
+        }
         var head = "HTTP/1.1 \(r.status) \(Self.reason(r.status))\r\n"
         for (k, v) in r.headers { head += "\(k): \(v)\r\n" }
         if r.chunked { head += "Transfer-Encoding: chunked\r\n" } else { head += "Content-Length: \(r.body.count)\r\n" }
         head += "Connection: close\r\n\r\n"
         guard writeAll(fd, Array(head.utf8)) else { return }
+        if let n = r.stallAfter {
+            _ = writeAll(fd, Array(r.body.prefix(n)))
+            Thread.sleep(forTimeInterval: r.stallSeconds)
+            return
+        }
+        if let n = r.resetAfter {
+            _ = writeAll(fd, Array(r.body.prefix(n)))
+            var lg = linger(l_onoff: 1, l_linger: 0)   // close with RST
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, socklen_t(MemoryLayout<linger>.size))
+            return
+        }
         let body = r.truncateAt.map { Array(r.body.prefix($0)) } ?? r.body
         if r.chunked {
             var i = 0

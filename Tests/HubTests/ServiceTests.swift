@@ -134,7 +134,7 @@ enum PrometheusText {
         // Second start: the owed slot runs again, completely.
         slow.value = false
         let second = try start()
-        defer { if second.isRunning { kill(second.processIdentifier, SIGTERM); second.waitUntilExit() } }
+        defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
         #expect(try wait(30) { try store.runs(source: "slow", limit: 1).first?.status == .succeeded })
         #expect(try store.recordCount(of: type, source: "slow") == Self.rows)
         let keys = Set(try store.records(of: type, source: "slow").compactMap { $0["settlement_id"]?.description })

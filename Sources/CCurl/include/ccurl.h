@@ -15,4 +15,5 @@ CURLcode ccurl_setopt_header_function(CURL *handle, ccurl_write_fn fn);
 
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, char **value);
+CURLcode ccurl_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value);
 #endif

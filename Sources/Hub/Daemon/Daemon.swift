@@ -147,7 +147,9 @@ public final class Daemon: @unchecked Sendable {
                 if cancellation.isSet { return }
                 let previous = retries[m.source].flatMap { $0.slot == slot ? $0 : nil }
                 let attempt = (previous?.attempt ?? 1) + 1
-                if e.retryable, let d = settings.backoff.delay(beforeAttempt: attempt, waitedSoFar: previous?.waited ?? 0, random: Double.random(in: 0...1)) {
+                if e.retryable, var d = settings.backoff.delay(beforeAttempt: attempt, waitedSoFar: previous?.waited ?? 0, random: Double.random(in: 0...1)) {
+                    // Honour the server's Retry-After, within the backoff's cap.
+                    if let after = e.retryAfter { d = min(max(d, after), settings.backoff.cap) }
                     retries[m.source] = (attempt, (previous?.waited ?? 0) + d, now.addingTimeInterval(d), slot)
                     log.warning("拉取失败，稍后重试", metadata: ["attempt": "\(attempt)", "in_seconds": "\(Int(d))", "error": "\(e.message)"])
                 } else {

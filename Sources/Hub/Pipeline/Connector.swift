@@ -54,7 +54,11 @@ public struct FetchError: Error, Sendable, CustomStringConvertible {
     public var message: String
     /// Whether trying again later may help (a timeout or a 503), as opposed to a bad URL.
     public var retryable: Bool
-    public init(_ message: String, retryable: Bool) { self.message = message; self.retryable = retryable }
+    /// Seconds the server asked us to wait (HTTP Retry-After), if it said.
+    public var retryAfter: Double? = nil
+    public init(_ message: String, retryable: Bool, retryAfter: Double? = nil) {
+        self.message = message; self.retryable = retryable; self.retryAfter = retryAfter
+    }
     public var description: String { message }
 }
 

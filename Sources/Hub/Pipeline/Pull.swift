@@ -16,6 +16,7 @@ public struct PullError: Error, Sendable, CustomStringConvertible {
     public var source: String
     public var message: String
     public var retryable: Bool
+    public var retryAfter: Double? = nil
     public var description: String { "\(source)：拉取失败（运行 #\(runID)）：\(message)" }
 }
 
@@ -66,7 +67,8 @@ public struct Pull {
             let message = Self.describe(error, document: sink.document)
             log.error("拉取失败", metadata: ["error": "\(message)"])
             try? store.failRun(runID, error: message, counts: sink.counts)
-            throw PullError(runID: runID, source: mapping.source, message: message, retryable: (error as? FetchError)?.retryable ?? false)
+            throw PullError(runID: runID, source: mapping.source, message: message, retryable: (error as? FetchError)?.retryable ?? false,
+                            retryAfter: (error as? FetchError)?.retryAfter)
         }
     }
 

@@ -577,6 +577,11 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
+    /// Runs arbitrary SQL: only for tests that simulate tampering with the file.
+    func unsafeExecuteForTests(_ sql: String) throws {
+        try pool.writeWithoutTransaction { db in try db.execute(sql: sql) }
+    }
+
     static func text(_ v: DatabaseValue) -> String? {
         switch v.storage {
         case .null: return nil

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import Hub
+@testable import HubWeb
+
+/// The hostile-input corpus under Tests/Corpus: nothing crashes, nothing gets in, nothing good
+/// is lost, and every refusal says why.
+@Suite struct HostileInputTests {
+    static let corpus = repoRoot.appendingPathComponent("Tests/Corpus")
+    func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: Self.corpus.appendingPathComponent(path))) }
+
+    func csv(_ path: String, _ options: CSVOptions = CSVOptions()) throws -> [RawRow] {
+        var d = CSVDecoder(options: options)
+        return try decodeAll(&d, try bytes(path), chunk: 7).rows
+    }
+
+    @Test func csvEdgeCases() throws {
+        let q = try csv("csv/quotes-newlines.csv")
+        #expect(q.count == 2 && q[0]["结算ID"] == "S,1" && q[1]["结算ID"] == "S\"2" && q[1]["结算时间"] == "2026-10-01\n10:00:00")
+        let ragged = try csv("csv/ragged.csv")
+        #expect(ragged.map { $0.problem != nil } == [false, true, false, false])
+        #expect(try csv("csv/nul-bytes.csv").first?.problem?.contains("NUL") == true)
+        var utf8 = CSVOptions(); utf8.encoding = .utf8
+        let mixed = try csv("csv/mixed-encoding.csv", utf8)
+        #expect(mixed[0].problem == nil && mixed[1].problem?.contains("utf-8") == true)   // the bad row alone is flagged
+        #expect(try csv("csv/invalid-utf8.csv", utf8).first?.problem != nil)
+        let cut = try csv("csv/unterminated-quote.csv")
+        #expect(cut.count == 2 && cut[0].problem == nil && cut[1].problem?.contains("引号未闭合") == true)
+        var title = CSVOptions(); title.headerRow = 2
+        #expect(throws: DecodeError.self) { _ = try csv("csv/only-title.csv", title) }
+        // A two-megabyte line is one (bad) value, not a crash.
+        var d = CSVDecoder(options: CSVOptions())
+        let long = Array(("结算ID,身份证号\nS1," + String(repeating: "9", count: 2_000_000) + "\n").utf8)
+        let rows = try decodeAll(&d, long, chunk: 65536).rows
+        #expect(rows.count == 1 && rows[0]["身份证号"]?.count == 2_000_000)
+    }
+
+    @Test func xmlAttacksAreRefusedWithoutReadingAnything() throws {
+        for f in ["xml/xxe-file.xml", "xml/xxe-network.xml", "xml/parameter-entity.xml", "xml/billion-laughs.xml", "xml/quadratic-blowup.xml"] {
+            var d = XMLStreamDecoder(options: XMLOptions(recordElement: "Claim"))
+            var rows: [RawRow] = []
+            #expect {
+                try bytes(f).withUnsafeBytes { try d.feed($0) { rows.append($0) } }
+                _ = try d.finish { rows.append($0) }
+            } throws: { ($0 as? DecodeError)?.message.contains("拒收") == true }
+            #expect(rows.isEmpty, "\(f) yielded rows")
+        }
+        for f in ["xml/deep-nesting.xml", "xml/undeclared-entity.xml"] {
+            var d = XMLStreamDecoder(options: XMLOptions(recordElement: "Claim"))
+            #expect(throws: DecodeError.self, "\(f)") { _ = try decodeAll(&d, try bytes(f)) }
+        }
+    }
+
+    @Test func jsonAttacks() throws {
+        var top = JSONOptions(); top.recordsAt = []
+        var d1 = JSONStreamDecoder(options: top)
+        #expect(throws: DecodeError.self) { _ = try decodeAll(&d1, try bytes("json/deep-nesting.json"), chunk: 4096) }
+        var list = JSONOptions(); list.recordsAt = ["data", "list"]
+        for f in ["json/deep-in-record.json", "json/bad-surrogate.json", "json/trailing-garbage.json"] {
+            var d = JSONStreamDecoder(options: list)
+            #expect(throws: DecodeError.self, "\(f)") { _ = try decodeAll(&d, try bytes(f)) }
+        }
+        // An ID sent as a JSON number keeps all 18 digits.
+        var d = JSONStreamDecoder(options: list)
+        let row = try #require(try decodeAll(&d, try bytes("json/number-id.json")).rows.first)
+        #expect(try ResidentID(parsing: row["sfzh"]!).value == row["sfzh"])
+    }
+
+    @Test func lookAlikeAndInvalidIDsAreAllRejected() throws {
+        let lines = try String(contentsOf: Self.corpus.appendingPathComponent("ids.txt"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("#") }
+        #expect(lines.count >= 11)
+        for l in lines {
+            #expect(throws: ResidentID.Problem.self, "\(l) accepted") { try ResidentID(parsing: String(l)) }
+        }
+    }
+
+    @Test func formulaInjectionIsNeutralisedInEveryExport() throws {
+        let rows = try csv("csv/formula-injection.csv")
+        for r in rows {
+            let v = try #require(r["结算ID"])
+            // Stored as the department sent it…
+            #expect("=@+-".contains(v.first!))
+            // …and neutralised wherever a spreadsheet will open it.
+            #expect(WebApp.neutralise(v).hasPrefix("'"))
+        }
+        #expect(WebApp.neutralise("正常文本") == "正常文本")
+        #expect(WebApp.neutralise("\t=1").hasPrefix("'"))
+    }
+
+    @Test func injectionStringsInFiltersChangeNothing() throws {
+        let store = try SQLiteStore(path: scratchDirectory().appendingPathComponent("i.sqlite").path)
+        let admin = try store.addUser(username: "admin", displayName: "a", role: .admin, townships: [], password: "long-password-1")
+        try store.saveAlerts([Alert(rule: "r", title: "t", severity: .high, subjectKind: .household, subjectID: "H1", householdID: "H1",
+                                    villageCode: "411081100201", townshipCode: "411081100", period: "2026-10", message: "m", evidence: [], ruleVersion: "v")])
+        for evil in ["' OR '1'='1", "x'); DROP TABLE cases; --", "%", "_", "\\", "\u{0}", "<script>"] {
+            var f = CaseFilter()
+            f.rule = evil; f.village = evil; f.status = evil; f.severity = evil; f.period = evil; f.township = evil
+            #expect(try store.cases(for: admin, filter: f).isEmpty, "\(evil) matched something")
+        }
+        #expect(try store.cases(for: admin).count == 1)    // and the table is still there
+    }
+
+    @Test func anEditedAuditEntryIsDetected() throws {
+        let store = try SQLiteStore(path: scratchDirectory().appendingPathComponent("a.sqlite").path)
+        for i in 1...5 { try store.audit("u\(i)", "查看案件", target: "案件 #\(i)", address: "127.0.0.1") }
+        #expect(try store.verifyAuditLog() == nil)
+        // The log refuses edits and deletions through SQL…
+        #expect { try store.unsafeExecuteForTests("UPDATE audit_log SET username = 'x' WHERE id = 3") } throws: { "\($0)".contains("append-only") }
+        #expect { try store.unsafeExecuteForTests("DELETE FROM audit_log WHERE id = 5") } throws: { "\($0)".contains("append-only") }
+        // …and when someone bypasses that (drops the trigger), the chain shows where.
+        try store.unsafeExecuteForTests("DROP TRIGGER audit_log_no_update; UPDATE audit_log SET target = '案件 #99' WHERE id = 3")
+        #expect(try store.verifyAuditLog() == 3)
+    }
+}
