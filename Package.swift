@@ -91,6 +91,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libFuzzer targets (scripts/fuzz.sh builds this with -sanitize=fuzzer; it has no main of its own).
+        .target(name: "CFuzzMain"),
+        .executableTarget(
+            name: "HubFuzz",
+            dependencies: ["Hub", "Connectors", "CFuzzMain"],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+        ),
         .testTarget(
             name: "HubTests",
             dependencies: [

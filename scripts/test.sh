@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: swift-testing tests (real SQLite files, real HTTP on 127.0.0.1),
-# then the township inbox in a real headless Chromium. Installs what it needs on a fresh machine.
+# Runs the whole test suite. Installs what it needs on a fresh machine.
+#   1. swift-testing tests: real SQLite files, real HTTP on 127.0.0.1, real hubd processes
+#   2. the township inbox in a real headless Chromium (phone width)
+#   3. crash-resume: 30 SIGKILLs of hubd serve mid-pull, compared with a clean pull
+#   4. libFuzzer on the decoders, mapping loader and expression language (20 s per target;
+#      FUZZ_SECONDS=600 scripts/test.sh for a longer run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
 swift build --build-tests
 swift test --skip-build "$@"
 python3 Tests/Browser/inbox_e2e.py .build/debug/hubd
+python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

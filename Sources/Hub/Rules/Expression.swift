@@ -250,7 +250,7 @@ extension ExpressionScope {
 }
 
 /// A scope made of a record type's fields plus extra named values.
-public struct FieldScope: ExpressionScope {
+public struct FieldScope: ExpressionScope, Sendable {
     public var types: [String: ExprType]
     public init(_ types: [String: ExprType]) { self.types = types }
     public func type(of name: String) -> ExprType? { types[name] }
