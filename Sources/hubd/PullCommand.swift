@@ -53,19 +53,16 @@ struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
         abstract: "演示：启动模拟县的各部门数据服务（127.0.0.1），拉取每个来源最新一个月的数据，逐个输出统计并与模拟真值核对")
-    @Option(help: "模拟县规模：1 为一个真实的县（22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
-    @Option(help: "随机种子：同一种子生成同一个县") var seed: UInt64 = 20261001
-    @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
+    @OptionGroup var county: CountyOptions
     @Option(help: "模拟数据文件和真值文件的目录") var simDir: String = "var/sim"
     @OptionGroup var store: StoreOptions
 
     func run() throws {
         store.bootstrapLogging()
-        let p = try parsePeriod(period)
+        let config = try county.config()
+        let p = config.period
         let loader: MappingLoader
         do { loader = try store.loader() } catch { throw report(error as! DiagnosticList) }
-        var config = CountyConfig()
-        config.scale = scale; config.seed = seed; config.period = p
         let t0 = Date()
         let sim = try Simulator(config: config)
         let dir = URL(fileURLWithPath: simDir)

@@ -9,16 +9,12 @@ struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
         abstract: "启动模拟县的各部门数据服务（127.0.0.1），写出数据文件、真值和供映射使用的环境变量文件，直到被停止")
-    @Option(help: "模拟县规模") var scale: Double = 1.0
-    @Option(help: "随机种子") var seed: UInt64 = 20261001
-    @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
+    @OptionGroup var county: CountyOptions
     @Option(help: "端口（0 为任意空闲端口）") var port: Int = 0
     @Option(help: "数据文件、真值和 env 文件的目录") var out: String = "var/sim"
 
     func run() throws {
-        var c = CountyConfig()
-        c.scale = scale; c.seed = seed; c.period = try parsePeriod(period)
-        let sim = try Simulator(config: c)
+        let sim = try Simulator(config: try county.config())
         let dir = URL(fileURLWithPath: out)
         try sim.write(to: dir)
         try sim.start(port: port)
@@ -27,5 +23,18 @@ struct SimulateCommand: ParsableCommand {
         print("模拟县数据服务：\(sim.baseURL)　环境变量：\(out)/feeds.env（hubd serve 前 export 这些变量）")
         FileHandle.standardOutput.synchronizeFile()
         while true { Thread.sleep(forTimeInterval: 3600) }
+    }
+}
+
+/// The simulated county's size, seed and month, shared by `demo` and `simulate`.
+struct CountyOptions: ParsableArguments {
+    @Option(help: "模拟县规模：1 为一个真实的县（22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
+    @Option(help: "随机种子：同一种子生成同一个县") var seed: UInt64 = 20261001
+    @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
+
+    func config() throws -> CountyConfig {
+        var c = CountyConfig()
+        c.scale = scale; c.seed = seed; c.period = try parsePeriod(period)
+        return c
     }
 }
