@@ -138,3 +138,45 @@ import SimCounty
         #expect(p.value("income_threshold", year: 2026) == 7000)
     }
 }
+
+/// Filters pushed into SQL never drop a row the rule's own filter keeps.
+@Suite struct SQLFilterTests {
+    @Test func translatedFiltersKeepASupersetOfTheRows() throws {
+        let type = shippedTypes["medical_claim"]!
+        let dir = scratchDirectory("sqlfilter")
+        let csv = "结算ID,身份证号,结算时间,医疗费总额,个人负担,类别\n" + (0..<60).map { i in
+            "S\(i),\(makeID("411081", "19600101", i + 1)),2026-10-\(String(format: "%02d", i % 28 + 1)) 10:00:00,\(50000 + i * 1000),\(i % 5 == 0 ? "" : String(i * 700)),\(["21", "11", "", "14"][i % 4])"
+        }.joined(separator: "\n")
+        try csv.write(to: dir.appendingPathComponent("c.csv"), atomically: true, encoding: .utf8)
+        let m = try loader().load(text: """
+            source: c
+            connector: file
+            fetch: { path: c.csv }
+            format: csv
+            record: medical_claim
+            fields:
+              settlement_id: 结算ID
+              id_number: 身份证号
+              settled_at: 结算时间
+              total_cost: 医疗费总额
+              self_pay: 个人负担
+              med_type: { from: 类别, map: { "21": 住院, "11": 门诊, "14": 门诊慢特病 } }
+            """, file: "c.yaml", directory: dir.path)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("h.sqlite").path)
+        _ = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
+        let all = try store.records(of: type, fields: type.fields.map(\.name), where: nil)
+        #expect(all.count == 60)
+        let scope = FieldScope(Dictionary(uniqueKeysWithValues: type.fields.map { ($0.name, ExprType.of($0.type)) }))
+        for text in ["self_pay >= 20000", "self_pay != 7000", "med_type in ['住院', '门诊'] and total_cost > 70000",
+                     "med_type == '门诊慢特病' or self_pay < 3000", "not (self_pay > 1000) and total_cost > 0", "20000 <= self_pay",
+                     "empty(med_type) or total_cost >= 100000"] {
+            let e = try ExpressionParser.parse(text)
+            try ExpressionChecker.check(e, in: scope)
+            let kept = Set(all.filter { r in ExpressionEvaluator.truth(ExpressionEvaluator.evaluate(e) { r[$0] ?? .null }) == true }.compactMap { $0["_id"]?.number })
+            let sql = SQLFilter.translate(e, type)
+            let selected = Set(try store.records(of: type, fields: type.fields.map(\.name), where: sql).compactMap { $0["_id"]?.number })
+            #expect(kept.isSubset(of: selected), "\(text): SQL dropped rows the filter keeps")
+            if text == "self_pay >= 20000" { #expect(sql != nil && selected == kept) }
+        }
+    }
+}

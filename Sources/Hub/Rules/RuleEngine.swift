@@ -104,9 +104,27 @@ public final class RuleEngine {
         return need
     }
 
+    /// A use's records: when its filter (and window) translate to SQL, only those are read.
+    func records(_ use: Rule.Use, period: Period) throws -> [Rec] {
+        var parts: [(sql: String, args: [Value])] = []
+        if let f = use.filter, let s = SQLFilter.translate(f, use.type) { parts.append(s) }
+        if let d = use.dateField, use.windowMonths != nil || use.yearToDate {
+            let start = use.yearToDate ? CivilDate(year: period.year, month: 1, day: 1)! : period.adding(months: -((use.windowMonths ?? 1) - 1)).firstDay
+            // Dates are stored as text that sorts like the date; the window is re-checked row by row.
+            parts.append(("(\(SQLiteStore.quote(d)) >= ? AND \(SQLiteStore.quote(d)) < ?)", [.text(start.description), .text(period.lastDay.adding(days: 1).description)]))
+        }
+        guard !parts.isEmpty else { return try records(use.type) }
+        let filter = (parts.map(\.sql).joined(separator: " AND "), parts.flatMap(\.args))
+        let key = use.type.name + "\u{1F}" + filter.0 + "\u{1F}" + filter.1.map(\.description).joined(separator: "\u{1E}")
+        if let c = cache[key] { return c }
+        let rows = try store.records(of: use.type, fields: Array(needed[use.type.name] ?? Set(use.type.fields.map(\.name))), where: filter)
+        cache[key] = rows
+        return rows
+    }
+
     func records(_ t: RecordType) throws -> [Rec] {
         if let c = cache[t.name] { return c }
-        let all = try store.records(of: t, fields: Array(needed[t.name] ?? Set(t.fields.map(\.name))))
+        let all = try store.records(of: t, fields: Array(needed[t.name] ?? Set(t.fields.map(\.name))), where: nil)
         cache[t.name] = all
         return all
     }
@@ -186,8 +204,15 @@ public final class RuleEngine {
             let trigger = rule.uses.first { $0.name == rule.trigger }!
             let by = rule.by!
             var groups: [String: [Rec]] = [:]
-            for r in window(try records(trigger.type), trigger, period) {
+            for r in window(try records(trigger, period: period), trigger, period) {
                 if let k = r[by]?.text { groups[k, default: []].append(r) }
+            }
+            // Group subjects: every set of the trigger's type, split by the subject key once.
+            var grouped: [String: [String: [Rec]]] = [:]
+            if rule.subject == .group {
+                for u in rule.uses where u.type.name == trigger.type.name {
+                    grouped[u.name] = Dictionary(grouping: window(try records(u, period: period), u, period), by: { $0[by]?.text ?? "" })
+                }
             }
             for key in groups.keys.sorted() {
                 if let only, !only.contains(key) { continue }
@@ -225,10 +250,7 @@ public final class RuleEngine {
                     }
                 default:
                     vars["group.key"] = .text(key)
-                    for u in rule.uses {
-                        sets[u.name] = u.type.name == trigger.type.name
-                            ? window(try records(u.type), u, period).filter { $0[by]?.text == key } : []
-                    }
+                    for u in rule.uses { sets[u.name] = grouped[u.name]?[key] ?? [] }
                 }
                 if village == nil, let first = groups[key]?.first {
                     // Outside the roster: route by the trigger record's own region (12-digit village code when given).

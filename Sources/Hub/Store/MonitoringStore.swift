@@ -99,7 +99,7 @@ public protocol MonitoringStore: AnyObject, Sendable {
     func records(of type: RecordType, source: String?) throws -> [[String: Value]]
     /// Only the named fields (and `_id`, `_run_id`) of every record of a type:
     /// what rule evaluation needs, without holding whole tables in memory.
-    func records(of type: RecordType, fields: [String]) throws -> [[String: Value]]
+    func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]]
     /// One record by its `_id`, every field (evidence for an alert).
     func record(of type: RecordType, id: Int64) throws -> [String: Value]?
     /// How many records of a type a source holds.

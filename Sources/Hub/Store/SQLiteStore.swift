@@ -511,12 +511,14 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func records(of type: RecordType, fields: [String]) throws -> [[String: Value]] {
+    public func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])? = nil) throws -> [[String: Value]] {
         let wanted = type.fields.filter { fields.contains($0.name) }
         return try pool.read { db in
             guard try db.tableExists(type.tableName) else { return [] }
             let cols = (["_id", "_run_id"] + wanted.map { Self.quote($0.name) }).joined(separator: ", ")
-            let cursor = try Row.fetchCursor(db, sql: "SELECT \(cols) FROM \(Self.quote(type.tableName)) ORDER BY _id")
+            let whereSQL = filter.map { " WHERE " + $0.sql } ?? ""
+            let args = StatementArguments((filter?.args ?? []).map(Self.databaseValue))
+            let cursor = try Row.fetchCursor(db, sql: "SELECT \(cols) FROM \(Self.quote(type.tableName))\(whereSQL) ORDER BY _id", arguments: args)
             var out: [[String: Value]] = []
             while let row = try cursor.next() {
                 var d: [String: Value] = ["_id": .integer(row[0]), "_run_id": .integer(row[1])]
