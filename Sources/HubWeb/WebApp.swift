@@ -278,7 +278,7 @@ public struct WebApp: Sendable {
         let c = detail.summary
         try store.audit(user.username, "查看案件", target: "案件 #\(c.id)", detail: subjectText(c), address: context.address)
         let today = CivilDate.today
-        let hType = config.types["household"], pType = config.types["person"]
+        let hType = config.types["household"]
         var values: [String: Any] = [
             "id": c.id, "severity": c.severity, "severityName": Rule.Severity(rawValue: c.severity)?.chinese ?? c.severity,
             "statusName": c.status == "open" ? "未销号" : "已销号", "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
@@ -300,7 +300,6 @@ public struct WebApp: Sendable {
                      "disability": m["disability"]?.description ?? ""]
                 },
             ] as [String: Any]
-            _ = pType
         }
         values["alerts"] = detail.alerts.map { a -> [String: Any] in
             ["title": a.title, "severity": a.severity, "message": a.message, "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
@@ -403,7 +402,7 @@ public struct WebApp: Sendable {
         let entries = try store.quarantine(runID: run.id)
         return page("quarantine", "隔离的行", context, ["source": source, "run": run.id, "entries": entries.map { e -> [String: Any] in
             ["document": e.document, "row": e.row, "reasons": e.reasons.map(\.text).joined(separator: "；"),
-             "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ($0[0].contains("证") || $0[0].lowercased().contains("sfz") || $0[0].lowercased().contains("cert") || $0[0].lowercased().contains("idno") ? ResidentID.mask($0[1]) : $0[1]) : "")" }.joined(separator: "; ")]
+             "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ResidentID.maskIfLikeID($0[1]) : "")" }.joined(separator: "; ")]
         }])
     }
 

@@ -154,6 +154,7 @@ struct QuarantineCommand: ParsableCommand {
             guard id != nil else { throw ValidationError("来源 \(source) 还没有成功的运行") }
         }
         let entries = try db.quarantine(runID: id!)
+        try db.audit(NSUserName(), "导出隔离区", target: "运行 #\(id!)", detail: "命令行，\(entries.count) 行（含完整身份证号，供发回部门更正）", address: "local")
         if format == "csv" {
             // UTF-8 BOM so Excel and WPS open Chinese text correctly; formula-like cells neutralised.
             var out = "\u{FEFF}来源,期间,文件,行号,原因,原始数据\r\n"

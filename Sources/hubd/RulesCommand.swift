@@ -97,6 +97,7 @@ struct AlertsCommand: ParsableCommand {
                 SELECT a.rule, a.title, a.severity, a.subject_kind, a.subject_id, a.household_id, a.township_code, a.village_code,
                        a.case_id, a.message, a.raised_at FROM alerts a WHERE a.period = ? ORDER BY a.case_id, a.rule
                 """, [p.description])
+            try db.audit(NSUserName(), "导出预警", target: p.description, detail: "命令行，\(rows.count) 条\(unmasked ? "，完整身份证号" : "")", address: "local")
             let cols = ["rule", "title", "severity", "subject_kind", "subject_id", "household_id", "township_code", "village_code", "case_id", "message", "raised_at"]
             func shown(_ r: [String: String], _ c: String) -> String {
                 let v = r[c] ?? ""

@@ -128,6 +128,21 @@ import SimCounty
         #expect(daemon.mappings["claims.yaml"]?.version != before)
     }
 
+    @Test func brokenParametersKeepTheLastGoodRulesRunning() throws {
+        let (dir, _, daemon) = try setup()
+        let rules = dir.appendingPathComponent("Mappings/rules")
+        try "params:\n  income_threshold: { by_year: { 2026: 7000 } }\n".write(to: rules.appendingPathComponent("params.yaml"), atomically: true, encoding: .utf8)
+        try "rule: below\nsubject: household\nwhen: \"household.income_per_person < income_threshold\"\nmessage: m\n"
+            .write(to: rules.appendingPathComponent("below.yaml"), atomically: true, encoding: .utf8)
+        daemon.reload(force: true)
+        #expect(daemon.rules.map(\.name) == ["below"] && daemon.problems["rules"] == nil)
+        try "params:\n  income_threshold: { by_year: { 二〇二六: seven } }\n".write(to: rules.appendingPathComponent("params.yaml"), atomically: true, encoding: .utf8)
+        daemon.reload(force: true)
+        #expect(daemon.problems["rules"]?.isEmpty == false)
+        #expect(daemon.rules.map(\.name) == ["below"])
+        #expect(daemon.params.value("income_threshold", year: 2026) == 7000)
+    }
+
     @Test func lateEmptyAndShrunkenDeliveriesRaiseOperatorAlerts() throws {
         let (dir, store, daemon) = try setup()
         try daemon.tick(now: cst(2026, 11, 4), environment: [:])          // October delivered in time

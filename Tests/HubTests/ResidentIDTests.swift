@@ -40,6 +40,13 @@ import Testing
         #expect(throws: ResidentID.Problem.badCharacter("O")) { try ResidentID(parsing: "41108119800101O011") }
     }
 
+    @Test func anythingShapedLikeAnIDIsMaskedInDisplays() {
+        #expect(ResidentID.maskIfLikeID("110105194912310021") == "110105********0021")   // even with a wrong check digit
+        #expect(ResidentID.maskIfLikeID("110105491231002") == "110105*****1002")
+        #expect(ResidentID.maskIfLikeID("S000123") == "S000123")
+        #expect(ResidentID.maskIfLikeID("2026-10-01 10:00:00") == "2026-10-01 10:00:00")
+    }
+
     @Test func messagesAreChineseForTheQuarantine() {
         #expect(ResidentID.Problem.badCheckCharacter(expected: "X", found: "3").message == "身份证号校验位错误（应为 X，实为 3）")
     }

@@ -187,6 +187,12 @@ import SimCounty
             #expect(page.text.contains(ResidentID.mask(id)))
         }
         #expect(page.header("Content-Security-Policy")?.contains("default-src 'self'") == true)
+        // The quarantine page shows the refused rows without full ID numbers, even invalid ones.
+        let run = try #require(try f.store.runs(source: "medical-claims", limit: 5).first { $0.status == .succeeded })
+        let quarantined = try f.store.quarantine(runID: run.id).flatMap { $0.raw.compactMap { $0.last } }.filter { $0.count == 18 && $0.allSatisfy { $0.isNumber || $0 == "X" } }
+        #expect(!quarantined.isEmpty)
+        let qpage = try admin.request("GET", "/sources/medical-claims/quarantine").text
+        #expect(quarantined.allSatisfy { !qpage.contains($0) && qpage.contains(ResidentID.mask($0)) })
         let dashboard = try admin.request("GET", "/dashboard").text
         #expect(dashboard.contains("<svg") && dashboard.contains("各乡镇案件"))
         let xlsx = try admin.request("GET", "/ledger.xlsx")

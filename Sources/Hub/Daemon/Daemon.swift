@@ -64,13 +64,17 @@ public final class Daemon: @unchecked Sendable {
                 logger.error("记录类型有错，沿用上一版", metadata: ["errors": "\(error.description)"])
             }
             let (r, p, ruleProblems) = RuleLoader.loadDirectory(rulesDir, types: types)
-            // Keep the previous version of a rule whose file is now broken.
-            var byName = Dictionary(rules.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            for rule in r { byName[rule.name] = rule }
-            let brokenFiles = Set(ruleProblems.map(\.location.file))
-            rules = byName.values.filter { rule in r.contains { $0.name == rule.name } || brokenFiles.contains(rule.file) }.sorted { $0.name < $1.name }
-            params = p
-            problems["rules"] = ruleProblems.isEmpty ? nil : ruleProblems
+            if ruleProblems.contains(where: { $0.location.file.hasSuffix("params.yaml") }) {
+                // Broken parameters would unload every rule that uses them: keep the last good set whole.
+                problems["rules"] = ruleProblems
+            } else {
+                // A rule whose file is now broken keeps running in its previous version.
+                let brokenFiles = Set(ruleProblems.map(\.location.file))
+                let kept = rules.filter { old in brokenFiles.contains(old.file) && !r.contains { $0.name == old.name } }
+                rules = (r + kept).sorted { $0.name < $1.name }
+                params = p
+                problems["rules"] = ruleProblems.isEmpty ? nil : ruleProblems
+            }
             if !ruleProblems.isEmpty { logger.error("规则文件有错，沿用上一版", metadata: ["errors": "\(DiagnosticList(ruleProblems))"]) }
         }
         let loader = MappingLoader(types: types, connectors: connectors)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A resident identity number (居民身份证号码, GB 11643-1999), always held in its 18-character form.
 ///
 /// Parsing accepts what department exports really contain: full-width digits, stray spaces,
@@ -98,6 +100,17 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
         let chars = Array(text)
         guard chars.count > 10 else { return String(repeating: "*", count: chars.count) }
         return String(chars[0..<6]) + String(repeating: "*", count: chars.count - 10) + String(chars[(chars.count - 4)...])
+    }
+
+    /// Masks a value that looks like an ID number (15 or 18 characters, digits with an optional
+    /// final X), whatever column it came in; other text is returned as it is.
+    public static func maskIfLikeID(_ text: String) -> String {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let chars = Array(t)
+        guard chars.count == 15 || chars.count == 18,
+              chars.dropLast().allSatisfy({ $0.isASCII && $0.isNumber }),
+              let last = chars.last, (last.isASCII && last.isNumber) || last == "X" || last == "x" else { return text }
+        return mask(t)
     }
 
     /// The 6-digit address code (行政区划代码) at registration.
