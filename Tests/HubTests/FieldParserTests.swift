@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Hub
 
@@ -57,5 +58,47 @@ import Testing
         guard case .failure = FieldParser.parse("41108", spec(.region)) else { Issue.record("5-digit region"); return }
         #expect(FieldParser.parse("是", spec(.bool)) == .success(.bool(true)))
         #expect(FieldParser.parse("否", spec(.bool)) == .success(.bool(false)))
+    }
+
+    /// The byte-level fast paths (plain amounts, 18-character IDs) must agree with the full
+    /// parsers on every input: each value is also parsed in a form only the full parser takes.
+    @Test func fastPathsAgreeWithTheFullParsers() {
+        var rng = SystemRandomNumberGenerator()
+        let pieces = ["0", "1", "9", "05", ".", "-", "00", "123", "4567", "8.", ".5", "99999999"]
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 1...5, using: &rng) { text += pieces.randomElement(using: &rng)! }
+            // A trailing 元 sends the same amount through the general parser.
+            #expect(Money.parse(text) == Money.parse(text + "元"), "\(text)")
+            #expect(Money.parse(text, scale: 10000) == Money.parse(text + "元", scale: 10000), "\(text)")
+        }
+        for _ in 0..<20_000 {
+            var digits = (0..<17).map { _ in String(Int.random(in: 0...9, using: &rng)) }.joined()
+            if Bool.random(using: &rng) {
+                // A plausible birth date, so the check character decides.
+                let y = Int.random(in: 1900...2020), m = Int.random(in: 1...12), d = Int.random(in: 1...28)
+                digits = String(digits.prefix(6)) + String(format: "%04d%02d%02d", y, m, d) + String(digits.suffix(3))
+            }
+            let last = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "X", "x"].randomElement(using: &rng)!
+            let id = digits + last
+            // A leading space sends the same number through the general parser.
+            let fast = Result { () throws(ResidentID.Problem) in try ResidentID(parsing: id).value }
+            let full = Result { () throws(ResidentID.Problem) in try ResidentID(parsing: " " + id).value }
+            #expect(fast == full, "\(id)")
+        }
+    }
+
+    /// Evidence is stored as JSON and compared as text to tell a changed alert from a repeat:
+    /// the direct writer must produce exactly what JSONEncoder (sorted keys) produced before.
+    @Test func evidenceJSONMatchesJSONEncoder() throws {
+        let list = [
+            Evidence(type: "medical_claim", source: "yibao/2026", run: 12, row: 3,
+                     fields: ["name": "张\"三\\", "a10": "x/y", "a2": "line\nbreak\ttab\r", "B": "\u{01}\u{1F}", "中文字段": "值", "empty": ""]),
+            Evidence(type: "person", source: "roster", run: -1, row: 0, fields: [:]),
+        ]
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        #expect(Evidence.json(list) == String(decoding: try enc.encode(list), as: UTF8.self))
+        #expect(Evidence.json([]) == "[]")
     }
 }

@@ -163,7 +163,10 @@ public struct CSVDecoder: RowDecoder {
         for end in fieldEnds {
             if end == start { values.append(nil); start = end; continue }
             let slice = fieldBytes.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[start..<end]) }
-            if let s = decodeText(slice) {
+            // Printable ASCII (the bulk of every feed) needs neither validation nor a NUL check.
+            if TextBytes.isPrintableASCII(slice) {
+                values.append(String(decoding: slice, as: UTF8.self))
+            } else if let s = decodeText(slice) {
                 if s.utf8.contains(0) { problem = problem ?? "第 \(values.count + 1) 列含有 NUL 字符" }
                 values.append(s)
             } else {

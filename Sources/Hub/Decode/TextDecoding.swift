@@ -42,6 +42,11 @@ enum TextBytes {
         for x in b where x >= 0x80 { return false }
         return true
     }
+    /// ASCII without control characters below 0x09 (so no NUL).
+    @inline(__always) static func isPrintableASCII(_ b: UnsafeRawBufferPointer) -> Bool {
+        for x in b where x >= 0x80 || x < 0x09 { return false }
+        return true
+    }
     static func utf8(_ b: UnsafeRawBufferPointer) -> String? {
         if isASCII(b) { return String(decoding: b, as: UTF8.self) }
         return String(validating: b, as: UTF8.self)

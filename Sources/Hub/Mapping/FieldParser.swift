@@ -84,7 +84,11 @@ public enum FieldParser {
     /// Strips ASCII and full-width spaces, BOMs and zero-width spaces at both ends.
     public static func trim(_ s: String) -> String {
         // Fast path: most values start and end with a visible ASCII character.
-        if let f = s.utf8.first, let l = s.utf8.last, f > 0x20, f < 0x7F, l > 0x20, l < 0x7F { return s }
+        let visible = s.utf8.withContiguousStorageIfAvailable { b in
+            guard let f = b.first, let l = b.last else { return false }
+            return f > 0x20 && f < 0x7F && l > 0x20 && l < 0x7F
+        }
+        if visible == true { return s }
         var u = Substring(s).unicodeScalars[...]
         while let f = u.first, isBlank(f) { u = u.dropFirst() }
         while let l = u.last, isBlank(l) { u = u.dropLast() }
@@ -113,11 +117,46 @@ public enum Hashing {
         return String(repeating: "0", count: 16 - s.count) + s
     }
     /// Fingerprint of a list of optional texts, separators included so ["ab",""] ≠ ["a","b"].
-    public static func fingerprint(_ values: [String?]) -> String {
+    public static func fingerprint(_ values: [String?]) -> String { hex(fingerprint64(values)) }
+
+    public static func fingerprint64(_ values: [String?]) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for v in values {
-            if let v { h = fnv1a(v.utf8, seed: h); h = fnv1a([0x1F], seed: h) } else { h = fnv1a([0x1E], seed: h) }
+            if var v {
+                v.withUTF8 { for b in $0 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 } }
+                h = (h ^ 0x1F) &* 0x0000_0100_0000_01b3
+            } else {
+                h = (h ^ 0x1E) &* 0x0000_0100_0000_01b3
+            }
         }
-        return hex(h)
+        return h
+    }
+
+    /// Fingerprint of a record's typed values (what tells an update from a repeat), computed
+    /// from the values themselves rather than their text forms.
+    public static func fingerprint64(_ values: [Value]) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func byte(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        @inline(__always) func word(_ w: UInt64) { var w = w; for _ in 0..<8 { byte(UInt8(truncatingIfNeeded: w)); w >>= 8 } }
+        for v in values {
+            switch v {
+            case .null: byte(0)
+            case .text(var s): byte(1); s.withUTF8 { for b in $0 { byte(b) } }; byte(0x1F)
+            case .integer(let i): byte(2); word(UInt64(bitPattern: i))
+            case .decimal(let d): byte(3); word(d.bitPattern)
+            case .money(let f): byte(4); word(UInt64(bitPattern: f))
+            case .date(let d): byte(5); word(UInt64(bitPattern: Int64(d.year * 10_000 + d.month * 100 + d.day)))
+            case .datetime(let d, let s): byte(6); word(UInt64(bitPattern: Int64(d.year * 10_000 + d.month * 100 + d.day))); word(UInt64(bitPattern: Int64(s)))
+            case .bool(let b): byte(b ? 8 : 7)
+            }
+        }
+        return h
+    }
+
+    /// Writes the 16 lowercase hex digits of `v` into `buffer` (at least 16 bytes).
+    @inline(__always) static func hex(_ v: UInt64, into buffer: UnsafeMutablePointer<UInt8>) {
+        let digits: StaticString = "0123456789abcdef"
+        let d = digits.utf8Start
+        for i in 0..<16 { buffer[15 - i] = d[Int((v >> (UInt64(i) * 4)) & 0xF)] }
     }
 }

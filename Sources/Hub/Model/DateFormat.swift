@@ -80,6 +80,38 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses a date (and time, if the pattern has one). Returns nil when the text does not fit
     /// the pattern or names a day that does not exist (2026-02-30, 2026-13-45).
+    /// Reads a pattern from UTF-8 bytes: digits are ASCII, literals compare byte for byte.
+    private static func parse(_ u: UnsafeBufferPointer<UInt8>, _ tokens: [Token], hasTime: Bool) -> (CivilDate, Int)? {
+        var i = 0
+        var y = 0, mo = 0, d = 1, h = 0, mi = 0, s = 0
+        func number(_ minDigits: Int, _ maxDigits: Int) -> Int? {
+            var n = 0, k = 0
+            while k < maxDigits, i < u.count, u[i] >= 48, u[i] <= 57 {
+                n = n * 10 + Int(u[i]) - 48; i += 1; k += 1
+            }
+            return k >= minDigits ? n : nil
+        }
+        for t in tokens {
+            switch t {
+            case .year: guard let v = number(4, 4) else { return nil }; y = v
+            case .month(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; mo = v
+            case .day(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; d = v
+            case .hour(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; h = v
+            case .minute(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; mi = v
+            case .second(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; s = v
+            case .literal(let c):
+                for x in c.utf8 {
+                    guard i < u.count, u[i] == x else { return nil }
+                    i += 1
+                }
+            }
+        }
+        // Allow fractional seconds (".000") after a time; nothing else may trail.
+        if i < u.count, hasTime, u[i] == 0x2E { i += 1; while i < u.count, u[i] >= 48, u[i] <= 57 { i += 1 } }
+        guard i == u.count, let date = CivilDate(year: y, month: mo, day: d), h < 24, mi < 60, s < 60 else { return nil }
+        return (date, h * 3600 + mi * 60 + s)
+    }
+
     public func parse(_ text: String) -> (CivilDate, Int)? {
         switch kind {
         case .excel:
@@ -98,33 +130,8 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
             let days = Int(local >= 0 ? local / 86400 : (local - 86399) / 86400)
             return (CivilDate(daysSinceEpoch: days), Int(local - Int64(days) * 86400))
         case .pattern(let tokens):
-            let u = Array(text.unicodeScalars)
-            var i = 0
-            var y = 0, mo = 0, d = 1, h = 0, mi = 0, s = 0
-            func number(_ minDigits: Int, _ maxDigits: Int) -> Int? {
-                var n = 0, k = 0
-                while k < maxDigits, i < u.count, u[i].value >= 48, u[i].value <= 57 {
-                    n = n * 10 + Int(u[i].value) - 48; i += 1; k += 1
-                }
-                return k >= minDigits ? n : nil
-            }
-            for t in tokens {
-                switch t {
-                case .year: guard let v = number(4, 4) else { return nil }; y = v
-                case .month(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; mo = v
-                case .day(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; d = v
-                case .hour(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; h = v
-                case .minute(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; mi = v
-                case .second(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; s = v
-                case .literal(let c):
-                    guard i < u.count, Character(u[i]) == c else { return nil }
-                    i += 1
-                }
-            }
-            // Allow fractional seconds (".000") after a time; nothing else may trail.
-            if i < u.count, hasTime, u[i] == "." { i += 1; while i < u.count, u[i].value >= 48, u[i].value <= 57 { i += 1 } }
-            guard i == u.count, let date = CivilDate(year: y, month: mo, day: d), h < 24, mi < 60, s < 60 else { return nil }
-            return (date, h * 3600 + mi * 60 + s)
+            var text = text
+            return text.withUTF8 { u in Self.parse(u, tokens, hasTime: hasTime) }
         }
     }
 }

@@ -46,6 +46,7 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses and validates; throws `Problem` with the reason.
     public init(parsing text: String) throws(Problem) {
+        if let fast = Self.canonical18(text) { value = fast; return }
         var digits: [UInt8] = []
         digits.reserveCapacity(18)
         var last: Character? = nil
@@ -71,7 +72,7 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
             // Legacy form: 6-digit address, YYMMDD, 3-digit sequence; century is 19.
             let d = Array(digits[0..<6]) + [1, 9] + Array(digits[6..<15])
             try Self.checkBirthDate(d)
-            value = d.map { String($0) }.joined() + String(Self.checkCharacter(for: d))
+            value = String(decoding: d.map { $0 + 0x30 }, as: UTF8.self) + String(Self.checkCharacter(for: d))
             return
         }
         if count != 18 { throw .badLength(count) }
@@ -80,7 +81,28 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
         let expected = Self.checkCharacter(for: first17)
         let found: Character = last ?? Character(String(digits[17]))
         if expected != found { throw .badCheckCharacter(expected: expected, found: found) }
-        value = first17.map { String($0) }.joined() + String(found)
+        value = String(decoding: first17.map { $0 + 0x30 }, as: UTF8.self) + String(found)
+    }
+
+    /// The common case without allocations: 18 ASCII characters, valid as written (upper-case
+    /// check character). Anything else — and every invalid number — takes the full path,
+    /// which says what is wrong.
+    @inline(__always) private static func canonical18(_ text: String) -> String? {
+        let utf8 = text.utf8
+        guard utf8.count == 18 else { return nil }
+        return utf8.withContiguousStorageIfAvailable { b -> String? in
+            var sum = 0
+            for i in 0..<17 {
+                let c = b[i]
+                guard c >= 0x30, c <= 0x39 else { return nil }
+                sum += Int(c - 0x30) * weights[i]
+            }
+            @inline(__always) func n(_ i: Int) -> Int { Int(b[i] - 0x30) }
+            let year = n(6) * 1000 + n(7) * 100 + n(8) * 10 + n(9), month = n(10) * 10 + n(11), day = n(12) * 10 + n(13)
+            guard year >= 1880, year <= 2100, CivilDate.isValid(year: year, month: month, day: day) else { return nil }
+            let expected: UInt8 = [0x31, 0x30, 0x58, 0x39, 0x38, 0x37, 0x36, 0x35, 0x34, 0x33, 0x32][sum % 11]
+            return b[17] == expected ? text : nil
+        } ?? nil
     }
 
     private static func checkBirthDate(_ d: [UInt8]) throws(Problem) {

@@ -94,6 +94,7 @@ public enum Money {
     /// Parses an amount in yuan as written in exports: `1,234.56`, `￥1234`, `3.5万`, `(120.00)`.
     /// `scale` multiplies the written amount (10000 for a column in 万元). Returns 分, rounded half away from zero.
     public static func parse(_ raw: String, scale: Int64 = 1) -> Int64? {
+        if let fast = plain(raw, scale: scale) { return fast }
         var negative = false
         var intPart: Int64 = 0
         var fracDigits: [Int64] = []
@@ -131,6 +132,53 @@ public enum Money {
             }
         }
         guard seenDigit else { return nil }
+        return combine(negative: negative, intPart: intPart, fracDigits: fracDigits, scale: scale)
+    }
+
+    /// The common form — ASCII digits with at most one dot and up to 12 decimals, maybe a
+    /// leading minus — read straight from the bytes; nil for anything else (then the full
+    /// parser decides).
+    @inline(__always) static func plain(_ raw: String, scale: Int64) -> Int64? {
+        raw.utf8.withContiguousStorageIfAvailable { b -> Int64? in
+            guard !b.isEmpty else { return nil }
+            var i = 0
+            var negative = false
+            if b[0] == 0x2D { negative = true; i = 1 }
+            var intPart: Int64 = 0, frac: Int64 = 0, denominator: Int64 = 1
+            var digits = 0, fracCount = 0, seenDot = false
+            while i < b.count {
+                let c = b[i]
+                if c >= 0x30 && c <= 0x39 {
+                    digits += 1
+                    if seenDot {
+                        fracCount += 1
+                        if fracCount > 12 { return nil }
+                        frac = frac * 10 + Int64(c - 0x30); denominator *= 10
+                    } else {
+                        if digits > 17 { return nil }
+                        intPart = intPart * 10 + Int64(c - 0x30)
+                    }
+                } else if c == 0x2E && !seenDot {
+                    seenDot = true
+                } else {
+                    return nil
+                }
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            let cents = scale * 100
+            let (base, o) = intPart.multipliedReportingOverflow(by: cents)
+            if o { return nil }
+            let (scaled, o2) = frac.multipliedReportingOverflow(by: cents)
+            if o2 { return nil }
+            var fracFen = scaled / denominator
+            if (scaled % denominator) * 2 >= denominator { fracFen += 1 }
+            let total = base + fracFen
+            return negative ? -total : total
+        } ?? nil
+    }
+
+    private static func combine(negative: Bool, intPart: Int64, fracDigits: [Int64], scale: Int64) -> Int64? {
         // value = (intPart + frac) * scale * 100, rounded.
         let cents = scale * 100
         let (base, o) = intPart.multipliedReportingOverflow(by: cents)

@@ -49,14 +49,15 @@ public struct Pull {
         log[metadataKey: "run"] = "\(runID)"
         log[metadataKey: "source"] = "\(mapping.source)"
         log.info("拉取开始", metadata: ["period": "\(period)"])
-        let sink = PullSink(mapping: mapping, period: period, progress: progress, every: progressEvery)
+        let sink = PullSink(mapping: mapping, period: period)
         sink.isCancelled = isCancelled
+        let context = FetchContext(source: mapping.source, period: period, environment: environment)
         do {
             let counts = try store.withRun(runID) { writer in
-                sink.writer = writer
-                try connector.fetch(FetchContext(source: mapping.source, period: period, environment: environment), into: sink)
-                if sink.open { _ = try sink.end() }
-                return sink.counts
+                try Self.pipeline(sink: sink, writer: writer, progress: progress, every: progressEvery) {
+                    try connector.fetch(context, into: sink)
+                    if sink.open { _ = try sink.end() }
+                }
             }
             progress?(counts)
             let seconds = Date().timeIntervalSince(started)
@@ -70,6 +71,60 @@ public struct Pull {
             throw PullError(runID: runID, source: mapping.source, message: message, retryable: (error as? FetchError)?.retryable ?? false,
                             retryAfter: (error as? FetchError)?.retryAfter)
         }
+    }
+
+    /// Runs `produce` (fetch, decode, map) on its own thread while the calling thread, which
+    /// holds the store's transaction, writes what it produced: the two halves of a pull use
+    /// the two cores of a modest server. Batches pass through a small bounded queue, so memory
+    /// stays flat whatever the feed's size; an error on either side stops both, and the
+    /// producer has finished before this returns.
+    static func pipeline(sink: PullSink, writer: any RunWriter, progress: ((RunCounts) -> Void)?, every: Int,
+                         produce: @escaping () throws -> Void) throws -> RunCounts {
+        let queue = BatchQueue(capacity: 8)
+        sink.queue = queue
+        let done = DispatchSemaphore(value: 0)
+        // The sink and the fetch belong to the producer thread until `done` is signalled; the
+        // writer only touches them again after waiting for it.
+        let job = HandOff(ProducerJob(sink: sink, queue: queue, produce: produce, done: done))
+        let producer = Thread { job.value.run() }
+        producer.stackSize = 8 << 20
+        producer.name = "hub.pull.decode"
+        producer.start()
+        var counts = RunCounts()
+        var nextProgress = every
+        do {
+            while let batch = try queue.take() {
+                for item in batch.items {
+                    switch item {
+                    case .record(let r):
+                        switch try writer.upsert(r) {
+                        case .inserted: counts.inserted += 1
+                        case .updated: counts.updated += 1
+                        case .unchanged: counts.unchanged += 1
+                        }
+                    case .quarantine(let e):
+                        try writer.quarantine(e)
+                    }
+                }
+                if let progress, batch.read >= nextProgress {
+                    var c = batch.counts
+                    c.inserted = counts.inserted; c.updated = counts.updated; c.unchanged = counts.unchanged
+                    progress(c)
+                    nextProgress = batch.read + every
+                }
+            }
+        } catch {
+            queue.close()
+            done.wait()
+            throw error
+        }
+        done.wait()
+        if ProcessInfo.processInfo.environment["HUB_PIPELINE_STATS"] != nil {
+            FileHandle.standardError.write(Data("pipeline: decoder waited \(Double(queue.producerWaited) / 1e9) s for the writer, writer waited \(Double(queue.writerWaited) / 1e9) s for the decoder\n".utf8))
+        }
+        var total = sink.counts
+        total.inserted = counts.inserted; total.updated = counts.updated; total.unchanged = counts.unchanged
+        return total
     }
 
     static func describe(_ error: any Error, document: String) -> String {
@@ -88,24 +143,127 @@ public struct Pull {
 /// Thrown inside a pull when the service is shutting down.
 struct PullCancelled: Error {}
 
-/// Receives a connector's documents and drives the decoder, mapper and writer.
+/// Moves values to another thread whose use of them is ordered by a semaphore.
+struct HandOff<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The producer thread's work: fetch, decode and map, then say how it ended.
+final class ProducerJob {
+    let sink: PullSink
+    let queue: BatchQueue
+    let produce: () throws -> Void
+    let done: DispatchSemaphore
+    init(sink: PullSink, queue: BatchQueue, produce: @escaping () throws -> Void, done: DispatchSemaphore) {
+        self.sink = sink; self.queue = queue; self.produce = produce; self.done = done
+    }
+    func run() {
+        do {
+            try produce()
+            sink.flush()
+            queue.finish(nil)
+        } catch {
+            queue.finish(error)
+        }
+        done.signal()
+    }
+}
+
+/// What the producer hands the writer: records to upsert and rows to quarantine, in source order.
+enum PullItem {
+    case record(MappedRecord)
+    case quarantine(QuarantineEntry)
+}
+
+struct PullBatch {
+    var items: [PullItem] = []
+    /// Rows read so far and the producer's counts when the batch was sent (for progress).
+    var read = 0
+    var counts = RunCounts()
+}
+
+/// A bounded blocking queue between the decoding thread and the writing thread.
+final class BatchQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var batches: [PullBatch] = []
+    private var finished = false
+    private var failure: (any Error)?
+    private var closed = false
+    let capacity: Int
+    /// Nanoseconds each side spent blocked: which half of the pipeline is the slower one.
+    private(set) var producerWaited: UInt64 = 0
+    private(set) var writerWaited: UInt64 = 0
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Blocks while the queue is full; throws when the writer has stopped.
+    func put(_ batch: PullBatch) throws {
+        condition.lock(); defer { condition.unlock() }
+        if batches.count >= capacity && !closed {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            while batches.count >= capacity && !closed { condition.wait() }
+            producerWaited += DispatchTime.now().uptimeNanoseconds - t0
+        }
+        if closed { throw WriterStopped() }
+        batches.append(batch)
+        condition.broadcast()
+    }
+
+    /// The producer is done: with nil after its last batch, or with the error that stopped it.
+    func finish(_ error: (any Error)?) {
+        condition.lock(); defer { condition.unlock() }
+        finished = true
+        failure = error
+        condition.broadcast()
+    }
+
+    /// The next batch; nil when the producer finished cleanly; rethrows the producer's error.
+    func take() throws -> PullBatch? {
+        condition.lock(); defer { condition.unlock() }
+        if batches.isEmpty && !finished {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            while batches.isEmpty && !finished { condition.wait() }
+            writerWaited += DispatchTime.now().uptimeNanoseconds - t0
+        }
+        if !batches.isEmpty {
+            let b = batches.removeFirst()
+            condition.broadcast()
+            return b
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    /// The writer stopped (an error): wake the producer so it stops too.
+    func close() {
+        condition.lock(); defer { condition.unlock() }
+        closed = true
+        batches.removeAll()
+        condition.broadcast()
+    }
+
+    struct WriterStopped: Error {}
+}
+
+/// Receives a connector's documents and drives the decoder and mapper, on the producer's
+/// thread; what they yield goes to the writer in batches.
 final class PullSink: DocumentSink {
     let mapping: Mapping
     let mapper: RowMapper
-    var writer: (any RunWriter)?
+    var queue: BatchQueue?
     var decoder: (any RowDecoder)?
     var counts = RunCounts()
     var document = ""
     var open = false
-    let progress: ((RunCounts) -> Void)?
-    let every: Int
     var isCancelled: @Sendable () -> Bool = { false }
+    private var batch = PullBatch()
+    static let batchSize = 1024
 
-    init(mapping: Mapping, period: Period, progress: ((RunCounts) -> Void)?, every: Int) {
+    init(mapping: Mapping, period: Period) {
         self.mapping = mapping
         self.mapper = RowMapper(mapping: mapping, period: period)
-        self.progress = progress
-        self.every = every
+        batch.items.reserveCapacity(Self.batchSize)
     }
 
     func begin(document name: String) throws {
@@ -127,26 +285,35 @@ final class PullSink: DocumentSink {
         return try decoder!.finish { try handle($0) }
     }
 
+    /// Sends what is left of the current batch.
+    func flush() {
+        guard !batch.items.isEmpty else { return }
+        try? send()
+    }
+
+    private func send() throws {
+        batch.read = counts.read
+        batch.counts = counts
+        let full = batch
+        batch = PullBatch()
+        batch.items.reserveCapacity(Self.batchSize)
+        try queue!.put(full)
+    }
+
     private func handle(_ row: RawRow) throws {
         if isCancelled() { throw PullCancelled() }
         counts.read += 1
         switch try mapper.map(row, document: document) {
         case .records(let records):
-            for r in records {
-                switch try writer!.upsert(r) {
-                case .inserted: counts.inserted += 1
-                case .updated: counts.updated += 1
-                case .unchanged: counts.unchanged += 1
-                }
-            }
+            for r in records { batch.items.append(.record(r)) }
         case .skipped:
             counts.skipped += 1
         case .rejected(let reasons):
             counts.quarantined += 1
-            try writer!.quarantine(QuarantineEntry(source: mapping.source, period: mapper.period.description, document: document,
-                                                   row: row.number, raw: row.pairs.map { [$0.0, $0.1] }, reasons: reasons,
-                                                   rowHash: Hashing.fingerprint(row.values)))
+            batch.items.append(.quarantine(QuarantineEntry(source: mapping.source, period: mapper.period.description, document: document,
+                                                          row: row.number, raw: row.pairs.map { [$0.0, $0.1] }, reasons: reasons,
+                                                          rowHash: Hashing.fingerprint(row.values))))
         }
-        if counts.read % every == 0 { progress?(counts) }
+        if batch.items.count >= Self.batchSize { try send() }
     }
 }

@@ -13,12 +13,35 @@ public final class RowMapper {
     public let mapping: Mapping
     public let period: Period
     private var resolvedFor: ObjectIdentifier? = nil
-    /// For each output and field: the column positions of its `from:` names (nil: not present).
-    private var positions: [[[Int?]]] = []
+    /// Per output, per field: what the hot loop needs, worked out once per document layout.
+    private var plans: [[FieldPlan?]] = []
+    /// Per output: the positions of the key fields and the field positions by name (for `keep_if`).
+    private let keyIndices: [[Int]]
+    private let fieldIndex: [[String: Int]]
+
+    /// One field of one output, resolved against a document's columns. A class, so the loop
+    /// over a row's fields borrows it instead of copying a FieldSpec with all its references.
+    final class FieldPlan {
+        let spec: FieldSpec
+        /// Column positions of the `from:` names (nil: not in this document).
+        let positions: [Int?]
+        let column: String?
+        let missingMessage: String
+        init(spec: FieldSpec, positions: [Int?], title: String) {
+            self.spec = spec; self.positions = positions; self.column = spec.from.first
+            self.missingMessage = "缺少必填字段 \(title)"
+        }
+    }
 
     public init(mapping: Mapping, period: Period) {
         self.mapping = mapping
         self.period = period
+        keyIndices = mapping.outputs.map { out in out.key.map { k in out.type.fields.firstIndex(where: { $0.name == k })! } }
+        fieldIndex = mapping.outputs.map { out in
+            var d: [String: Int] = [:]
+            for (i, f) in out.type.fields.enumerated() where d[f.name] == nil { d[f.name] = i }
+            return d
+        }
     }
 
     /// Columns named in the mapping that a tabular document lacks: a feed-level problem
@@ -39,9 +62,9 @@ public final class RowMapper {
         let id = ObjectIdentifier(columns)
         if resolvedFor == id { return }
         var missing: [(String, String, String?, SourceLocation)] = []
-        positions = mapping.outputs.map { out in
-            out.fields.map { spec in
-                guard let spec else { return [] }
+        plans = mapping.outputs.map { out in
+            out.fields.map { spec -> FieldPlan? in
+                guard let spec else { return nil }
                 // Several `from:` names may be alternatives (a department renamed a column
                 // between exports): only when none of them exists is the column missing.
                 let found = spec.from.map { columns.position(of: $0) }
@@ -49,7 +72,7 @@ public final class RowMapper {
                     let name = spec.from[0]
                     missing.append((spec.name, name, Suggest.closest(to: name, in: columns.names), spec.location))
                 }
-                return found
+                return FieldPlan(spec: spec, positions: found, title: out.type.field(spec.name)?.title ?? spec.name)
             }
         }
         if !missing.isEmpty {
@@ -61,32 +84,40 @@ public final class RowMapper {
         resolvedFor = id
     }
 
+    @inline(__always) private static func blank(_ s: String) -> Bool {
+        // Most values start with a visible ASCII character: no trimming needed to know.
+        if let f = s.utf8.first, f > 0x20, f < 0x7F { return false }
+        return FieldParser.trim(s).isEmpty
+    }
+
     public func map(_ row: RawRow, document: String) throws -> Result {
         if let problem = row.problem { return .rejected([QuarantineReason(message: problem)]) }
         try resolve(row.columns)
         var reasons: [QuarantineReason] = []
         var records: [MappedRecord] = []
         var anyKept = false
-        let rowHash = Hashing.fingerprint(row.values)
-        for (oi, out) in mapping.outputs.enumerated() {
-            var values = [Value](repeating: .null, count: out.type.fields.count)
+        let rowHash = Hashing.fingerprint64(row.values)
+        for oi in mapping.outputs.indices {
+            let out = mapping.outputs[oi]
+            let outPlans = plans[oi]
+            var values = [Value](repeating: .null, count: outPlans.count)
             var outReasons: [QuarantineReason] = []
-            for (fi, spec) in out.fields.enumerated() {
-                guard let spec else { continue }
-                let column = spec.from.first
+            for fi in outPlans.indices {
+                guard let plan = outPlans[fi] else { continue }
+                let spec = plan.spec
                 var text: String? = spec.constant
                 if spec.constant == nil {
-                    let cols = positions[oi][fi]
+                    let cols = plan.positions
                     switch spec.combine {
                     case .first:
-                        for p in cols { if let p, let v = row.value(at: p), !FieldParser.trim(v).isEmpty { text = v; break } }
+                        for p in cols { if let p, let v = row.value(at: p), !Self.blank(v) { text = v; break } }
                     case .join:
                         let parts = cols.compactMap { $0.flatMap { row.value(at: $0) } }.map(FieldParser.trim).filter { !$0.isEmpty }
                         text = parts.isEmpty ? nil : parts.joined(separator: spec.separator)
                     case .sum:
                         var total: Value? = nil
                         for (k, p) in cols.enumerated() {
-                            guard let p, let v = row.value(at: p), !FieldParser.trim(v).isEmpty else { continue }
+                            guard let p, let v = row.value(at: p), !Self.blank(v) else { continue }
                             switch FieldParser.parse(v, spec) {
                             case .success(let x):
                                 total = Self.add(total, x)
@@ -96,33 +127,34 @@ public final class RowMapper {
                         }
                         if let total { values[fi] = total }
                         if values[fi].isNull && spec.required {
-                            outReasons.append(QuarantineReason(field: spec.name, column: column, message: "缺少必填字段 \(out.type.field(spec.name)?.title ?? spec.name)"))
+                            outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: plan.missingMessage))
                         }
                         continue
                     }
                 }
-                if text == nil || FieldParser.trim(text!).isEmpty { text = spec.defaultValue }
-                guard let t = text, !FieldParser.trim(t).isEmpty else {
+                if text == nil || Self.blank(text!) { text = spec.defaultValue }
+                guard let t = text, !Self.blank(t) else {
                     if spec.required {
-                        outReasons.append(QuarantineReason(field: spec.name, column: column, message: "缺少必填字段 \(out.type.field(spec.name)?.title ?? spec.name)"))
+                        outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: plan.missingMessage))
                     }
                     continue
                 }
                 switch FieldParser.parse(t, spec) {
                 case .success(let v):
-                    values[fi] = v
                     if v.isNull && spec.required {
-                        outReasons.append(QuarantineReason(field: spec.name, column: column, message: "缺少必填字段 \(out.type.field(spec.name)?.title ?? spec.name)"))
+                        outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: plan.missingMessage))
                     }
+                    values[fi] = v
                 case .failure(let why):
                     if spec.onInvalid == .empty { continue }
-                    outReasons.append(QuarantineReason(field: spec.name, column: column, message: why))
+                    outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: why))
                 }
             }
             if !outReasons.isEmpty { reasons += outReasons; continue }
             if let cond = out.keepIf {
+                let index = fieldIndex[oi]
                 let v = ExpressionEvaluator.evaluate(cond) { name in
-                    if let i = out.type.fields.firstIndex(where: { $0.name == name }) { return values[i] }
+                    if let i = index[name] { return values[i] }
                     if name == "period_start" { return .date(self.period.firstDay) }
                     if name == "period_end" { return .date(self.period.lastDay) }
                     return .null
@@ -130,7 +162,8 @@ public final class RowMapper {
                 if ExpressionEvaluator.truth(v) != true { continue }
             }
             anyKept = true
-            let key = out.key.map { k in values[out.type.fields.firstIndex(where: { $0.name == k })!].description }.joined(separator: "\u{1F}")
+            let keys = keyIndices[oi]
+            let key = keys.count == 1 ? values[keys[0]].description : keys.map { values[$0].description }.joined(separator: "\u{1F}")
             records.append(MappedRecord(type: out.type, key: key, values: values, document: document, row: row.number, rowHash: rowHash))
         }
         if !reasons.isEmpty { return .rejected(reasons) }

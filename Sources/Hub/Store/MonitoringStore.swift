@@ -69,7 +69,8 @@ public struct MappedRecord: Sendable {
     public var values: [Value]
     public var document: String
     public var row: Int
-    public var rowHash: String
+    /// Fingerprint of the raw source row (`Hashing.fingerprint64`).
+    public var rowHash: UInt64
 }
 
 public enum UpsertOutcome: Sendable { case inserted, updated, unchanged }
@@ -102,6 +103,8 @@ public protocol MonitoringStore: AnyObject, Sendable {
     func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]]
     /// One record by its `_id`, every field (evidence for an alert).
     func record(of type: RecordType, id: Int64) throws -> [String: Value]?
+    /// Many records by `_id`, every field, in one read (evidence for a rule's alerts).
+    func records(of type: RecordType, ids: [Int64]) throws -> [Int64: [String: Value]]
     /// How many records of a type a source holds.
     func recordCount(of type: RecordType, source: String?) throws -> Int
     /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).
