@@ -66,26 +66,16 @@ enum Views {
         </div>
         <form class="filters" method="get" action="/inbox">
           <select name="status"><option value="">全部状态</option><option value="open" {{#isOpen}}selected{{/isOpen}}>未销号</option><option value="closed" {{#isClosed}}selected{{/isClosed}}>已销号</option></select>
-          <select name="rule"><option value="">全部预警类型</option>{{#rules}}<option value="{{name}}" {{#selected}}selected{{/selected}}>{{title}}</option>{{/rules}}</select>
-          <select name="village"><option value="">全部村</option>{{#villages}}<option value="{{code}}" {{#selected}}selected{{/selected}}>{{name}}</option>{{/villages}}</select>
+          <select name="rule"><option value="">全部预警类型</option>{{{ruleOptions}}}</select>
+          <select name="village"><option value="">全部村</option>{{{villageOptions}}}</select>
           <select name="severity"><option value="">全部等级</option><option value="high" {{#sevHigh}}selected{{/sevHigh}}>高</option><option value="medium" {{#sevMedium}}selected{{/sevMedium}}>中</option><option value="low" {{#sevLow}}selected{{/sevLow}}>低</option></select>
           <label class="check"><input type="checkbox" name="overdue" value="1" {{#overdueOnly}}checked{{/overdueOnly}}>只看逾期</label>
           <button type="submit">筛选</button>
           {{#canExport}}<a class="button" href="/ledger.xlsx?{{query}}">导出台账 Excel</a><a class="button" href="/ledger.csv?{{query}}">CSV</a>{{/canExport}}
         </form>
-        {{^cases}}<p class="empty">没有符合条件的案件。</p>{{/cases}}
-        <ul class="cases">
-        {{#cases}}
-          <li class="case {{#overdue}}is-overdue{{/overdue}} sev-{{severity}}">
-            <a href="/cases/{{id}}">
-              <span class="deadline">{{#open}}期限 {{deadline}}{{#overdue}} · 已逾期{{/overdue}}{{/open}}{{^open}}已销号 · {{outcome}}{{/open}}</span>
-              <span class="place">{{township}} {{village}}</span>
-              <span class="subject">{{subject}}</span>
-              <span class="titles">{{titles}}</span>
-            </a>
-          </li>
-        {{/cases}}
-        </ul>
+        {{^hasCases}}<p class="empty">没有符合条件的案件。</p>{{/hasCases}}
+        <ul class="cases">{{{caseItems}}}</ul>
+        {{#paged}}<nav class="pager">{{#prevLink}}<a class="button" href="{{prevLink}}">上一页</a>{{/prevLink}}<span>第 {{pageNumber}} 页</span>{{#nextLink}}<a class="button" href="{{nextLink}}">下一页</a>{{/nextLink}}</nav>{{/paged}}
         """,
         "case": """
         <p><a href="/inbox">← 返回案件列表</a></p>
@@ -248,6 +238,7 @@ enum Views {
     .counts { display: flex; gap: 1.5rem; margin-bottom: 1rem; flex-wrap: wrap; }
     .counts b { font-size: 1.4rem; }
     .counts .overdue b { color: var(--red); }
+    .pager { display: flex; gap: 1rem; align-items: center; justify-content: center; margin: 1rem 0; }
     .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: 1rem; }
     ul.cases { list-style: none; padding: 0; margin: 0; }
     li.case a { display: grid; grid-template-columns: 1fr; gap: .1rem; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-left: 5px solid #8aa0b4; border-radius: 6px; color: inherit; text-decoration: none; }

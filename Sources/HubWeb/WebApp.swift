@@ -89,6 +89,14 @@ public struct WebApp: Sendable {
     ]
 
     func page(_ template: String, _ title: String, _ context: HubRequestContext, _ values: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        htmlResponse(pageBody(template, title, context, values), status: status)
+    }
+
+    func htmlResponse(_ body: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: Self.securityHeaders, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func pageBody(_ template: String, _ title: String, _ context: HubRequestContext, _ values: [String: Any]) -> String {
         var v = values
         v["title"] = title
         if let u = context.user {
@@ -97,7 +105,7 @@ public struct WebApp: Sendable {
                          "isAdmin": u.role == .admin] as [String: Any]
             v["csrf"] = context.csrf ?? ""
         }
-        return Response(status: status, headers: Self.securityHeaders, body: .init(byteBuffer: ByteBuffer(string: Views.render(template, v))))
+        return Views.render(template, v)
     }
 
     func message(_ context: HubRequestContext, _ heading: String, _ text: String, status: HTTPResponse.Status) -> Response {
@@ -219,29 +227,90 @@ public struct WebApp: Sendable {
     func inbox(_ request: Request, _ context: HubRequestContext) throws -> Response {
         let user: User
         switch require(context, { $0.seesCases }) { case .success(let u): user = u; case .failure(let d): return d.response }
-        let f = filter(request)
+        var f = filter(request)
         let today = CivilDate.today
-        let cases = try store.cases(for: user, filter: f, today: today)
-        var all = CaseFilter(); all.limit = 100_000
-        let scope = try store.cases(for: user, filter: all, today: today)
-        let ruleTitles = Dictionary(scope.flatMap { zip($0.rules, $0.titles) }, uniquingKeysWith: { a, _ in a })
-        let villages = Dictionary(scope.compactMap { c in c.villageCode.map { ($0, c.village ?? $0) } }, uniquingKeysWith: { a, _ in a })
+        // 50 cases a page: a phone shows a page at once, and a county's inbox stays fast.
+        let perPage = 50
+        let pageNumber = max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1)
+        f.limit = perPage + 1
+        f.offset = (pageNumber - 1) * perPage
+        // The whole page is kept for this session until the user's cases change: reloading the
+        // inbox (what verifiers do all day) then costs a session check and a counter read.
+        let version = try store.inboxVersion(for: user)
+        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(context.csrf ?? "")\u{1E}\(f.cacheKey)\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
+        let body = try store.inboxCache.value(key, version: version) {
+            try inboxBody(request, context, user, f, today: today, perPage: perPage, pageNumber: pageNumber)
+        }
+        return htmlResponse(body)
+    }
+
+    func inboxBody(_ request: Request, _ context: HubRequestContext, _ user: User, _ f: CaseFilter, today: CivilDate, perPage: Int, pageNumber: Int) throws -> String {
+        let fragments = try inboxFragments(user, f, today: today, perPage: perPage)
+        let overview = fragments.overview, hasNext = fragments.hasNext
         let query = request.uri.query ?? ""
-        return page("inbox", "预警案件", context, [
-            "openCount": scope.filter { $0.status == "open" }.count,
-            "overdueCount": scope.filter { $0.isOverdue(today: today) }.count,
-            "closedCount": scope.filter { $0.status == "closed" }.count,
+        func pageLink(_ n: Int) -> String {
+            var parts = query.split(separator: "&").filter { !$0.hasPrefix("page=") }.map(String.init)
+            parts.append("page=\(n)")
+            return "/inbox?" + parts.joined(separator: "&")
+        }
+        let exportQuery = query.split(separator: "&").filter { !$0.hasPrefix("page=") }.joined(separator: "&")
+        return pageBody("inbox", "预警案件", context, [
+            "openCount": overview.open,
+            "overdueCount": overview.overdue,
+            "closedCount": overview.closed,
             "isOpen": f.status == "open", "isClosed": f.status == "closed",
             "sevHigh": f.severity == "high", "sevMedium": f.severity == "medium", "sevLow": f.severity == "low",
-            "overdueOnly": f.overdueOnly, "canExport": true, "query": query,
-            "rules": ruleTitles.keys.sorted().map { ["name": $0, "title": ruleTitles[$0]!, "selected": f.rule == $0] as [String: Any] },
-            "villages": villages.keys.sorted().map { ["code": $0, "name": villages[$0]!, "selected": f.village == $0] as [String: Any] },
-            "cases": cases.map { c -> [String: Any] in
-                ["id": c.id, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "open": c.status == "open",
-                 "outcome": c.outcome.flatMap { VisitOutcome(rawValue: $0)?.chinese } ?? "", "township": c.township ?? "", "village": c.village ?? "",
-                 "subject": subjectText(c), "titles": c.titles.joined(separator: "、"), "severity": c.severity]
-            },
+            "overdueOnly": f.overdueOnly, "canExport": true, "query": exportQuery,
+            "ruleOptions": fragments.ruleOptions,
+            "villageOptions": fragments.villageOptions,
+            "pageNumber": pageNumber, "paged": pageNumber > 1 || hasNext,
+            "prevLink": pageNumber > 1 ? pageLink(pageNumber - 1) : false, "nextLink": hasNext ? pageLink(pageNumber + 1) : false,
+            "hasCases": fragments.hasCases,
+            "caseItems": fragments.caseItems,
         ])
+    }
+
+    /// The parts of an inbox page that depend only on the user's scope, the filter and the
+    /// store: written once per change to the cases (see `SQLiteStore.inboxVersion`) and reused.
+    struct InboxFragments {
+        var overview: InboxOverview
+        var ruleOptions: String, villageOptions: String, caseItems: String
+        var hasCases: Bool, hasNext: Bool
+    }
+
+    func inboxFragments(_ user: User, _ f: CaseFilter, today: CivilDate, perPage: Int) throws -> InboxFragments {
+        let key = "inbox-fragments\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(f.cacheKey)\u{1E}\(today)"
+        return try store.inboxCache.value(key, version: try store.inboxVersion(for: user)) {
+            var cases = try store.cases(for: user, filter: f, today: today)
+            let hasNext = cases.count > perPage
+            if hasNext { cases.removeLast() }
+            let overview = try store.inboxOverview(for: user, today: today)
+            // The inbox is the page every verifier opens all day: its repeated parts are written
+            // here directly (escaped by `HTML.escape`) rather than looked up key by key by the
+            // template engine, which was most of the page's cost.
+            return InboxFragments(
+                overview: overview,
+                ruleOptions: overview.rules.map { HTML.option($0.name, $0.title, selected: f.rule == $0.name) }.joined(),
+                villageOptions: overview.villages.map { HTML.option($0.code, $0.name, selected: f.village == $0.code) }.joined(),
+                caseItems: cases.map { caseItem($0, today: today) }.joined(),
+                hasCases: !cases.isEmpty, hasNext: hasNext)
+        }
+    }
+
+    /// One case in the inbox list.
+    func caseItem(_ c: CaseSummary, today: CivilDate) -> String {
+        let overdue = c.isOverdue(today: today)
+        let when = c.status == "open"
+            ? "期限 \(HTML.escape(c.deadline))" + (overdue ? " · 已逾期" : "")
+            : "已销号 · " + HTML.escape(c.outcome.flatMap { VisitOutcome(rawValue: $0)?.chinese } ?? "")
+        return """
+            <li class="case \(overdue ? "is-overdue" : "") sev-\(HTML.escape(c.severity))"><a href="/cases/\(c.id)">\
+            <span class="deadline">\(when)</span>\
+            <span class="place">\(HTML.escape(c.township ?? "")) \(HTML.escape(c.village ?? ""))</span>\
+            <span class="subject">\(HTML.escape(subjectText(c)))</span>\
+            <span class="titles">\(HTML.escape(c.titles.joined(separator: "、")))</span></a></li>
+
+            """
     }
 
     /// The case if it exists and the user may see it; otherwise the denial (logged).
@@ -485,5 +554,30 @@ enum TrendChart {
         s += "<rect x=\"\(left)\" y=\"\(h + 28)\" width=\"12\" height=\"12\" fill=\"#1f5fa8\"/><text x=\"\(left + 16)\" y=\"\(h + 39)\" font-size=\"12\">立案</text>"
         s += "<rect x=\"\(left + 60)\" y=\"\(h + 28)\" width=\"12\" height=\"12\" fill=\"#27ae60\"/><text x=\"\(left + 76)\" y=\"\(h + 39)\" font-size=\"12\">销号</text>"
         return s + "</svg>"
+    }
+}
+
+/// HTML text written outside the templates.
+enum HTML {
+    /// Escapes text for element content and quoted attribute values.
+    static func escape(_ s: String) -> String {
+        guard s.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 16)
+        for ch in s.unicodeScalars {
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(ch)
+            }
+        }
+        return out
+    }
+
+    static func option(_ value: String, _ label: String, selected: Bool) -> String {
+        "<option value=\"\(escape(value))\"\(selected ? " selected" : "")>\(escape(label))</option>"
     }
 }

@@ -202,4 +202,57 @@ import SimCounty
         #expect(rows.count == (try f.store.cases(for: try f.store.users().first { $0.role == .admin }!)).count)
         #expect(rows.first?.columns.names.first == "案件号")
     }
+
+    /// The inbox lists 50 cases a page, most urgent first, over every case the user may see;
+    /// its counts come from SQL over the whole scope and follow every write to the store,
+    /// from this process or another one on the same file.
+    @Test func inboxPagesFiftyAtATimeAndFollowsTheStore() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        let town = try #require(f.caseA.townshipCode)
+        let period = f.caseA.period
+        func alerts(_ n: Int, from: Int) -> [Alert] {
+            (from..<(from + n)).map { i in
+                Alert(rule: "paging_test", title: "分页测试", severity: .low, subjectKind: .person, subjectID: "P\(i)", householdID: "HH-PAGING-\(i)",
+                      villageCode: f.caseA.villageCode, townshipCode: town, period: period, message: "测试 \(i)", evidence: [], ruleVersion: "t")
+            }
+        }
+        try f.store.saveAlerts(alerts(120, from: 0))
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        let verifier = try #require(try f.store.users().first { $0.username == "va" })
+        var all = CaseFilter(); all.limit = 100_000
+        let expected = try f.store.cases(for: verifier, filter: all).map(\.id)
+        #expect(expected.count > 120)
+        // Walk the pages by their 下一页 links: every case once, in the store's order.
+        var seen: [Int64] = []
+        var path: String? = "/inbox"
+        var pages = 0
+        while let p = path {
+            let text = try va.request("GET", p).text
+            pages += 1
+            let ids = text.components(separatedBy: "href=\"/cases/").dropFirst().compactMap { Int64($0.prefix { $0.isNumber }) }
+            #expect(ids.count <= 50)
+            seen += ids
+            path = text.components(separatedBy: "<a class=\"button\" href=\"").first { $0.hasPrefix("/inbox?") && $0.contains("\">下一页</a>") }
+                .map { String($0.prefix { $0 != "\"" }).replacingOccurrences(of: "&amp;", with: "&") }
+        }
+        #expect(seen == expected)
+        #expect(pages == (expected.count + 49) / 50)
+        func openCount() throws -> Int {
+            let text = try va.request("GET", "/inbox").text
+            let r = try #require(text.range(of: "未销号 <b>"))
+            return Int(text[r.upperBound...].prefix { $0.isNumber })!
+        }
+        let before = try openCount()
+        #expect(before == expected.count)
+        // A write by this process's store…
+        try f.store.saveAlerts(alerts(3, from: 1000))
+        #expect(try openCount() == before + 3)
+        // …and by another process on the same file (a second store stands in for a CLI pull).
+        let other = try SQLiteStore(path: f.store.path)
+        try other.saveAlerts(alerts(2, from: 2000))
+        #expect(try openCount() == before + 5)
+        #expect(HTML.escape("<a href=\"x\">&'村") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;村")
+    }
 }

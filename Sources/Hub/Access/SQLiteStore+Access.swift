@@ -85,13 +85,25 @@ extension SQLiteStore {
         return .success(Self.user(row), token: token, csrf: csrf)
     }
 
+    /// `2026-11-23T21:00:00Z`, as ISO8601DateFormatter writes it, without building one per
+    /// request (every page checks its session).
+    static func utcStamp(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
+    }
+
     /// The user and CSRF token of a live session.
     public func session(token: String) throws -> (User, csrf: String)? {
         try pool.read { db in
-            guard let r = try Row.fetchOne(db, sql: """
+            // Every page asks: the statement is prepared once per connection.
+            let statement = try db.cachedStatement(sql: """
                 SELECT u.*, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id
                 WHERE s.token_hash = ? AND s.expires_at > ? AND u.active = 1
-                """, arguments: [SHA256.hex(token), ISO8601DateFormatter().string(from: Date())]) else { return nil }
+                """)
+            guard let r = try Row.fetchOne(statement, arguments: [SHA256.hex(token), Self.utcStamp(Date())]) else { return nil }
             return (Self.user(r), r["csrf"])
         }
     }

@@ -33,7 +33,25 @@ public struct CaseFilter: Sendable {
     public var period: String?
     public var township: String?
     public var limit = 500
+    /// Cases to skip (paging).
+    public var offset = 0
     public init() {}
+    /// Identifies the filter in caches.
+    public var cacheKey: String {
+        [rule ?? "", village ?? "", status ?? "", severity ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", String(limit), String(offset)].joined(separator: "\u{1F}")
+    }
+}
+
+/// What the inbox shows above its list: counts and the choices of its filters, over
+/// everything the user may see.
+public struct InboxOverview: Sendable {
+    public var open = 0
+    public var overdue = 0
+    public var closed = 0
+    /// Rules that raised alerts in the user's scope, by name, with their titles.
+    public var rules: [(name: String, title: String)] = []
+    /// Villages with cases in the user's scope: code and name.
+    public var villages: [(code: String, name: String)] = []
 }
 
 public struct CaseDetail: Sendable {
@@ -61,26 +79,84 @@ extension SQLiteStore {
     /// The cases a user may see, most urgent deadline first. A verifier sees only their townships.
     public func cases(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> [CaseSummary] {
         guard user.role.seesCases else { return [] }
-        var sql = "SELECT \(Self.caseColumns) FROM cases c WHERE 1 = 1"
+        if !user.role.seesAllTownships && user.townships.isEmpty { return [] }
+        let key = "cases\u{1E}\(Self.scopeKey(user))\u{1E}\(filter.cacheKey)\u{1E}\(today)"
+        return try inboxCache.value(key, version: try inboxVersion(for: user)) {
+            try uncachedCases(for: user, filter: filter, today: today)
+        }
+    }
+
+    func uncachedCases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary] {
+        var conditions = ""
         var args: [any DatabaseValueConvertible] = []
         if !user.role.seesAllTownships {
-            sql += " AND c.township_code IN (\(user.townships.map { _ in "?" }.joined(separator: ", ")))"
+            conditions += " AND c.township_code IN (\(user.townships.map { _ in "?" }.joined(separator: ", ")))"
             args += user.townships as [any DatabaseValueConvertible]
-            if user.townships.isEmpty { return [] }
         }
-        if let t = filter.township, !t.isEmpty { sql += " AND c.township_code = ?"; args.append(t) }
-        if let r = filter.rule, !r.isEmpty { sql += " AND EXISTS (SELECT 1 FROM alerts a WHERE a.case_id = c.id AND a.rule = ?)"; args.append(r) }
-        if let v = filter.village, !v.isEmpty { sql += " AND c.village_code = ?"; args.append(v) }
-        if let s = filter.status, !s.isEmpty { sql += " AND c.status = ?"; args.append(s) }
-        if let s = filter.severity, !s.isEmpty { sql += " AND c.severity = ?"; args.append(s) }
-        if let p = filter.period, !p.isEmpty { sql += " AND c.period = ?"; args.append(p) }
-        if filter.overdueOnly { sql += " AND c.status = 'open' AND c.deadline < ?"; args.append(today.description) }
-        sql += " ORDER BY (c.status = 'open') DESC, c.deadline, c.id LIMIT ?"
-        args.append(filter.limit)
+        if let t = filter.township, !t.isEmpty { conditions += " AND c.township_code = ?"; args.append(t) }
+        if let r = filter.rule, !r.isEmpty { conditions += " AND EXISTS (SELECT 1 FROM alerts a WHERE a.case_id = c.id AND a.rule = ?)"; args.append(r) }
+        if let v = filter.village, !v.isEmpty { conditions += " AND c.village_code = ?"; args.append(v) }
+        if let s = filter.status, !s.isEmpty { conditions += " AND c.status = ?"; args.append(s) }
+        if let s = filter.severity, !s.isEmpty { conditions += " AND c.severity = ?"; args.append(s) }
+        if let p = filter.period, !p.isEmpty { conditions += " AND c.period = ?"; args.append(p) }
+        if filter.overdueOnly { conditions += " AND c.status = 'open' AND c.deadline < ?"; args.append(today.description) }
         let names = try regionNames()
         return try pool.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map { Self.summary($0, names) }
+            func fetch(_ more: String, limit: Int, offset: Int) throws -> [CaseSummary] {
+                try Row.fetchAll(db, sql: "SELECT \(Self.caseColumns) FROM cases c WHERE 1 = 1\(conditions)\(more) ORDER BY c.deadline, c.id LIMIT ? OFFSET ?",
+                                 arguments: StatementArguments(args + [limit, offset])).map { Self.summary($0, names) }
+            }
+            // Open cases first, then the others, each by deadline: two queries that each walk
+            // the (township, status, deadline) index instead of sorting the whole scope.
+            var out = try fetch(" AND c.status = 'open'", limit: filter.limit, offset: filter.offset)
+            if out.count < filter.limit {
+                let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM cases c WHERE 1 = 1\(conditions) AND c.status = 'open'", arguments: StatementArguments(args)) ?? 0
+                out += try fetch(" AND c.status <> 'open'", limit: filter.limit - out.count, offset: max(0, filter.offset - open))
+            }
+            return out
         }
+    }
+
+    /// Counts and filter choices over the user's whole scope, computed in SQL (a county's
+    /// scope can hold hundreds of thousands of cases) and kept until the store changes.
+    public func inboxOverview(for user: User, today: CivilDate = .today) throws -> InboxOverview {
+        guard user.role.seesCases else { return InboxOverview() }
+        if !user.role.seesAllTownships && user.townships.isEmpty { return InboxOverview() }
+        let key = "overview\u{1E}\(Self.scopeKey(user))\u{1E}\(today)"
+        return try inboxCache.value(key, version: try inboxVersion(for: user)) {
+            try uncachedOverview(for: user, today: today)
+        }
+    }
+
+    func uncachedOverview(for user: User, today: CivilDate) throws -> InboxOverview {
+        var scope = ""
+        var args: [any DatabaseValueConvertible] = []
+        if !user.role.seesAllTownships {
+            scope = " WHERE township_code IN (\(user.townships.map { _ in "?" }.joined(separator: ", ")))"
+            args = user.townships
+        }
+        let names = try regionNames()
+        return try pool.read { db -> InboxOverview in
+            var o = InboxOverview()
+            for r in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n, sum(deadline < ?) AS late FROM cases\(scope) GROUP BY status",
+                                      arguments: StatementArguments([today.description] + args)) {
+                let status: String = r["status"], n: Int = r["n"]
+                if status == "open" { o.open = n; o.overdue = r["late"] ?? 0 } else if status == "closed" { o.closed = n }
+            }
+            for r in try Row.fetchAll(db, sql: "SELECT DISTINCT rule, title FROM alerts\(scope) ORDER BY rule", arguments: StatementArguments(args)) {
+                let name: String = r["rule"]
+                if o.rules.last?.name != name { o.rules.append((name, r["title"])) }
+            }
+            for code in try String.fetchAll(db, sql: "SELECT DISTINCT village_code FROM cases\(scope.isEmpty ? " WHERE" : scope + " AND") village_code IS NOT NULL ORDER BY village_code",
+                                            arguments: StatementArguments(args)) {
+                o.villages.append((code, names[code] ?? code))
+            }
+            return o
+        }
+    }
+
+    public static func scopeKey(_ user: User) -> String {
+        user.role.seesAllTownships ? "*" : user.townships.sorted().joined(separator: ",")
     }
 
     static func summary(_ r: Row, _ names: [String: String]) -> CaseSummary {
@@ -93,17 +169,19 @@ extension SQLiteStore {
                            titles: ((r["titles"] as String?) ?? "").split(separator: "|").map(String.init))
     }
 
-    /// Township and village names by code, from the roster.
+    /// Township and village names by code, from the roster (kept until the store changes).
     public func regionNames() throws -> [String: String] {
-        try pool.read { db in
-            guard try db.tableExists("rec_household") else { return [:] }
-            var out: [String: String] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT DISTINCT village_code, township, village FROM rec_household WHERE village_code IS NOT NULL") {
-                guard let code: String = r["village_code"] else { continue }
-                if let v: String = r["village"] { out[code] = v }
-                if let t: String = r["township"], code.count >= 9 { out[String(code.prefix(9))] = t }
+        try inboxCache.value("regionNames", version: try rosterVersion()) {
+            try pool.read { db -> [String: String] in
+                guard try db.tableExists("rec_household") else { return [:] }
+                var out: [String: String] = [:]
+                for r in try Row.fetchAll(db, sql: "SELECT DISTINCT village_code, township, village FROM rec_household WHERE village_code IS NOT NULL") {
+                    guard let code: String = r["village_code"] else { continue }
+                    if let v: String = r["village"] { out[code] = v }
+                    if let t: String = r["township"], code.count >= 9 { out[String(code.prefix(9))] = t }
+                }
+                return out
             }
-            return out
         }
     }
 

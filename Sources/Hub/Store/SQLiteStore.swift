@@ -13,6 +13,8 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     public let path: String
     private let lock = NSLock()
     private var prepared: [String: RecordType] = [:]
+    /// Read caches of the web pages, keyed by `inboxVersion` / `rosterVersion`.
+    public let inboxCache = VersionedCache()
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public init(path: String) throws {
@@ -26,6 +28,37 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         pool = try DatabasePool(path: path, configuration: config)
         self.path = path
         try Self.migrator.migrate(pool)
+    }
+
+    /// Moves on with every change to cases or alerts, by any writer (triggers keep it, so a
+    /// pull in another process or a visit recorded here both count): what the inbox's cached
+    /// lists and counts are keyed by. An audit entry or a pull that raises nothing does not
+    /// move it.
+    public func casesVersion() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT n FROM store_versions WHERE name = 'cases'")) ?? 0 }
+    }
+
+    /// What one user's cached inbox is keyed by, read in one go: the cases counter of their
+    /// scope (a township verifier's only moves on with changes in their townships) combined
+    /// with `rosterVersion` (names come from the roster).
+    public func inboxVersion(for user: User) throws -> Int {
+        try pool.read { db in
+            let roster = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'")) ?? 0
+            let cases: Int
+            if user.role.seesAllTownships {
+                cases = try Int.fetchOne(db.cachedStatement(sql: "SELECT n FROM store_versions WHERE name = 'cases'")) ?? 0
+            } else {
+                let marks = user.townships.map { _ in "?" }.joined(separator: ",")
+                cases = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM store_versions WHERE name IN (\(marks))"),
+                                         arguments: StatementArguments(user.townships.map { "cases:" + $0 })) ?? 0
+            }
+            return cases &* 1_000_003 &+ roster
+        }
+    }
+
+    /// Moves on with every successful pull: what names from the roster are cached by.
+    public func rosterVersion() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'")) ?? 0 }
     }
 
     static var migrator: DatabaseMigrator {
@@ -197,6 +230,31 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             // Set in the same transaction that stores the run's alerts, so a crash between a pull
             // and its rule evaluation is noticed and the evaluation done at the next start.
             try db.execute(sql: "ALTER TABLE runs ADD COLUMN rules_evaluated INTEGER NOT NULL DEFAULT 0")
+        }
+        m.registerMigration("v6-inbox-indexes") { db in
+            // The inbox's rule filter lists the rules with alerts in the user's townships.
+            try db.execute(sql: "CREATE INDEX alerts_township_rule ON alerts(township_code, rule, title)")
+            // …and the villages with cases there.
+            try db.execute(sql: "CREATE INDEX cases_township_village ON cases(township_code, village_code)")
+            // Counters that every change to cases or alerts moves on, whoever writes: one for the
+            // whole store and one per township, so a visit recorded in one township leaves the
+            // other townships' cached inboxes valid.
+            try db.execute(sql: "CREATE TABLE store_versions (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+            try db.execute(sql: "INSERT INTO store_versions (name, n) VALUES ('cases', 0)")
+            func bump(_ row: String) -> String {
+                "INSERT INTO store_versions (name, n) VALUES ('cases:' || coalesce(\(row).township_code, ''), 1) ON CONFLICT(name) DO UPDATE SET n = n + 1;"
+            }
+            for table in ["cases", "alerts"] {
+                for (event, rows) in [("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])] {
+                    try db.execute(sql: """
+                        CREATE TRIGGER \(table)_\(event.lowercased())_version AFTER \(event) ON \(table)
+                        BEGIN
+                            UPDATE store_versions SET n = n + 1 WHERE name = 'cases';
+                            \(rows.map(bump).joined(separator: "\n"))
+                        END
+                        """)
+                }
+            }
         }
         return m
     }
@@ -687,4 +745,39 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// Values computed from the store and kept until it changes (the version they were computed
+/// at moves on). Bounded: cleared when it grows past `capacity` entries. When many requests
+/// miss the same key at once (right after a change), one computes and the others wait for it.
+public final class VersionedCache: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var entries: [String: (version: Int, value: Any)] = [:]
+    private var computing: Set<String> = []
+    let capacity = 1024
+
+    public init() {}
+
+    public func value<T>(_ key: String, version: Int, _ compute: () throws -> T) throws -> T {
+        condition.lock()
+        while true {
+            if let e = entries[key], e.version == version, let v = e.value as? T { condition.unlock(); return v }
+            if !computing.contains(key) { break }
+            condition.wait()
+        }
+        computing.insert(key)
+        condition.unlock()
+        let result: T
+        do { result = try compute() } catch {
+            condition.lock(); computing.remove(key); condition.broadcast(); condition.unlock()
+            throw error
+        }
+        condition.lock()
+        computing.remove(key)
+        if entries.count >= capacity { entries = entries.filter { computing.contains($0.key) } }
+        entries[key] = (version, result)
+        condition.broadcast()
+        condition.unlock()
+        return result
+    }
 }
