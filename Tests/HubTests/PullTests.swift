@@ -88,6 +88,39 @@ import Connectors
         #expect(f.claims.first { $0["settlement_id"] == .text("S3") }?["self_pay"] == .money(1_800_040))
     }
 
+    /// A re-pull that receives the same bytes carries the earlier results over instead of
+    /// decoding again — but only when nothing else could make a re-read differ: the same
+    /// mapping and types, and no later pull of the source in between.
+    @Test func identicalDeliveryIsCarriedOverOnlyWhenNothingElseChanged() throws {
+        let f = try fixture()
+        try f.write(Self.good + Self.bad)
+        let first = try f.pull()
+        let again = try f.pull()
+        #expect(again.counts == { var c = first.counts; c.unchanged = c.inserted; c.inserted = 0; return c }())
+        // Carried over: the document is remembered with the same fingerprint, the quarantined
+        // rows belong to the new run too.
+        let docs = try f.store.query("SELECT run_id, bytes, fingerprint, stored, quarantined FROM run_documents ORDER BY run_id")
+        #expect(docs.count == 2 && docs[0]["fingerprint"] == docs[1]["fingerprint"] && docs[1]["stored"] == "8" && docs[1]["quarantined"] == "4")
+        #expect(try f.store.quarantine(runID: again.runID).map(\.row) == [11, 12, 13, 14])
+
+        // The mapping changes (a stricter keep_if): the same bytes are mapped again, not carried over.
+        let stricter = try loader().load(text: Self.mappingText.replacingOccurrences(of: "keep_if: \"total_cost > 0\"", with: "keep_if: \"total_cost > 54000\""),
+                                         file: "claims.yaml", directory: f.dir.path)
+        let remapped = try Pull(mapping: stricter, connector: try loader().connector(for: stricter), store: f.store).run(period: Period("2026-10")!)
+        #expect(remapped.counts.skipped == 3 && remapped.counts.unchanged == 5)
+
+        // A later month's pull changes a record; re-pulling October's identical file must set it
+        // back as a real re-read would, so nothing is carried over across that pull.
+        let november = Self.good.map { $0.replacingOccurrences(of: "2026-10-0", with: "2026-11-0") }
+        try ("某市医保局 结算明细\n结算ID,身份证号,结算时间,医疗费总额,个人负担\n" + november.joined(separator: "\n") + "\n")
+            .write(to: f.dir.appendingPathComponent("claims-2026-11.csv"), atomically: true, encoding: .utf8)
+        let nov = try Pull(mapping: stricter, connector: try loader().connector(for: stricter), store: f.store).run(period: Period("2026-11")!)
+        #expect(nov.counts.updated == 5)
+        let back = try Pull(mapping: stricter, connector: try loader().connector(for: stricter), store: f.store).run(period: Period("2026-10")!)
+        #expect(back.counts.updated == 5)
+        #expect(f.claims.first { $0["settlement_id"] == .text("S8") }?["settled_at"]?.description == "2026-10-08 09:00:00")
+    }
+
     @Test func aFailedPullLeavesTheStoreAsItWas() throws {
         let f = try fixture()
         try f.write(Self.good)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Logging
 
 /// The result of one pull.
@@ -49,7 +52,9 @@ public struct Pull {
         log[metadataKey: "run"] = "\(runID)"
         log[metadataKey: "source"] = "\(mapping.source)"
         log.info("拉取开始", metadata: ["period": "\(period)"])
-        let sink = PullSink(mapping: mapping, period: period)
+        let pipeline = Self.pipelineKey(mapping)
+        let previous = try store.previousDocuments(source: mapping.source, period: period, pipeline: pipeline)
+        let sink = PullSink(mapping: mapping, period: period, pipeline: pipeline, previous: previous)
         sink.isCancelled = isCancelled
         let context = FetchContext(source: mapping.source, period: period, environment: environment)
         do {
@@ -104,6 +109,11 @@ public struct Pull {
                         }
                     case .quarantine(let e):
                         try writer.quarantine(e)
+                    case .document(let d):
+                        try writer.document(d)
+                    case .carryOver(let d, let run):
+                        try writer.carryOver(d, from: run)
+                        counts.unchanged += d.stored
                     }
                 }
                 if let progress, batch.read >= nextProgress {
@@ -125,6 +135,17 @@ public struct Pull {
         var total = sink.counts
         total.inserted = counts.inserted; total.updated = counts.updated; total.unchanged = counts.unchanged
         return total
+    }
+
+    /// What decides how a document's bytes become records: the mapping file and the
+    /// declarations of the record types it writes.
+    static func pipelineKey(_ mapping: Mapping) -> String {
+        var text = mapping.version
+        for out in mapping.outputs {
+            text += "\u{1E}" + out.type.name
+            for f in out.type.fields { text += "\u{1F}\(f.name):\(f.type.rawValue):\(f.required):\(f.values.joined(separator: ","))" }
+        }
+        return Hashing.hex(text)
     }
 
     static func describe(_ error: any Error, document: String) -> String {
@@ -166,6 +187,7 @@ final class ProducerJob {
         } catch {
             queue.finish(error)
         }
+        sink.removeSpool()
         done.signal()
     }
 }
@@ -174,6 +196,10 @@ final class ProducerJob {
 enum PullItem {
     case record(MappedRecord)
     case quarantine(QuarantineEntry)
+    /// A document read and mapped: remember its fingerprint.
+    case document(DocumentFingerprint)
+    /// A document identical to one of an earlier run: carry its results over.
+    case carryOver(DocumentFingerprint, from: Int64)
 }
 
 struct PullBatch {
@@ -248,9 +274,17 @@ final class BatchQueue: @unchecked Sendable {
 
 /// Receives a connector's documents and drives the decoder and mapper, on the producer's
 /// thread; what they yield goes to the writer in batches.
+///
+/// When the source's last successful run was of the same month, each document whose name that
+/// run read is first spooled to a temporary file while its fingerprint is taken; identical
+/// bytes (same size, same 128-bit fingerprint, same mapping and types) are not decoded again —
+/// the earlier results are carried over — and different bytes are decoded from the spool.
 final class PullSink: DocumentSink {
     let mapping: Mapping
     let mapper: RowMapper
+    let pipeline: String
+    let previousRun: Int64?
+    let previous: [String: DocumentFingerprint]
     var queue: BatchQueue?
     var decoder: (any RowDecoder)?
     var counts = RunCounts()
@@ -259,30 +293,98 @@ final class PullSink: DocumentSink {
     var isCancelled: @Sendable () -> Bool = { false }
     private var batch = PullBatch()
     static let batchSize = 1024
+    private var fingerprint = StreamFingerprint()
+    private var documentStart = RunCounts()
+    private var documentRecords = 0
+    private var spool: (fd: Int32, path: String)? = nil
 
-    init(mapping: Mapping, period: Period) {
+    init(mapping: Mapping, period: Period, pipeline: String = "", previous: (run: Int64, documents: [String: DocumentFingerprint])? = nil) {
         self.mapping = mapping
         self.mapper = RowMapper(mapping: mapping, period: period)
+        self.pipeline = pipeline
+        self.previousRun = previous?.run
+        self.previous = previous?.documents ?? [:]
         batch.items.reserveCapacity(Self.batchSize)
     }
 
     func begin(document name: String) throws {
         if open { _ = try end() }
         document = name
-        decoder = mapping.format.makeDecoder()
         counts.documents += 1
         open = true
+        fingerprint = StreamFingerprint()
+        documentStart = counts
+        documentRecords = 0
+        if previous[name] != nil {
+            let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("hub-spool-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).part")
+            let fd = Glibc.open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                unlink(path)   // the open descriptor keeps it until closed; nothing is left behind
+                spool = (fd, path)
+                decoder = nil
+                return
+            }
+        }
+        decoder = mapping.format.makeDecoder()
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         if !open { try begin(document: mapping.source) }
+        if isCancelled() { throw PullCancelled() }
+        fingerprint.update(bytes)
+        if let spool {
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.write(spool.fd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 { if errno == EINTR { continue }; throw FetchError("写临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+                done += n
+            }
+            return
+        }
         try decoder!.feed(bytes) { try handle($0) }
     }
 
     func end() throws -> DocumentInfo {
         guard open else { return DocumentInfo(rows: 0) }
         open = false
-        return try decoder!.finish { try handle($0) }
+        let (size, hex) = fingerprint.finish()
+        if let spool {
+            defer { removeSpool() }
+            if let prev = previous[document], let run = previousRun, prev.bytes == size, prev.fingerprint == hex, prev.pipeline == pipeline {
+                counts.read += prev.read
+                counts.quarantined += prev.quarantined
+                counts.skipped += prev.skipped
+                batch.items.append(.carryOver(prev, from: run))
+                try send()
+                return prev.info
+            }
+            // Different bytes: decode them from the spool.
+            decoder = mapping.format.makeDecoder()
+            guard lseek(spool.fd, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                if isCancelled() { throw PullCancelled() }
+                let n = read(spool.fd, buffer.baseAddress!, buffer.count)
+                if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+                if n == 0 { break }
+                try decoder!.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { try handle($0) }
+            }
+        }
+        let info = try decoder!.finish { try handle($0) }
+        var d = DocumentFingerprint(name: document, pipeline: pipeline, bytes: size, fingerprint: hex)
+        d.read = counts.read - documentStart.read
+        d.stored = documentRecords
+        d.quarantined = counts.quarantined - documentStart.quarantined
+        d.skipped = counts.skipped - documentStart.skipped
+        d.info = info
+        batch.items.append(.document(d))
+        return info
+    }
+
+    /// Closes the spool file, if one is open (it was unlinked when created).
+    func removeSpool() {
+        if let spool { Glibc.close(spool.fd); self.spool = nil }
     }
 
     /// Sends what is left of the current batch.
@@ -305,6 +407,7 @@ final class PullSink: DocumentSink {
         counts.read += 1
         switch try mapper.map(row, document: document) {
         case .records(let records):
+            documentRecords += records.count
             for r in records { batch.items.append(.record(r)) }
         case .skipped:
             counts.skipped += 1
@@ -315,5 +418,48 @@ final class PullSink: DocumentSink {
                                                           rowHash: Hashing.fingerprint(row.values))))
         }
         if batch.items.count >= Self.batchSize { try send() }
+    }
+}
+
+/// A 128-bit fingerprint of a byte stream that arrives in chunks of any size (two 64-bit lanes
+/// over 8-byte words, then a finalising mix). For telling identical documents apart from
+/// changed ones, not for security.
+struct StreamFingerprint {
+    private var a: UInt64 = 0x9E37_79B9_7F4A_7C15
+    private var b: UInt64 = 0xC2B2_AE3D_27D4_EB4F
+    private var pending: UInt64 = 0
+    private var pendingCount = 0
+    private(set) var total = 0
+
+    @inline(__always) private mutating func mix(_ w: UInt64) {
+        a = ((a ^ w) &* 0xFF51_AFD7_ED55_8CCD)
+        a = (a << 27) | (a >> 37)
+        b = (b &+ w) &* 0xC4CE_B9FE_1A85_EC53
+        b = ((b << 31) | (b >> 33)) ^ a
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        let n = bytes.count
+        var i = 0
+        total += n
+        while pendingCount > 0 && i < n {
+            pending |= UInt64(bytes[i]) << (8 * UInt64(pendingCount)); pendingCount += 1; i += 1
+            if pendingCount == 8 { mix(pending); pending = 0; pendingCount = 0 }
+        }
+        while i + 8 <= n { mix(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))); i += 8 }
+        while i < n { pending |= UInt64(bytes[i]) << (8 * UInt64(pendingCount)); pendingCount += 1; i += 1 }
+    }
+
+    /// The byte count and the fingerprint as 32 hex digits.
+    func finish() -> (Int, String) {
+        var s = self
+        s.mix(s.pending ^ (UInt64(s.pendingCount) << 56))
+        s.mix(UInt64(s.total))
+        func avalanche(_ x: UInt64) -> UInt64 {
+            var x = x
+            x ^= x >> 33; x = x &* 0xFF51_AFD7_ED55_8CCD; x ^= x >> 33; x = x &* 0xC4CE_B9FE_1A85_EC53; x ^= x >> 33
+            return x
+        }
+        return (total, Hashing.hex(avalanche(s.a)) + Hashing.hex(avalanche(s.b ^ s.a)))
     }
 }

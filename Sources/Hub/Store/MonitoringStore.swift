@@ -71,14 +71,46 @@ public struct MappedRecord: Sendable {
     public var row: Int
     /// Fingerprint of the raw source row (`Hashing.fingerprint64`).
     public var rowHash: UInt64
+    /// Fingerprint of the values: what tells an update from a repeat (computed where the record
+    /// is mapped, off the writing thread).
+    public var contentHash: UInt64
+
+    public init(type: RecordType, key: String, values: [Value], document: String, row: Int, rowHash: UInt64) {
+        self.type = type; self.key = key; self.values = values; self.document = document; self.row = row; self.rowHash = rowHash
+        self.contentHash = Hashing.fingerprint64(values)
+    }
 }
 
 public enum UpsertOutcome: Sendable { case inserted, updated, unchanged }
+
+/// One document a run read (a file, a page of an API): its size and fingerprint, and what
+/// came of it. A later pull of the same source and month that receives the same bytes, under
+/// the same mapping and record types, carries these results over instead of decoding again.
+public struct DocumentFingerprint: Sendable {
+    public var name: String
+    /// Mapping version and record-type declarations the document was mapped with.
+    public var pipeline: String
+    public var bytes: Int
+    /// 128-bit fingerprint of the bytes, hex.
+    public var fingerprint: String
+    public var read = 0
+    /// Records it yielded (inserted, updated or unchanged).
+    public var stored = 0
+    public var quarantined = 0
+    public var skipped = 0
+    /// What the decoder told the connector (rows, next-page cursor), for paging.
+    public var info = DocumentInfo(rows: 0)
+}
 
 /// Writes inside one run's transaction.
 public protocol RunWriter {
     func upsert(_ record: MappedRecord) throws -> UpsertOutcome
     func quarantine(_ entry: QuarantineEntry) throws
+    /// Remembers a document this run read.
+    func document(_ fingerprint: DocumentFingerprint) throws
+    /// A document identical to one of `run`'s: its records stand unchanged and its quarantined
+    /// rows are this run's too.
+    func carryOver(_ fingerprint: DocumentFingerprint, from run: Int64) throws
 }
 
 /// The monitoring store. SQLite (one file, WAL) is the embedded default; a PostgreSQL store
@@ -93,6 +125,9 @@ public protocol MonitoringStore: AnyObject, Sendable {
     /// Runs `body` atomically; on success the run is marked succeeded with the counts it returns.
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts
     func failRun(_ runID: Int64, error: String, counts: RunCounts) throws
+    /// The documents of the latest successful run of this source and month, by name, when they
+    /// were read with this pipeline (mapping and types); nil when there is none.
+    func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])?
     func runs(source: String?, limit: Int) throws -> [RunRecord]
     /// Quarantined rows of a run (those it saw), or of a source's latest successful run.
     func quarantine(runID: Int64) throws -> [QuarantineEntry]

@@ -32,11 +32,15 @@ final class SQLiteRunWriter: RunWriter {
         }
     }
     private var statements: [String: TypeStatements] = [:]
+    /// The type of the previous record: a feed writes one or two types, so the dictionary
+    /// lookup is usually skipped.
+    private var last: (name: String, statements: TypeStatements)?
     /// Secondary indexes dropped for a bulk load into an empty table, rebuilt by `finish`.
     private var deferredIndexes: [(name: String, sql: String)] = []
 
     private func statements(for t: RecordType) throws -> TypeStatements {
-        if let s = statements[t.name] { return s }
+        if let last, last.name == t.name { return last.statements }
+        if let s = statements[t.name] { last = (t.name, s); return s }
         guard try db.tableExists(t.tableName) else { throw StoreError("类型 \(t.name) 的表尚未建立（prepare 未调用）") }
         let table = SQLiteStore.quote(t.tableName)
         let cols = t.fields.map { SQLiteStore.quote($0.name) }.joined(separator: ", ")
@@ -62,6 +66,7 @@ final class SQLiteRunWriter: RunWriter {
             fields: cols, table: table)
         s.expectNew = empty
         statements[t.name] = s
+        last = (t.name, s)
         return s
     }
 
@@ -78,7 +83,7 @@ final class SQLiteRunWriter: RunWriter {
         return try withUnsafeMutableBytes(of: &hash) { hashBuf in
             try withUnsafeMutableBytes(of: &rowHash) { rowBuf in
                 let h = hashBuf.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                Hashing.hex(Hashing.fingerprint64(r.values), into: h)
+                Hashing.hex(r.contentHash, into: h)
                 let hashText = UnsafeBufferPointer(start: h, count: 16)
                 let rh = rowBuf.baseAddress!.assumingMemoryBound(to: UInt8.self)
                 Hashing.hex(r.rowHash, into: rh)
@@ -169,6 +174,26 @@ final class SQLiteRunWriter: RunWriter {
             """)
         let id = try Int64.fetchOne(upsert, arguments: [e.source, e.period, e.document, e.row, raw, reasons, e.rowHash, runID, runID])!
         try db.execute(sql: "INSERT OR IGNORE INTO quarantine_runs (quarantine_id, run_id) VALUES (?, ?)", arguments: [id, runID])
+    }
+
+    func document(_ d: DocumentFingerprint) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO run_documents (run_id, name, pipeline, bytes, fingerprint, rows_read, stored, quarantined, skipped, doc_rows, cursor)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [runID, d.name, d.pipeline, d.bytes, d.fingerprint, d.read, d.stored, d.quarantined, d.skipped, d.info.rows, d.info.cursor])
+    }
+
+    func carryOver(_ d: DocumentFingerprint, from run: Int64) throws {
+        // The rows it had quarantined are this run's rows too (as a re-read would have found).
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO quarantine_runs (quarantine_id, run_id)
+            SELECT q.id, ? FROM quarantine q JOIN quarantine_runs qr ON qr.quarantine_id = q.id
+            WHERE qr.run_id = ? AND q.document = ?
+            """, arguments: [runID, run, d.name])
+        try db.execute(sql: """
+            UPDATE quarantine SET last_run_id = ? WHERE id IN (SELECT quarantine_id FROM quarantine_runs WHERE run_id = ?) AND document = ?
+            """, arguments: [runID, runID, d.name])
+        try document(d)
     }
 
     // MARK: Binding
