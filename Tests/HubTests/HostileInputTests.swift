@@ -149,4 +149,18 @@ import Testing
         }
         #expect(replayed >= 1)
     }
+
+    /// Found by the fuzzer: 600 nested "[" exhausted the parser's stack. Nesting and length are
+    /// bounded now, with a reason an operator can act on; ordinary expressions still parse.
+    @Test func deeplyNestedOrOverlongExpressionsAreRefusedWithAReason() throws {
+        let nested = [String(repeating: "[", count: 600) + "1", String(repeating: "(", count: 100) + "1" + String(repeating: ")", count: 100),
+                      String(repeating: "- ", count: 200) + "1", String(repeating: "not ", count: 200) + "true", String(repeating: "f(", count: 100) + "1"]
+        for text in nested {
+            #expect { _ = try ExpressionParser.parse(text) } throws: { ($0 as? ExpressionError)?.message.contains("嵌套过深") == true }
+        }
+        let long = (0..<1500).map { _ in "1" }.joined(separator: " + ")
+        #expect { _ = try ExpressionParser.parse(long) } throws: { ($0 as? ExpressionError)?.message.contains("过长") == true }
+        _ = try ExpressionParser.parse(String(repeating: "(", count: 30) + "1" + String(repeating: ")", count: 30))
+        _ = try ExpressionParser.parse((0..<300).map { "a\($0) > 0" }.joined(separator: " and "))
+    }
 }

@@ -98,12 +98,27 @@ public enum ExpressionParser {
         var lexer: Lexer
         var tok: Tok = .end
         var pos = 0
+        /// Nesting of brackets, calls and prefix operators, and tokens read: both are bounded so
+        /// that a hostile or mistyped expression is refused instead of exhausting the stack
+        /// (found by the fuzzer: 600 nested "[").
+        var depth = 0
+        var tokens = 0
+        static let maxDepth = 64
+        static let maxTokens = 2000
 
         init(_ s: String) throws(ExpressionError) {
             lexer = Lexer(s)
             (tok, pos) = try lexer.next()
         }
-        mutating func advance() throws(ExpressionError) { (tok, pos) = try lexer.next() }
+        mutating func advance() throws(ExpressionError) {
+            (tok, pos) = try lexer.next()
+            tokens += 1
+            if tokens > Self.maxTokens { throw ExpressionError(offset: pos, message: "表达式过长（超过 \(Self.maxTokens) 个记号），请拆成几条规则或计算字段") }
+        }
+        mutating func nested() throws(ExpressionError) {
+            depth += 1
+            if depth > Self.maxDepth { throw ExpressionError(offset: pos, message: "表达式嵌套过深（超过 \(Self.maxDepth) 层）") }
+        }
         mutating func expect(_ op: String) throws(ExpressionError) {
             guard tok == .op(op) else { throw ExpressionError(offset: pos, message: "此处应为 '\(op)'") }
             try advance()
@@ -111,6 +126,8 @@ public enum ExpressionParser {
         func isWord(_ w: String) -> Bool { if case .ident(let s) = tok { return s.lowercased() == w }; return false }
 
         mutating func parseOr() throws(ExpressionError) -> Expression {
+            try nested()
+            defer { depth -= 1 }
             var lhs = try parseAnd()
             while isWord("or") || tok == .op("||") {
                 let p = pos; try advance()
@@ -129,6 +146,8 @@ public enum ExpressionParser {
         mutating func parseNot() throws(ExpressionError) -> Expression {
             if isWord("not") {
                 let p = pos; try advance()
+                try nested()
+                defer { depth -= 1 }
                 return .unary("not", try parseNot(), offset: p)
             }
             return try parseComparison()
@@ -164,6 +183,8 @@ public enum ExpressionParser {
         mutating func parseUnary() throws(ExpressionError) -> Expression {
             if tok == .op("-") {
                 let p = pos; try advance()
+                try nested()
+                defer { depth -= 1 }
                 return .unary("-", try parseUnary(), offset: p)
             }
             return try parsePrimary()
