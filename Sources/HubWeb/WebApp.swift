@@ -237,7 +237,7 @@ public struct WebApp: Sendable {
         // The whole page is kept for this session until the user's cases change: reloading the
         // inbox (what verifiers do all day) then costs a session check and a counter read.
         let version = try store.inboxVersion(for: user)
-        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(context.csrf ?? "")\u{1E}\(f.cacheKey)\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
+        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(user.displayName)\u{1E}\(user.role.rawValue)\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(context.csrf ?? "")\u{1E}\(f.cacheKey)\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
         let body = try store.inboxCache.value(key, version: version) {
             try inboxBody(request, context, user, f, today: today, perPage: perPage, pageNumber: pageNumber)
         }
