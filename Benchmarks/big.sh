@@ -5,6 +5,7 @@
 #   Benchmarks/big.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
 N="${1:-20000000}"
 B=var/bench/big; mkdir -p "$B"
 if [ ! -f "$B/data/claims.csv" ] || [ "$(($(wc -l < "$B/data/claims.csv") - 1))" != "$N" ]; then

@@ -5,9 +5,9 @@
 #   Benchmarks/inbox.sh [N] [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
 N="${1:-500000}"; SECS="${2:-20}"
 B=var/bench; DB="$B/inbox.sqlite"
-command -v wrk >/dev/null || { echo "安装 wrk：sudo apt-get install wrk"; exit 1; }
 swift build -c release --product hubd 2>&1 | tail -n 1
 HUBD=.build/release/hubd
 if [ ! -f "$DB" ] || [ "$(sqlite3 "$DB" 'SELECT count(*) FROM cases' 2>/dev/null || echo 0)" -lt "$N" ]; then

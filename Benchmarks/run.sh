@@ -6,6 +6,7 @@
 # Prints wall time, rows/s, peak memory and each tool's time relative to the hub.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
 N="${1:-1000000}"
 B=var/bench
 mkdir -p "$B"

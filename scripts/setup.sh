@@ -5,6 +5,8 @@ set -euo pipefail
 need=(libcurl4-openssl-dev libxml2-dev libsqlite3-dev pkg-config)
 # --browser: also what the end-to-end inbox test drives (Chromium, its WebDriver, Chinese fonts).
 if [ "${1:-}" = "--browser" ]; then need+=(chromium chromium-driver fonts-noto-cjk); fi
+# --bench: what Benchmarks/ compares with and drives (the sqlite3 CLI, wrk, Python's venv).
+if [ "${1:-}" = "--bench" ]; then need+=(sqlite3 wrk python3-venv); fi
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
