@@ -11,5 +11,5 @@ scripts/setup.sh --browser
 swift build --build-tests
 swift test --skip-build "$@"
 python3 Tests/Browser/inbox_e2e.py .build/debug/hubd
-python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7
+python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7 --scale 0.1
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"

@@ -4,7 +4,8 @@ county's feeds and evaluates the rules, restarts it each time, and checks that t
 equals one clean pull (`hubd demo`): the same records, quarantine, alerts and cases; nothing
 lost, nothing doubled, no half-applied batch.
 
-Usage: crash_resume.py HUBD [--kills 30] [--seed 7] [--scale 0.03]   (from the repository root)"""
+Usage: crash_resume.py HUBD [--kills 30] [--seed 7] [--scale 0.03]   (from the repository root)
+scripts/test.sh uses --scale 0.1: pulls are fast enough that at 0.03 few kills land mid-pull."""
 import argparse, datetime, os, random, re, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time
 
 ap = argparse.ArgumentParser()
