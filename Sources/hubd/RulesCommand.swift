@@ -19,10 +19,25 @@ func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rul
 /// Evaluates the rules for a period and stores the alerts; prints a line per rule.
 func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID: Int64? = nil, quiet: Bool = false) throws -> [Alert] {
     let (types, rules, params) = try loadRules(store, strict: false)
-    let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
-    let only = try runID.map { try engine.subjects(touchedBy: $0) }
-    let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: only)
+    let stats = ProcessInfo.processInfo.environment["HUB_RULE_STATS"] != nil
+    var clock = Date()
+    func lap(_ what: String) {
+        guard stats else { return }
+        FileHandle.standardError.write(Data("rules: \(what) \(String(format: "%.2f", Date().timeIntervalSince(clock))) s\n".utf8))
+        clock = Date()
+    }
+    // The engine (the roster and the records the rules read) is released before the alerts are
+    // stored, so the two do not add up in memory.
+    let (alerts, evaluated, only): ([Alert], [String: Set<String>], Set<String>?) = try {
+        let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
+        lap("load roster")
+        let only = try runID.map { try engine.subjects(touchedBy: $0) }
+        let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: only)
+        lap("evaluate")
+        return (alerts, evaluated, only)
+    }()
     let saved = try db.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
+    lap("store alerts and cases")
     if !quiet {
         let byRule = Dictionary(grouping: alerts, by: \.rule)
         for r in rules { print("  \(r.name)（\(r.title)）：\(byRule[r.name]?.count ?? 0) 条") }

@@ -171,8 +171,11 @@ public final class Daemon: @unchecked Sendable {
     /// Evaluates the rules for the subjects a run touched and stores the alerts, marking the run
     /// evaluated in the same transaction.
     func evaluateRules(runID: Int64, period: Period, log: Logger) throws {
-        let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
-        let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: try engine.subjects(touchedBy: runID))
+        // The engine is released before the alerts are stored (see hubd's evaluateRules).
+        let (alerts, evaluated) = try {
+            let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
+            return try engine.evaluateScoped(period: period, only: try engine.subjects(touchedBy: runID))
+        }()
         let saved = try store.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
         log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)"])
     }

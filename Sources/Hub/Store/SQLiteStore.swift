@@ -37,10 +37,10 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         try Self.migrator.migrate(pool)
     }
 
-    /// Moves on with every change to cases or alerts, by any writer (triggers keep it, so a
-    /// pull in another process or a visit recorded here both count): what the inbox's cached
-    /// lists and counts are keyed by. An audit entry or a pull that raises nothing does not
-    /// move it.
+    /// Moves on with every change to cases or alerts, from this process or another one on the
+    /// same file (`saveAlerts` moves it when it stores a rule evaluation; triggers when a case is
+    /// updated or deleted — a visit, a reopening, an edit by hand): what the inbox's cached lists
+    /// and counts are keyed by. An audit entry or a pull that raises nothing does not move it.
     public func casesVersion() throws -> Int {
         try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT n FROM store_versions WHERE name = 'cases'")) ?? 0 }
     }
@@ -243,18 +243,24 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             try db.execute(sql: "CREATE INDEX alerts_township_rule ON alerts(township_code, rule, title)")
             // …and the villages with cases there.
             try db.execute(sql: "CREATE INDEX cases_township_village ON cases(township_code, village_code)")
-            // Counters that every change to cases or alerts moves on, whoever writes: one for the
-            // whole store and one per township, so a visit recorded in one township leaves the
-            // other townships' cached inboxes valid.
+            // Counters that every change to cases or alerts moves on: one for the whole store and
+            // one per township, so a visit recorded in one township leaves the other townships'
+            // cached inboxes valid.
             try db.execute(sql: "CREATE TABLE store_versions (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-            try db.execute(sql: "INSERT INTO store_versions (name, n) VALUES ('cases', 0)")
+            // 'bulk' is 1 only inside a transaction that stores a rule evaluation's alerts, which
+            // moves the counters itself once at the end instead of once per row (other
+            // connections never see it set).
+            try db.execute(sql: "INSERT INTO store_versions (name, n) VALUES ('cases', 0), ('bulk', 0)")
             func bump(_ row: String) -> String {
                 "INSERT INTO store_versions (name, n) VALUES ('cases:' || coalesce(\(row).township_code, ''), 1) ON CONFLICT(name) DO UPDATE SET n = n + 1;"
             }
-            for table in ["cases", "alerts"] {
-                for (event, rows) in [("INSERT", ["NEW"]), ("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])] {
+            // Alerts and cases are only inserted by `saveAlerts`, which moves the counters itself;
+            // a case changes afterwards by a visit, a reopening or by hand — those the triggers see.
+            for table in ["cases"] {
+                for (event, rows) in [("UPDATE", ["OLD", "NEW"]), ("DELETE", ["OLD"])] {
                     try db.execute(sql: """
                         CREATE TRIGGER \(table)_\(event.lowercased())_version AFTER \(event) ON \(table)
+                        WHEN NOT EXISTS (SELECT 1 FROM store_versions WHERE name = 'bulk' AND n = 1)
                         BEGIN
                             UPDATE store_versions SET n = n + 1 WHERE name = 'cases';
                             \(rows.map(bump).joined(separator: "\n"))
@@ -312,6 +318,8 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     public func saveAlerts(_ alerts: [Alert], deadlineDays: Int = 15, evaluatedRun: Int64? = nil,
                            withdraw: (period: String, evaluated: [String: Set<String>])? = nil) throws -> (newAlerts: Int, newCases: Int, updated: Int) {
         try pool.write { db in
+            // Per-row change counters off for this transaction; moved once at the end.
+            try db.execute(sql: "UPDATE store_versions SET n = 1 WHERE name = 'bulk'")
             if let evaluatedRun { try db.execute(sql: "UPDATE runs SET rules_evaluated = 1 WHERE id = ?", arguments: [evaluatedRun]) }
             if let withdraw {
                 // An alert whose condition no longer holds on newer data (the roster arrived after the
@@ -427,6 +435,13 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
                 existingAlerts[alertKey] = Existing(id: db.lastInsertedRowID, message: a.message, evidence: evidenceHash, caseID: caseID, caseKey: a.caseKey)
                 newAlerts += 1
             }
+            // Every township's inbox may have changed (withdrawn, re-routed, new): move every
+            // counter, creating those of townships that had none.
+            try db.execute(sql: "UPDATE store_versions SET n = n + 1 WHERE name = 'cases' OR name GLOB 'cases:*'")
+            for t in Set(alerts.map { $0.townshipCode ?? "" }) {
+                try db.execute(sql: "INSERT INTO store_versions (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1", arguments: ["cases:" + t])
+            }
+            try db.execute(sql: "UPDATE store_versions SET n = 0 WHERE name = 'bulk'")
             return (newAlerts, newCases, updated)
         }
     }
