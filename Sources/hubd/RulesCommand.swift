@@ -23,7 +23,11 @@ func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID
     var clock = Date()
     func lap(_ what: String) {
         guard stats else { return }
-        FileHandle.standardError.write(Data("rules: \(what) \(String(format: "%.2f", Date().timeIntervalSince(clock))) s\n".utf8))
+        // Resident and peak memory so far, from /proc (Linux).
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let mem = status.split(separator: "\n").filter { $0.hasPrefix("VmRSS") || $0.hasPrefix("VmHWM") }
+            .map { $0.replacingOccurrences(of: "\t", with: "").replacingOccurrences(of: "  ", with: "") }.joined(separator: ", ")
+        FileHandle.standardError.write(Data("rules: \(what) \(String(format: "%.2f", Date().timeIntervalSince(clock))) s (\(mem))\n".utf8))
         clock = Date()
     }
     // The engine (the roster and the records the rules read) is released before the alerts are
