@@ -231,13 +231,15 @@ public struct WebApp: Sendable {
         let today = CivilDate.today
         // 50 cases a page: a phone shows a page at once, and a county's inbox stays fast.
         let perPage = 50
-        let pageNumber = max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1)
+        // Any page number a link or a hand-edited URL carries: below 1 is page 1, absurd ones stay
+        // within what an offset can hold (they show an empty page).
+        let pageNumber = min(max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1), 1_000_000)
         f.limit = perPage + 1
         f.offset = (pageNumber - 1) * perPage
         // The whole page is kept for this session until the user's cases change: reloading the
         // inbox (what verifiers do all day) then costs a session check and a counter read.
         let version = try store.inboxVersion(for: user)
-        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(user.displayName)\u{1E}\(user.role.rawValue)\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(context.csrf ?? "")\u{1E}\(f.cacheKey)\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
+        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(user.displayName)\u{1E}\(user.role.rawValue)\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(context.csrf ?? "")\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
         let body = try store.inboxCache.value(key, version: version) {
             try inboxBody(request, context, user, f, today: today, perPage: perPage, pageNumber: pageNumber)
         }

@@ -239,6 +239,13 @@ import SimCounty
         }
         #expect(seen == expected)
         #expect(pages == (expected.count + 49) / 50)
+        // Page numbers from hand-edited URLs: nothing breaks, out of range is an empty page.
+        for bad in ["0", "-3", "abc", "99999999999999999999", "9223372036854775807"] {
+            let reply = try va.request("GET", "/inbox?page=\(bad)")
+            #expect(reply.status == 200, "page=\(bad)")
+            let shown = reply.text.components(separatedBy: "href=\"/cases/").count - 1
+            #expect(shown == (["0", "-3", "abc", "99999999999999999999"].contains(bad) ? 50 : 0), "page=\(bad)")
+        }
         func openCount() throws -> Int {
             let text = try va.request("GET", "/inbox").text
             let r = try #require(text.range(of: "未销号 <b>"))

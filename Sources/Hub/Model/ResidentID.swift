@@ -100,8 +100,7 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
             @inline(__always) func n(_ i: Int) -> Int { Int(b[i] - 0x30) }
             let year = n(6) * 1000 + n(7) * 100 + n(8) * 10 + n(9), month = n(10) * 10 + n(11), day = n(12) * 10 + n(13)
             guard year >= 1880, year <= 2100, CivilDate.isValid(year: year, month: month, day: day) else { return nil }
-            let expected: UInt8 = [0x31, 0x30, 0x58, 0x39, 0x38, 0x37, 0x36, 0x35, 0x34, 0x33, 0x32][sum % 11]
-            return b[17] == expected ? text : nil
+            return b[17] == checkCharacters[sum % 11].asciiValue ? text : nil
         } ?? nil
     }
 

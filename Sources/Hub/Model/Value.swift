@@ -132,7 +132,9 @@ public enum Money {
             }
         }
         guard seenDigit else { return nil }
-        return combine(negative: negative, intPart: intPart, fracDigits: fracDigits, scale: scale)
+        var frac: Int64 = 0, denominator: Int64 = 1
+        for d in fracDigits.prefix(12) { frac = frac * 10 + d; denominator *= 10 }
+        return fen(negative: negative, intPart: intPart, frac: frac, denominator: denominator, scale: scale)
     }
 
     /// The common form — ASCII digits with at most one dot and up to 12 decimals, maybe a
@@ -166,27 +168,16 @@ public enum Money {
                 i += 1
             }
             guard digits > 0 else { return nil }
-            let cents = scale * 100
-            let (base, o) = intPart.multipliedReportingOverflow(by: cents)
-            if o { return nil }
-            let (scaled, o2) = frac.multipliedReportingOverflow(by: cents)
-            if o2 { return nil }
-            var fracFen = scaled / denominator
-            if (scaled % denominator) * 2 >= denominator { fracFen += 1 }
-            let total = base + fracFen
-            return negative ? -total : total
+            return fen(negative: negative, intPart: intPart, frac: frac, denominator: denominator, scale: scale)
         } ?? nil
     }
 
-    private static func combine(negative: Bool, intPart: Int64, fracDigits: [Int64], scale: Int64) -> Int64? {
-        // value = (intPart + frac) * scale * 100, rounded.
+    /// (intPart + frac / denominator) × scale in 分, rounded half up; nil on overflow.
+    private static func fen(negative: Bool, intPart: Int64, frac: Int64, denominator: Int64, scale: Int64) -> Int64? {
         let cents = scale * 100
         let (base, o) = intPart.multipliedReportingOverflow(by: cents)
-        if o { return nil }
-        var fracValue: Int64 = 0
-        var denominator: Int64 = 1
-        for d in fracDigits.prefix(12) { fracValue = fracValue * 10 + d; denominator *= 10 }
-        let scaled = fracValue * cents
+        let (scaled, o2) = frac.multipliedReportingOverflow(by: cents)
+        if o || o2 { return nil }
         var fracFen = scaled / denominator
         if (scaled % denominator) * 2 >= denominator { fracFen += 1 }
         let total = base + fracFen

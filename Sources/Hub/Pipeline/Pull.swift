@@ -296,7 +296,8 @@ final class PullSink: DocumentSink {
     private var fingerprint = StreamFingerprint()
     private var documentStart = RunCounts()
     private var documentRecords = 0
-    private var spool: (fd: Int32, path: String)? = nil
+    /// The open (already unlinked) spool file of the current document, if it is being spooled.
+    private var spool: Int32? = nil
 
     init(mapping: Mapping, period: Period, pipeline: String = "", previous: (run: Int64, documents: [String: DocumentFingerprint])? = nil) {
         self.mapping = mapping
@@ -320,7 +321,7 @@ final class PullSink: DocumentSink {
             let fd = Glibc.open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
             if fd >= 0 {
                 unlink(path)   // the open descriptor keeps it until closed; nothing is left behind
-                spool = (fd, path)
+                spool = fd
                 decoder = nil
                 return
             }
@@ -335,7 +336,7 @@ final class PullSink: DocumentSink {
         if let spool {
             var done = 0
             while done < bytes.count {
-                let n = Glibc.write(spool.fd, bytes.baseAddress! + done, bytes.count - done)
+                let n = Glibc.write(spool, bytes.baseAddress! + done, bytes.count - done)
                 if n < 0 { if errno == EINTR { continue }; throw FetchError("写临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
                 done += n
             }
@@ -360,12 +361,12 @@ final class PullSink: DocumentSink {
             }
             // Different bytes: decode them from the spool.
             decoder = mapping.format.makeDecoder()
-            guard lseek(spool.fd, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+            guard lseek(spool, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }
             while true {
                 if isCancelled() { throw PullCancelled() }
-                let n = read(spool.fd, buffer.baseAddress!, buffer.count)
+                let n = read(spool, buffer.baseAddress!, buffer.count)
                 if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
                 if n == 0 { break }
                 try decoder!.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { try handle($0) }
@@ -384,7 +385,7 @@ final class PullSink: DocumentSink {
 
     /// Closes the spool file, if one is open (it was unlinked when created).
     func removeSpool() {
-        if let spool { Glibc.close(spool.fd); self.spool = nil }
+        if let spool { Glibc.close(spool); self.spool = nil }
     }
 
     /// Sends what is left of the current batch.

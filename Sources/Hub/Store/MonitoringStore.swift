@@ -136,8 +136,6 @@ public protocol MonitoringStore: AnyObject, Sendable {
     /// Only the named fields (and `_id`, `_run_id`) of every record of a type:
     /// what rule evaluation needs, without holding whole tables in memory.
     func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]]
-    /// One record by its `_id`, every field (evidence for an alert).
-    func record(of type: RecordType, id: Int64) throws -> [String: Value]?
     /// Many records by `_id`, every field, in one read (evidence for a rule's alerts).
     func records(of type: RecordType, ids: [Int64]) throws -> [Int64: [String: Value]]
     /// How many records of a type a source holds.

@@ -37,17 +37,13 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         try Self.migrator.migrate(pool)
     }
 
-    /// Moves on with every change to cases or alerts, from this process or another one on the
-    /// same file (`saveAlerts` moves it when it stores a rule evaluation; triggers when a case is
-    /// updated or deleted — a visit, a reopening, an edit by hand): what the inbox's cached lists
-    /// and counts are keyed by. An audit entry or a pull that raises nothing does not move it.
-    public func casesVersion() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT n FROM store_versions WHERE name = 'cases'")) ?? 0 }
-    }
-
-    /// What one user's cached inbox is keyed by, read in one go: the cases counter of their
-    /// scope (a township verifier's only moves on with changes in their townships) combined
-    /// with `rosterVersion` (names come from the roster).
+    /// What one user's cached inbox is keyed by, read in one go: the change counter of their
+    /// scope combined with `rosterVersion` (names come from the roster). The counters
+    /// (`store_versions`: one for the store, one per township) move with every change to cases
+    /// or alerts, from this process or another one on the same file — `saveAlerts` moves them
+    /// when it stores a rule evaluation, triggers when a case is updated or deleted (a visit, a
+    /// reopening, an edit by hand). A township verifier's only moves with their townships; an
+    /// audit entry or a pull that raises nothing moves none.
     public func inboxVersion(for user: User) throws -> Int {
         try pool.read { db in
             let roster = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'")) ?? 0
@@ -678,15 +674,6 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func record(of type: RecordType, id: Int64) throws -> [String: Value]? {
-        try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(Self.quote(type.tableName)) WHERE _id = ?", arguments: [id]) else { return nil }
-            var out: [String: Value] = ["_source": .text(row["_source"]), "_run_id": .integer(row["_run_id"]), "_row": .integer(row["_row"])]
-            for f in type.fields { out[f.name] = Self.value(row[f.name], f.type) }
-            return out
-        }
-    }
-
     public func records(of type: RecordType, ids: [Int64]) throws -> [Int64: [String: Value]] {
         let unique = Array(Set(ids)).sorted()
         guard !unique.isEmpty else { return [:] }
@@ -830,7 +817,7 @@ public final class VersionedCache: @unchecked Sendable {
         }
         condition.lock()
         computing.remove(key)
-        if entries.count >= capacity { entries = entries.filter { computing.contains($0.key) } }
+        if entries.count >= capacity { entries.removeAll() }
         entries[key] = (version, result)
         condition.broadcast()
         condition.unlock()
