@@ -43,11 +43,11 @@ struct API: Sendable {
                 ["name": m["name"]?.description ?? "", "relation": m["relation"]?.description ?? "", "id_number": ResidentID.mask(m["id_number"]?.description ?? "")]
             }
             out["alerts"] = d.alerts.map { a -> [String: Any] in
-                ["rule": a.rule, "title": a.title, "severity": a.severity, "message": a.message,
+                ["rule": a.rule, "title": a.title, "severity": a.severity, "message": ResidentID.maskEmbedded(a.message),
                  "evidence": a.evidence.map { e -> [String: Any] in
                      let t = app.config.types[e.type]
                      var fields: [String: String] = [:]
-                     for (k, v) in e.fields { fields[k] = t?.field(k)?.type == .residentID ? ResidentID.mask(v) : v }
+                     for (k, v) in e.fields { fields[k] = t?.field(k)?.type == .residentID ? ResidentID.mask(v) : ResidentID.maskEmbedded(v) }
                      return ["type": e.type, "source": e.source, "run": e.run, "row": e.row, "fields": fields]
                  }]
             }

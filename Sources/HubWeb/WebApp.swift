@@ -373,13 +373,13 @@ public struct WebApp: Sendable {
             ] as [String: Any]
         }
         values["alerts"] = detail.alerts.map { a -> [String: Any] in
-            ["title": a.title, "severity": a.severity, "message": a.message, "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
+            ["title": a.title, "severity": a.severity, "message": ResidentID.maskEmbedded(a.message), "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
              "evidence": a.evidence.map { e -> [String: Any] in
                  let t = config.types[e.type]
                  return ["typeTitle": t?.title ?? e.type, "source": e.source, "run": e.run, "row": e.row,
                          "fields": (t?.fields ?? []).compactMap { f -> [String: String]? in
                              guard let v = e.fields[f.name] else { return nil }
-                             return ["label": f.title, "value": f.type == .residentID ? ResidentID.mask(v) : (f.type == .bool ? (v == "true" ? "是" : "否") : v)]
+                             return ["label": f.title, "value": f.type == .residentID ? ResidentID.mask(v) : (f.type == .bool ? (v == "true" ? "是" : "否") : ResidentID.maskEmbedded(v))]
                          }]
              }]
         }
@@ -473,7 +473,7 @@ public struct WebApp: Sendable {
         let entries = try store.quarantine(runID: run.id)
         return page("quarantine", "隔离的行", context, ["source": source, "run": run.id, "entries": entries.map { e -> [String: Any] in
             ["document": e.document, "row": e.row, "reasons": e.reasons.map(\.text).joined(separator: "；"),
-             "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ResidentID.maskIfLikeID($0[1]) : "")" }.joined(separator: "; ")]
+             "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ResidentID.maskEmbedded(ResidentID.maskIfLikeID($0[1])) : "")" }.joined(separator: "; ")]
         }])
     }
 

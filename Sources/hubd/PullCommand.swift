@@ -37,7 +37,7 @@ struct PullCommand: ParsableCommand {
             print(summaryLine(r))
             if !skipRules {
                 // Incremental: only the subjects this run's new or changed records concern.
-                _ = try evaluateRules(store, db: db, period: p, runID: r.runID)
+                try evaluateRules(store, db: db, period: p, runID: r.runID)
             }
         } catch let e as PullError {
             ProgressPrinter.clear()
@@ -109,7 +109,7 @@ struct DemoCommand: ParsableCommand {
         print("全部来源用时 \(String(format: "%.1f", Date().timeIntervalSince(started))) 秒。隔离的行：hubd quarantine --source 来源；运行记录：hubd runs")
         let ruleStart = Date()
         print("预警规则（\(p)）：")
-        let alerts = try evaluateRules(store, db: db, period: p)
+        let alerts = try evaluateRules(store, db: db, period: p, keepAlerts: true)
         print("规则评估用时 \(String(format: "%.1f", Date().timeIntervalSince(ruleStart))) 秒。与模拟真值对照：")
         printScore(RuleScore(alerts: alerts, planted: t.planted, negatives: t.negatives))
         if failures > 0 { throw ExitCode(2) }

@@ -16,8 +16,11 @@ func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rul
     return (types, rules, params)
 }
 
-/// Evaluates the rules for a period and stores the alerts; prints a line per rule.
-func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID: Int64? = nil, quiet: Bool = false) throws -> [Alert] {
+/// Evaluates the rules for a period and stores the alerts; prints a line per rule. Returns the
+/// alerts only when asked to keep them (they are otherwise streamed into the store).
+@discardableResult
+func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID: Int64? = nil, quiet: Bool = false,
+                   keepAlerts: Bool = false) throws -> [Alert] {
     let (types, rules, params) = try loadRules(store, strict: false)
     let stats = ProcessInfo.processInfo.environment["HUB_RULE_STATS"] != nil
     var clock = Date()
@@ -30,24 +33,18 @@ func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID
         FileHandle.standardError.write(Data("rules: \(what) \(String(format: "%.2f", Date().timeIntervalSince(clock))) s (\(mem))\n".utf8))
         clock = Date()
     }
-    // The engine (the roster and the records the rules read) is released before the alerts are
-    // stored, so the two do not add up in memory.
-    let (alerts, evaluated, only): ([Alert], [String: Set<String>], Set<String>?) = try {
-        let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
-        lap("load roster")
-        let only = try runID.map { try engine.subjects(touchedBy: $0) }
-        let (alerts, evaluated) = try engine.evaluateScoped(period: period, only: only)
-        lap("evaluate")
-        return (alerts, evaluated, only)
-    }()
-    let saved = try db.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
-    lap("store alerts and cases")
+    let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
+    let only = try runID.map { try engine.subjects(touchedBy: $0) }
+    if only != nil { lap("subjects touched by the run") }
+    let result = try engine.evaluateAndStore(period: period, only: only, into: db, evaluatedRun: runID, keepAlerts: keepAlerts)
+    lap("evaluate and store (evaluator waited \(String(format: "%.2f", result.evaluatorWaited)) s, writer waited \(String(format: "%.2f", result.writerWaited)) s)")
+    let saved = result.totals
     if !quiet {
-        let byRule = Dictionary(grouping: alerts, by: \.rule)
-        for r in rules { print("  \(r.name)（\(r.title)）：\(byRule[r.name]?.count ?? 0) 条") }
-        print("预警 \(alerts.count) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)），新立案件 \(saved.newCases) 件\(only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? "")")
+        for r in rules { print("  \(r.name)（\(r.title)）：\(saved.byRule[r.name] ?? 0) 条") }
+        print("预警 \(saved.alerts) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)\(saved.withdrawn > 0 ? "，撤回 \(saved.withdrawn)" : "")），新立案件 \(saved.newCases) 件"
+              + (only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? ""))
     }
-    return alerts
+    return result.alerts
 }
 
 struct RulesCommand: ParsableCommand {
@@ -72,7 +69,7 @@ struct RulesCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         func run() throws {
             let db = try SQLiteStore(path: store.db)
-            _ = try evaluateRules(store, db: db, period: try parsePeriod(period))
+            try evaluateRules(store, db: db, period: try parsePeriod(period))
         }
     }
 

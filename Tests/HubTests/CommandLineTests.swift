@@ -10,7 +10,7 @@ import ArgumentParser
 
     @Test func mappingCheckPassesOnEveryShippedMapping() throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: mappings).filter { $0.hasSuffix(".yaml") }.map { mappings + "/" + $0 }
-        var cmd = try MappingCommand.Check.parse(files + ["--types", mappings + "/types"])
+        let cmd = try MappingCommand.Check.parse(files + ["--types", mappings + "/types"])
         try cmd.run()
     }
 
@@ -19,7 +19,7 @@ import ArgumentParser
         let broken = dir.appendingPathComponent("broken.yaml")
         try "source: broken\nconnector: file\nfetch: { path: x.csv }\nformat: csv\nrecord: medical_claim\nfields: { settlement_id: a }\n"
             .write(to: broken, atomically: true, encoding: .utf8)
-        var cmd = try MappingCommand.Check.parse([broken.path, "--types", mappings + "/types"])
+        let cmd = try MappingCommand.Check.parse([broken.path, "--types", mappings + "/types"])
         #expect(throws: ExitCode.self) { try cmd.run() }
 
         // A column renamed in the sample: the check names the mapping line and suggests the header.

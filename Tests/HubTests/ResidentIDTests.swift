@@ -45,6 +45,11 @@ import Testing
         #expect(ResidentID.maskIfLikeID("110105491231002") == "110105*****1002")
         #expect(ResidentID.maskIfLikeID("S000123") == "S000123")
         #expect(ResidentID.maskIfLikeID("2026-10-01 10:00:00") == "2026-10-01 10:00:00")
+        // Inside longer numbers and sentences: a disability certificate number is the ID number plus two digits.
+        #expect(ResidentID.maskEmbedded("41108119700420081743") == "411081**********1743")
+        #expect(ResidentID.maskEmbedded("持证人 41108119700420081X，自付 68,213.40 元") == "持证人 411081********081X，自付 68,213.40 元")
+        #expect(ResidentID.maskEmbedded("户编号 4110811002010001，电话 13800138000") == "户编号 4110811002010001，电话 13800138000")
+        #expect(ResidentID.maskEmbedded("2026-10-01 10:00:00，X 光 3 次") == "2026-10-01 10:00:00，X 光 3 次")
     }
 
     @Test func messagesAreChineseForTheQuarantine() {

@@ -186,6 +186,19 @@ import SimCounty
             #expect(!page.text.contains(id), "full ID number on the case page")
             #expect(page.text.contains(ResidentID.mask(id)))
         }
+        // Not even inside a longer number: a disability certificate's number is the holder's ID number plus two digits.
+        let admin2 = try f.store.query("SELECT case_id FROM alerts WHERE evidence LIKE '%certificate_no%' LIMIT 1")
+        let certificateCase = try #require(admin2.first?["case_id"])
+        let certificatePage = try admin.request("GET", "/cases/\(certificateCase)").text
+        let certificateDetail = try #require(try f.store.caseDetail(Int64(certificateCase)!))
+        let numbers = certificateDetail.alerts.flatMap(\.evidence).compactMap { $0.fields["certificate_no"] }
+        #expect(!numbers.isEmpty)
+        for n in numbers {
+            #expect(!certificatePage.contains(String(n.prefix(18))), "an ID number inside a certificate number on the case page")
+            #expect(certificatePage.contains(ResidentID.mask(n)))
+        }
+        let api = try admin.request("GET", "/api/v1/cases/\(certificateCase)").text
+        #expect(!numbers.contains { api.contains(String($0.prefix(18))) }, "an ID number inside a certificate number in the API")
         #expect(page.header("Content-Security-Policy")?.contains("default-src 'self'") == true)
         // The quarantine page shows the refused rows without full ID numbers, even invalid ones.
         let run = try #require(try f.store.runs(source: "medical-claims", limit: 5).first { $0.status == .succeeded })

@@ -171,13 +171,10 @@ public final class Daemon: @unchecked Sendable {
     /// Evaluates the rules for the subjects a run touched and stores the alerts, marking the run
     /// evaluated in the same transaction.
     func evaluateRules(runID: Int64, period: Period, log: Logger) throws {
-        // The engine is released before the alerts are stored (see hubd's evaluateRules).
-        let (alerts, evaluated) = try {
-            let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
-            return try engine.evaluateScoped(period: period, only: try engine.subjects(touchedBy: runID))
-        }()
-        let saved = try store.saveAlerts(alerts, evaluatedRun: runID, withdraw: (period.description, evaluated))
-        log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)"])
+        let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
+        let saved = try engine.evaluateAndStore(period: period, only: try engine.subjects(touchedBy: runID), into: store, evaluatedRun: runID).totals
+        log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)",
+                                        "withdrawn": "\(saved.withdrawn)"])
     }
 
     // MARK: delivery calendar

@@ -134,6 +134,29 @@ public struct ResidentID: Hashable, Sendable, CustomStringConvertible {
         return mask(t)
     }
 
+    /// Masks every run of 18 or more digits (an ID number's final X included) inside a text, as
+    /// `mask` does: an ID number within a longer number — a second-generation disability
+    /// certificate number is the holder's ID number plus two digits — or in a sentence, a bank
+    /// card. Shorter numbers (amounts, dates, household and region codes) are left as they are.
+    public static func maskEmbedded(_ text: String) -> String {
+        var out = ""
+        var run = ""
+        func flush() {
+            out += run.count >= 18 ? mask(run) : run
+            run = ""
+        }
+        for ch in text {
+            if ch.isASCII && (ch.isNumber || ((ch == "X" || ch == "x") && !run.isEmpty)) {
+                run.append(ch)
+            } else {
+                flush()
+                out.append(ch)
+            }
+        }
+        flush()
+        return out
+    }
+
     /// The 6-digit address code (行政区划代码) at registration.
     public var addressCode: String { String(value.prefix(6)) }
     /// Birth date as `yyyy-MM-dd`.

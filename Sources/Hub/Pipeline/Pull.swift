@@ -209,68 +209,7 @@ struct PullBatch {
     var counts = RunCounts()
 }
 
-/// A bounded blocking queue between the decoding thread and the writing thread.
-final class BatchQueue: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var batches: [PullBatch] = []
-    private var finished = false
-    private var failure: (any Error)?
-    private var closed = false
-    let capacity: Int
-    /// Nanoseconds each side spent blocked: which half of the pipeline is the slower one.
-    private(set) var producerWaited: UInt64 = 0
-    private(set) var writerWaited: UInt64 = 0
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    /// Blocks while the queue is full; throws when the writer has stopped.
-    func put(_ batch: PullBatch) throws {
-        condition.lock(); defer { condition.unlock() }
-        if batches.count >= capacity && !closed {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            while batches.count >= capacity && !closed { condition.wait() }
-            producerWaited += DispatchTime.now().uptimeNanoseconds - t0
-        }
-        if closed { throw WriterStopped() }
-        batches.append(batch)
-        condition.broadcast()
-    }
-
-    /// The producer is done: with nil after its last batch, or with the error that stopped it.
-    func finish(_ error: (any Error)?) {
-        condition.lock(); defer { condition.unlock() }
-        finished = true
-        failure = error
-        condition.broadcast()
-    }
-
-    /// The next batch; nil when the producer finished cleanly; rethrows the producer's error.
-    func take() throws -> PullBatch? {
-        condition.lock(); defer { condition.unlock() }
-        if batches.isEmpty && !finished {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            while batches.isEmpty && !finished { condition.wait() }
-            writerWaited += DispatchTime.now().uptimeNanoseconds - t0
-        }
-        if !batches.isEmpty {
-            let b = batches.removeFirst()
-            condition.broadcast()
-            return b
-        }
-        if let failure { throw failure }
-        return nil
-    }
-
-    /// The writer stopped (an error): wake the producer so it stops too.
-    func close() {
-        condition.lock(); defer { condition.unlock() }
-        closed = true
-        batches.removeAll()
-        condition.broadcast()
-    }
-
-    struct WriterStopped: Error {}
-}
+typealias BatchQueue = BoundedQueue<PullBatch>
 
 /// Receives a connector's documents and drives the decoder and mapper, on the producer's
 /// thread; what they yield goes to the writer in batches.

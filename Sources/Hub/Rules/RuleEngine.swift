@@ -73,8 +73,25 @@ public struct Alert: Sendable, Hashable {
     public var caseKey: String { householdID ?? "\(subjectKind.rawValue):\(subjectID)" }
 }
 
+/// What one piece of a rule's evaluation produced: the alerts raised for a few thousand
+/// subjects, and every subject that was evaluated (an earlier alert of one that no longer
+/// fires may be withdrawn). A rule's chunks never share a subject.
+public struct RuleChunk: Sendable {
+    public var rule: String
+    public var subjectKind: Rule.Subject
+    public var period: String
+    public var alerts: [Alert]
+    public var evaluated: [String]
+}
+
 /// Evaluates rules over the store for a period. Deterministic: the same data gives the same
 /// alerts in the same order.
+///
+/// Streams: the subjects of a rule are walked in key order from the store (households from
+/// the roster; persons, villages and groups from the trigger's records sorted by their key)
+/// and evaluated `chunkSize` at a time; the roster entries and records a chunk needs are looked
+/// up through the link indexes, its alerts handed on, and nothing is kept. Memory follows the
+/// chunk, not the roster or the feeds.
 public final class RuleEngine {
     typealias Rec = [String: Value]
 
@@ -82,51 +99,49 @@ public final class RuleEngine {
     public let params: RuleParams
     let types: TypeCatalog
     let store: any MonitoringStore
-    private var cache: [String: [Rec]] = [:]
-    private var linkIndex: [String: [String: [Int]]] = [:]
-    private var households: [String: Rec] = [:]
-    private var membersOf: [String: [Rec]] = [:]
-    private var personByID: [String: Rec] = [:]
-    private var householdsInVillage: [String: Int] = [:]
+    /// Subjects evaluated together: their records are read with one lookup per use.
+    public var chunkSize = 2_000
     /// The fields each type's records are loaded with: those the rules name, plus links and dates.
     private var needed: [String: Set<String>] = [:]
 
     public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any MonitoringStore) throws {
         self.rules = rules; self.params = params; self.types = types; self.store = store
         needed = Self.neededFields(rules, types)
-        if let h = types["household"] {
-            for r in try records(h) {
-                guard case .text(let id) = r["household_id"] ?? .null else { continue }
-                households[id] = r
-                if case .text(let v) = r["village_code"] ?? .null { householdsInVillage[v, default: 0] += 1 }
-            }
+    }
+
+    func fields(_ t: RecordType) -> [String] { Array(needed[t.name] ?? Set(t.fields.map(\.name))) }
+
+    /// The names an expression reads (`claims.self_pay`, `household.size`, `members`).
+    static func names(_ e: Expression?) -> [String] {
+        guard let e else { return [] }
+        switch e {
+        case .literal: return []
+        case .list(let items, _): return items.flatMap { names($0) }
+        case .field(let n, _): return [n]
+        case .unary(_, let x, _): return names(x)
+        case .binary(_, let a, let b, _): return names(a) + names(b)
+        case .call(_, let args, _): return args.flatMap { names($0) }
         }
-        if let p = types["person"] {
-            for r in try records(p) {
-                guard case .text(let id) = r["id_number"] ?? .null else { continue }
-                personByID[id] = r
-                if case .text(let h) = r["household_id"] ?? .null { membersOf[h, default: []].append(r) }
-            }
-        }
+    }
+
+    /// The names a rule's condition, suppression and message read.
+    static func references(_ rule: Rule) -> [String] {
+        var refs = names(rule.when) + names(rule.suppressIf)
+        for part in rule.message { if case .expression(let e) = part { refs += names(e) } }
+        return refs
+    }
+
+    /// Whether a person rule reads the members of the person's household (one lookup fewer per chunk when not).
+    static func readsMembers(_ rule: Rule) -> Bool {
+        references(rule).contains { $0 == "members" || $0.hasPrefix("members.") }
     }
 
     /// Every field name a rule can reach, per record type.
     static func neededFields(_ rules: [Rule], _ types: TypeCatalog) -> [String: Set<String>] {
         var need: [String: Set<String>] = ["household": ["household_id", "village_code"], "person": ["id_number", "household_id"]]
-        func names(_ e: Expression?) -> [String] {
-            guard let e else { return [] }
-            switch e {
-            case .literal: return []
-            case .list(let items, _): return items.flatMap { names($0) }
-            case .field(let n, _): return [n]
-            case .unary(_, let x, _): return names(x)
-            case .binary(_, let a, let b, _): return names(a) + names(b)
-            case .call(_, let args, _): return args.flatMap { names($0) }
-            }
-        }
+        let names = Self.names
         for rule in rules {
-            var refs = names(rule.when) + names(rule.suppressIf)
-            for part in rule.message { if case .expression(let e) = part { refs += names(e) } }
+            let refs = references(rule)
             for r in refs {
                 let parts = r.split(separator: ".", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { continue }
@@ -142,48 +157,28 @@ public final class RuleEngine {
                 set.formUnion(names(u.filter))
                 for c in u.computed { set.formUnion(names(c.expression)) }
                 for f in u.type.fields where f.type == .region { set.insert(f.name) }
+                // A set's records are read whole: an alert's evidence is the whole department
+                // record, taken from the set as it is (a second read by id, a random page per
+                // record, was most of the time of a large evaluation).
+                set.formUnion(u.type.fields.map(\.name))
                 need[u.type.name] = set
             }
         }
         return need
     }
 
-    /// A use's records: when its filter (and window) translate to SQL, only those are read.
-    func records(_ use: Rule.Use, period: Period) throws -> [Rec] {
-        var parts: [(sql: String, args: [Value])] = []
+    /// The SQL that narrows a use's records: the simple part of its filter and its date window
+    /// (both are checked again record by record, so this only saves reading).
+    func condition(_ use: Rule.Use, period: Period) -> SQLCondition? {
+        var parts: [SQLCondition] = []
         if let f = use.filter, let s = SQLFilter.translate(f, use.type) { parts.append(s) }
         if let d = use.dateField, use.windowMonths != nil || use.yearToDate {
             let start = use.yearToDate ? CivilDate(year: period.year, month: 1, day: 1)! : period.adding(months: -((use.windowMonths ?? 1) - 1)).firstDay
             // Dates are stored as text that sorts like the date; the window is re-checked row by row.
             parts.append(("(\(SQLiteStore.quote(d)) >= ? AND \(SQLiteStore.quote(d)) < ?)", [.text(start.description), .text(period.lastDay.adding(days: 1).description)]))
         }
-        guard !parts.isEmpty else { return try records(use.type) }
-        let filter = (parts.map(\.sql).joined(separator: " AND "), parts.flatMap(\.args))
-        let key = use.type.name + "\u{1F}" + filter.0 + "\u{1F}" + filter.1.map(\.description).joined(separator: "\u{1E}")
-        if let c = cache[key] { return c }
-        let rows = try store.records(of: use.type, fields: Array(needed[use.type.name] ?? Set(use.type.fields.map(\.name))), where: filter)
-        cache[key] = rows
-        return rows
-    }
-
-    func records(_ t: RecordType) throws -> [Rec] {
-        if let c = cache[t.name] { return c }
-        let all = try store.records(of: t, fields: Array(needed[t.name] ?? Set(t.fields.map(\.name))), where: nil)
-        cache[t.name] = all
-        return all
-    }
-
-    /// Positions of a type's records by the value of its link field.
-    func byLink(_ t: RecordType) throws -> [String: [Int]] {
-        if let i = linkIndex[t.name] { return i }
-        var idx: [String: [Int]] = [:]
-        if let link = t.link {
-            for (i, r) in try records(t).enumerated() {
-                if case .text(let v) = r[link] ?? .null { idx[v, default: []].append(i) }
-            }
-        }
-        linkIndex[t.name] = idx
-        return idx
+        guard !parts.isEmpty else { return nil }
+        return (parts.map(\.sql).joined(separator: " AND "), parts.flatMap(\.args))
     }
 
     /// Evaluates every rule for the period; `only` limits each rule to the named subjects.
@@ -192,16 +187,30 @@ public final class RuleEngine {
     }
 
     /// Alerts, and for each rule the subjects that were evaluated (so that an alert whose
-    /// condition no longer holds on newer data can be withdrawn).
+    /// condition no longer holds on newer data can be withdrawn). Holds every alert: for
+    /// tests and small stores; `evaluate(period:only:_:)` streams.
     public func evaluateScoped(period: Period, only: Set<String>? = nil) throws -> (alerts: [Alert], evaluated: [String: Set<String>]) {
         var alerts: [Alert] = []
         var evaluated: [String: Set<String>] = [:]
-        for rule in rules {
-            var seen = Set<String>()
-            alerts += try evaluate(rule, period: period, only: only, seen: &seen)
-            evaluated[rule.name] = seen
+        for rule in rules { evaluated[rule.name] = [] }
+        try evaluate(period: period, only: only) { chunk in
+            alerts += chunk.alerts
+            evaluated[chunk.rule, default: []].formUnion(chunk.evaluated)
         }
         return (alerts, evaluated)
+    }
+
+    /// Evaluates every rule for the period over one snapshot of the store, handing each chunk
+    /// of subjects to `emit` as soon as it is done (rule by rule, subjects in key order).
+    public func evaluate(period: Period, only: Set<String>? = nil, _ emit: (RuleChunk) throws -> Void) throws {
+        try store.reading { reader in
+            // The household rules share one walk of the roster.
+            let householdRules = rules.filter { $0.subject == .household }
+            if !householdRules.isEmpty { try evaluateHouseholds(householdRules, period: period, only: only, reader: reader, emit: emit) }
+            for rule in rules where rule.subject != .household {
+                try evaluateTriggered(rule, period: period, only: only, reader: reader, emit: emit)
+            }
+        }
     }
 
     struct Context {
@@ -209,140 +218,247 @@ public final class RuleEngine {
         var sets: [String: [Rec]]
     }
 
-    /// An evidence record to fetch whole for an alert that fired: fetched in batches after the
-    /// rule has run, instead of one query per record.
-    struct PendingEvidence {
-        var alert: Int
-        var type: RecordType
-        var id: Int64
+    func baseVars(_ period: Period) -> [String: Value] {
+        var v: [String: Value] = ["period_start": .date(period.firstDay), "period_end": .date(period.lastDay)]
+        for (k, _) in params.values { if let x = params.value(k, year: period.year) { v[k] = .decimal(x) } }
+        return v
     }
 
-    func evaluate(_ rule: Rule, period: Period, only: Set<String>?, seen: inout Set<String>) throws -> [Alert] {
-        var out: [Alert] = []
-        var pending: [PendingEvidence] = []
-        let base: [String: Value] = {
-            var v: [String: Value] = ["period_start": .date(period.firstDay), "period_end": .date(period.lastDay)]
-            for (k, _) in params.values { if let x = params.value(k, year: period.year) { v[k] = .decimal(x) } }
-            return v
-        }()
-        func related(_ use: Rule.Use, keys: [String]) throws -> [Rec] {
-            let all = try records(use.type)
-            let idx = try byLink(use.type)
-            var rows: [Rec] = []
-            for k in keys { for i in idx[k] ?? [] { rows.append(all[i]) } }
-            return window(rows, use, period)
+    // MARK: Roster lookups (one query per kind and chunk, through the link indexes)
+
+    /// Persons of the roster by resident ID (of several records of one person, the last read wins).
+    func persons(_ reader: any RecordReader, _ ids: [String]) throws -> [String: Rec] {
+        guard let pt = types["person"], !ids.isEmpty else { return [:] }
+        var out: [String: Rec] = [:]
+        for p in try reader.records(of: pt, fields: fields(pt), whereField: "id_number", in: ids, and: nil) {
+            if case .text(let id) = p["id_number"] ?? .null { out[id] = p }
         }
-        switch rule.subject {
-        case .household:
-            for id in households.keys.sorted() {
-                if let only, !only.contains(id) { continue }
-                seen.insert(id)
-                let h = households[id]!
+        return out
+    }
+
+    func households(_ reader: any RecordReader, _ ids: [String]) throws -> [String: Rec] {
+        guard let ht = types["household"], !ids.isEmpty else { return [:] }
+        var out: [String: Rec] = [:]
+        for h in try reader.records(of: ht, fields: fields(ht), whereField: "household_id", in: ids, and: nil) {
+            if case .text(let id) = h["household_id"] ?? .null { out[id] = h }
+        }
+        return out
+    }
+
+    /// The roster's members of these households.
+    func members(_ reader: any RecordReader, _ householdIDs: [String]) throws -> [String: [Rec]] {
+        guard let pt = types["person"], !householdIDs.isEmpty else { return [:] }
+        var out: [String: [Rec]] = [:]
+        for p in try reader.records(of: pt, fields: fields(pt), whereField: "household_id", in: householdIDs, and: nil) {
+            if case .text(let h) = p["household_id"] ?? .null { out[h, default: []].append(p) }
+        }
+        return out
+    }
+
+    /// A use's records for a chunk's subjects, by the value of the type's link field.
+    func related(_ reader: any RecordReader, _ use: Rule.Use, keys: [String], period: Period) throws -> [String: [Rec]] {
+        guard let link = use.type.link, !keys.isEmpty else { return [:] }
+        var out: [String: [Rec]] = [:]
+        for r in try reader.records(of: use.type, fields: fields(use.type), whereField: link, in: keys, and: condition(use, period: period)) {
+            if case .text(let v) = r[link] ?? .null { out[v, default: []].append(r) }
+        }
+        return out
+    }
+
+    // MARK: Household subjects: every household of the roster
+
+    func evaluateHouseholds(_ rules: [Rule], period: Period, only: Set<String>?, reader: any RecordReader,
+                            emit: (RuleChunk) throws -> Void) throws {
+        guard let ht = types["household"], ht.field("household_id") != nil else { return }
+        var batch: [(id: String, record: Rec)] = []
+        func flush() throws {
+            guard !batch.isEmpty else { return }
+            try householdChunk(rules, batch, period: period, reader: reader, emit: emit)
+            batch.removeAll(keepingCapacity: true)
+        }
+        func visit(_ r: Rec) throws {
+            guard case .text(let id) = r["household_id"] ?? .null else { return }
+            // Several records of one household (two sources): the last read stands.
+            if let last = batch.last, last.id == id { batch[batch.count - 1].record = r; return }
+            if batch.count >= chunkSize { try flush() }
+            batch.append((id, r))
+        }
+        if let only {
+            let keys = only.sorted()
+            for start in stride(from: 0, to: keys.count, by: chunkSize) {
+                let part = Array(keys[start..<min(start + chunkSize, keys.count)])
+                for r in try reader.records(of: ht, fields: fields(ht), whereField: "household_id", in: part, and: nil) { try visit(r) }
+            }
+        } else {
+            try reader.scan(ht, fields: fields(ht), where: nil, orderBy: ["household_id"]) { try visit($0); return true }
+        }
+        try flush()
+    }
+
+    /// One chunk of households through every household rule: the members read once, each
+    /// use's records once per type and condition (rules that read the same set share it).
+    func householdChunk(_ rules: [Rule], _ batch: [(id: String, record: Rec)], period: Period, reader: any RecordReader,
+                        emit: (RuleChunk) throws -> Void) throws {
+        let ids = batch.map(\.id)
+        let membersOf = try members(reader, ids)
+        func keys(_ u: Rule.Use, _ id: String, _ h: Rec) -> [String] {
+            switch u.type.subject {
+            case .person: return (membersOf[id] ?? []).compactMap { $0["id_number"]?.text }
+            case .household: return [id]
+            case .village: return [h["village_code"]?.text].compactMap { $0 }
+            case .none: return []
+            }
+        }
+        var lookups: [String: [String: [Rec]]] = [:]
+        let base = baseVars(period)
+        for rule in rules {
+            var byUse: [String: [String: [Rec]]] = [:]
+            for u in rule.uses {
+                let c = condition(u, period: period)
+                let lookup = [u.type.name, c?.sql ?? "", (c?.args ?? []).map(\.description).joined(separator: "\u{1E}")].joined(separator: "\u{1F}")
+                if lookups[lookup] == nil {
+                    lookups[lookup] = try related(reader, u, keys: batch.flatMap { keys(u, $0.id, $0.record) }, period: period)
+                }
+                byUse[u.name] = lookups[lookup]
+            }
+            var alerts: [Alert] = []
+            for (id, h) in batch {
                 let members = membersOf[id] ?? []
                 var vars = base
                 for (k, v) in h where !k.hasPrefix("_") { vars["household." + k] = v }
                 vars["household.members"] = .decimal(Double(members.count))
                 var sets: [String: [Rec]] = ["members": members]
                 for u in rule.uses {
-                    switch u.type.subject {
-                    case .person: sets[u.name] = try related(u, keys: members.compactMap { $0["id_number"]?.text })
-                    case .household: sets[u.name] = try related(u, keys: [id])
-                    case .village: sets[u.name] = try related(u, keys: [h["village_code"]?.text].compactMap { $0 })
-                    case .none: sets[u.name] = []
-                    }
+                    let found = byUse[u.name] ?? [:]
+                    sets[u.name] = window(keys(u, id, h).flatMap { found[$0] ?? [] }, u, period)
                 }
-                if let a = try fire(rule, Context(vars: vars, sets: sets), subject: id, household: id, village: h["village_code"]?.text, period: period,
-                                   index: out.count, pending: &pending) { out.append(a) }
-            }
-        case .person, .village, .group:
-            let trigger = rule.uses.first { $0.name == rule.trigger }!
-            let by = rule.by!
-            var groups: [String: [Rec]] = [:]
-            for r in window(try records(trigger, period: period), trigger, period) {
-                if let k = r[by]?.text { groups[k, default: []].append(r) }
-            }
-            // Group subjects: every set of the trigger's type, split by the subject key once.
-            var grouped: [String: [String: [Rec]]] = [:]
-            if rule.subject == .group {
-                for u in rule.uses where u.type.name == trigger.type.name {
-                    grouped[u.name] = Dictionary(grouping: window(try records(u, period: period), u, period), by: { $0[by]?.text ?? "" })
+                if let a = fire(rule, Context(vars: vars, sets: sets), subject: id, household: id, village: h["village_code"]?.text, period: period) {
+                    alerts.append(a)
                 }
             }
-            for key in groups.keys.sorted() {
-                if let only, !only.contains(key) { continue }
-                seen.insert(key)
-                var vars = base
-                var sets: [String: [Rec]] = [:]
-                var householdID: String? = nil
-                var village: String? = nil
-                switch rule.subject {
-                case .person:
-                    let p = personByID[key]
-                    vars["person.id"] = .text(key)
-                    vars["in_roster"] = .bool(p != nil)
-                    if let p { for (k, v) in p where !k.hasPrefix("_") { vars["person." + k] = v } }
-                    householdID = p?["household_id"]?.text
-                    if let hid = householdID, let h = households[hid] {
-                        for (k, v) in h where !k.hasPrefix("_") { vars["household." + k] = v }
-                        village = h["village_code"]?.text
-                    }
-                    sets["members"] = householdID.flatMap { membersOf[$0] } ?? []
-                    for u in rule.uses {
-                        if u.name == trigger.name { sets[u.name] = groups[key]!; continue }
-                        switch u.type.subject {
-                        case .person: sets[u.name] = try related(u, keys: [key])
-                        case .household: sets[u.name] = try related(u, keys: [householdID].compactMap { $0 })
-                        default: sets[u.name] = []
-                        }
-                    }
-                case .village:
-                    vars["village.code"] = .text(key)
-                    vars["village.roster_households"] = .decimal(Double(householdsInVillage[key] ?? 0))
-                    village = key
-                    for u in rule.uses {
-                        sets[u.name] = u.name == trigger.name ? groups[key]! : (u.type.subject == .village ? try related(u, keys: [key]) : [])
-                    }
-                default:
-                    vars["group.key"] = .text(key)
-                    for u in rule.uses { sets[u.name] = grouped[u.name]?[key] ?? [] }
-                }
-                if village == nil, let first = groups[key]?.first {
-                    // Outside the roster: route by the trigger record's own region (12-digit village code when given).
-                    village = trigger.type.fields.first { $0.type == .region }.flatMap { first[$0.name]?.text }
-                }
-                if let a = try fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period,
-                                   index: out.count, pending: &pending) { out.append(a) }
-            }
+            try emit(RuleChunk(rule: rule.name, subjectKind: rule.subject, period: period.description, alerts: alerts, evaluated: ids))
         }
-        try fillEvidence(&out, pending)
-        return out
     }
 
-    /// Fetches the whole department records behind the alerts' evidence, in batches of a few
-    /// thousand per type (so neither one query per record nor every record at once).
-    func fillEvidence(_ alerts: inout [Alert], _ pending: [PendingEvidence]) throws {
-        guard !pending.isEmpty else { return }
-        var byType: [String: [PendingEvidence]] = [:]
-        for p in pending { byType[p.type.name, default: []].append(p) }
-        var touched = Set<Int>()
-        for (_, list) in byType.sorted(by: { $0.key < $1.key }) {
-            for start in stride(from: 0, to: list.count, by: 5_000) {
-                let part = list[start..<min(start + 5_000, list.count)]
-                let fetched = try store.records(of: part.first!.type, ids: part.map(\.id))
-                for p in part {
-                    guard let r = fetched[p.id] else { continue }
-                    alerts[p.alert].evidence.append(Self.evidence(p.type, r))
-                    touched.insert(p.alert)
+    // MARK: Person, village and group subjects: brought in by the trigger's records
+
+    /// A subject brought in by the trigger: its key and the records of the trigger's type it
+    /// groups, per use of that type (windowed and filtered).
+    typealias Triggered = (key: String, sets: [String: [Rec]])
+
+    func evaluateTriggered(_ rule: Rule, period: Period, only: Set<String>?, reader: any RecordReader,
+                           emit: (RuleChunk) throws -> Void) throws {
+        guard let trigger = rule.uses.first(where: { $0.name == rule.trigger }), let by = rule.by, trigger.type.field(by) != nil else { return }
+        // A group subject reads every use of the trigger's type from the one walk; person and
+        // village subjects read the others through the link.
+        let walked = rule.subject == .group ? rule.uses.filter { $0.type.name == trigger.type.name } : [trigger]
+        let filter: SQLCondition? = {
+            var parts: [SQLCondition] = []
+            for u in walked {
+                guard let c = condition(u, period: period) else { return nil }
+                parts.append(c)
+            }
+            return parts.count == 1 ? parts[0] : (parts.map { "(\($0.sql))" }.joined(separator: " OR "), parts.flatMap(\.args))
+        }()
+        var batch: [Triggered] = []
+        var current: String? = nil
+        var rows: [Rec] = []
+        func close() throws {
+            guard let key = current else { return }
+            current = nil
+            var sets: [String: [Rec]] = [:]
+            for u in walked { sets[u.name] = window(rows, u, period) }
+            rows.removeAll(keepingCapacity: true)
+            guard !(sets[trigger.name] ?? []).isEmpty else { return }
+            if batch.count >= chunkSize {
+                try triggeredChunk(rule, trigger, batch, period: period, reader: reader, emit: emit)
+                batch.removeAll(keepingCapacity: true)
+            }
+            batch.append((key, sets))
+        }
+        try reader.scan(trigger.type, fields: fields(trigger.type), where: filter, orderBy: [by]) { r in
+            guard let k = r[by]?.text else { return true }
+            if let only, !only.contains(k) { return true }
+            if k != current { try close(); current = k }
+            rows.append(r)
+            return true
+        }
+        try close()
+        if !batch.isEmpty { try triggeredChunk(rule, trigger, batch, period: period, reader: reader, emit: emit) }
+    }
+
+    func triggeredChunk(_ rule: Rule, _ trigger: Rule.Use, _ batch: [Triggered], period: Period, reader: any RecordReader,
+                        emit: (RuleChunk) throws -> Void) throws {
+        let keys = batch.map(\.key)
+        var personByID: [String: Rec] = [:], householdByID: [String: Rec] = [:], membersOf: [String: [Rec]] = [:]
+        var byUse: [String: [String: [Rec]]] = [:]
+        var rosterHouseholds: [String: Int] = [:]
+        let others = rule.uses.filter { $0.name != trigger.name }
+        switch rule.subject {
+        case .person:
+            personByID = try persons(reader, keys)
+            let hids = Array(Set(personByID.values.compactMap { $0["household_id"]?.text }))
+            householdByID = try households(reader, hids)
+            if Self.readsMembers(rule) { membersOf = try members(reader, hids) }
+            for u in others {
+                switch u.type.subject {
+                case .person: byUse[u.name] = try related(reader, u, keys: keys, period: period)
+                case .household: byUse[u.name] = try related(reader, u, keys: hids, period: period)
+                default: break
                 }
             }
+        case .village:
+            if let ht = types["household"] {
+                rosterHouseholds = try reader.distinctCounts(of: ht, distinct: "household_id", by: "village_code", in: keys)
+            }
+            for u in others where u.type.subject == .village { byUse[u.name] = try related(reader, u, keys: keys, period: period) }
+        case .group, .household:
+            break
         }
-        for i in touched {
-            alerts[i].evidence = Array(Set(alerts[i].evidence)).sorted { ($0.type, $0.source, $0.row) < ($1.type, $1.source, $1.row) }
+        let base = baseVars(period)
+        var alerts: [Alert] = []
+        for (key, walked) in batch {
+            var vars = base
+            var sets: [String: [Rec]] = [:]
+            var householdID: String? = nil
+            var village: String? = nil
+            for u in rule.uses { sets[u.name] = walked[u.name] ?? window(byUse[u.name]?[key] ?? [], u, period) }
+            switch rule.subject {
+            case .person:
+                let p = personByID[key]
+                vars["person.id"] = .text(key)
+                vars["in_roster"] = .bool(p != nil)
+                if let p { for (k, v) in p where !k.hasPrefix("_") { vars["person." + k] = v } }
+                householdID = p?["household_id"]?.text
+                if let hid = householdID, let h = householdByID[hid] {
+                    for (k, v) in h where !k.hasPrefix("_") { vars["household." + k] = v }
+                    village = h["village_code"]?.text
+                }
+                sets["members"] = householdID.flatMap { membersOf[$0] } ?? []
+                for u in others where u.type.subject == .household {
+                    sets[u.name] = window(householdID.flatMap { byUse[u.name]?[$0] } ?? [], u, period)
+                }
+            case .village:
+                vars["village.code"] = .text(key)
+                vars["village.roster_households"] = .decimal(Double(rosterHouseholds[key] ?? 0))
+                village = key
+            case .group, .household:
+                vars["group.key"] = .text(key)
+            }
+            if village == nil, let first = walked[trigger.name]?.first {
+                // Outside the roster: route by the trigger record's own region (12-digit village code when given).
+                village = trigger.type.fields.first { $0.type == .region }.flatMap { first[$0.name]?.text }
+            }
+            if let a = fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period) {
+                alerts.append(a)
+            }
         }
+        try emit(RuleChunk(rule: rule.name, subjectKind: rule.subject, period: period.description, alerts: alerts, evaluated: keys))
     }
 
     static func evidence(_ type: RecordType, _ r: [String: Value]) -> Evidence {
         var fields: [String: String] = [:]
+        fields.reserveCapacity(type.fields.count)
         for f in type.fields { if let v = r[f.name], !v.isNull { fields[f.name] = v.description } }
         return Evidence(type: type.name, source: r["_source"]?.text ?? "", run: Int64(r["_run_id"]?.number ?? 0),
                         row: Int(r["_row"]?.number ?? 0), fields: fields)
@@ -387,8 +503,7 @@ public final class RuleEngine {
         }
     }
 
-    func fire(_ rule: Rule, _ ctx: Context, subject: String, household: String?, village: String?, period: Period,
-              index: Int, pending: inout [PendingEvidence]) throws -> Alert? {
+    func fire(_ rule: Rule, _ ctx: Context, subject: String, household: String?, village: String?, period: Period) -> Alert? {
         let lookup: (String) -> Value = { ctx.vars[$0] ?? .null }
         let agg: (String, String) -> Value? = { fn, arg in Self.aggregate(fn, arg, ctx.sets, rule) }
         guard ExpressionEvaluator.truth(ExpressionEvaluator.evaluate(rule.when, lookup, aggregate: agg)) == true else { return nil }
@@ -400,22 +515,21 @@ public final class RuleEngine {
             case .expression(let e): message += Self.display(ExpressionEvaluator.evaluate(e, lookup, aggregate: agg))
             }
         }
-        var evidence: [Evidence] = []
+        // The first 20 records of each set, whole; a record in several sets is evidence once.
+        var evidence: [(evidence: Evidence, id: Int64)] = []
+        var seen = Set<String>()
         for u in rule.uses {
-            for partial in (ctx.sets[u.name] ?? []).prefix(20) {
-                // The whole department record, fetched (in batches) only for alerts that fire.
-                if let id = partial["_id"]?.number {
-                    pending.append(PendingEvidence(alert: index, type: u.type, id: Int64(id)))
-                } else {
-                    evidence.append(Self.evidence(u.type, partial))
-                }
+            for r in (ctx.sets[u.name] ?? []).prefix(20) {
+                let id = Int64(r["_id"]?.number ?? 0)
+                guard seen.insert("\(u.type.name)\u{1F}\(id)").inserted else { continue }
+                evidence.append((Self.evidence(u.type, r), id))
             }
         }
+        evidence.sort { ($0.evidence.type, $0.evidence.source, $0.evidence.row, $0.id) < ($1.evidence.type, $1.evidence.source, $1.evidence.row, $1.id) }
         let township = village.flatMap { $0.count >= 9 ? String($0.prefix(9)) : nil }
         return Alert(rule: rule.name, title: rule.title, severity: rule.severity, subjectKind: rule.subject, subjectID: subject,
                      householdID: household, villageCode: village, townshipCode: township, period: period.description,
-                     message: message, evidence: Array(Set(evidence)).sorted { ($0.type, $0.source, $0.row) < ($1.type, $1.source, $1.row) },
-                     ruleVersion: rule.version)
+                     message: message, evidence: evidence.map(\.evidence), ruleVersion: rule.version)
     }
 
     static func aggregate(_ fn: String, _ arg: String, _ sets: [String: [Rec]], _ rule: Rule) -> Value? {
@@ -492,22 +606,37 @@ extension RuleEngine {
         typeNames.formUnion(["household", "person"])
         let groupFields = Dictionary(grouping: rules.filter { $0.subject != .household }, by: { r in r.uses.first { $0.name == r.trigger }!.type.name })
             .mapValues { $0.compactMap(\.by) }
-        for name in typeNames.sorted() {
-            guard let t = types[name] else { continue }
-            for r in try records(t) where Int64(r["_run_id"]?.number ?? -1) == runID {
-                for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
-                if let h = r["household_id"]?.text { out.insert(h) }
-                if name == "household", let h = r["household_id"]?.text {
-                    // A household's change concerns its village (村级 rules) and its members (person rules).
-                    if let v = r["village_code"]?.text { out.insert(v) }
-                    for m in membersOf[h] ?? [] { if let id = m["id_number"]?.text { out.insert(id) } }
+        try store.reading { reader in
+            var changedHouseholds = Set<String>(), personLinks = Set<String>(), villageLinks = Set<String>()
+            for name in typeNames.sorted() {
+                guard let t = types[name] else { continue }
+                var wanted = Set(fields(t)).union(["household_id", "village_code"]).union(groupFields[name] ?? [])
+                if let l = t.link { wanted.insert(l) }
+                try reader.scan(t, fields: Array(wanted), where: ("_run_id = ?", [.integer(runID)]), orderBy: []) { r in
+                    for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
+                    if let h = r["household_id"]?.text { out.insert(h) }
+                    if name == "household", let h = r["household_id"]?.text {
+                        // A household's change concerns its village (村级 rules) and its members (person rules).
+                        if let v = r["village_code"]?.text { out.insert(v) }
+                        changedHouseholds.insert(h)
+                    }
+                    guard let link = t.link, let v = r[link]?.text else { return true }
+                    out.insert(v)
+                    switch t.subject {
+                    case .person: personLinks.insert(v)
+                    case .village: villageLinks.insert(v)
+                    default: break
+                    }
+                    return true
                 }
-                guard let link = t.link, let v = r[link]?.text else { continue }
-                out.insert(v)
-                switch t.subject {
-                case .person: if let h = personByID[v]?["household_id"]?.text { out.insert(h) }
-                case .village: for (id, h) in households where h["village_code"]?.text == v { out.insert(id) }
-                default: break
+            }
+            for members in try members(reader, Array(changedHouseholds)).values {
+                for m in members { if let id = m["id_number"]?.text { out.insert(id) } }
+            }
+            for p in try persons(reader, Array(personLinks)).values { if let h = p["household_id"]?.text { out.insert(h) } }
+            if let ht = types["household"] {
+                for h in try reader.records(of: ht, fields: ["household_id"], whereField: "village_code", in: Array(villageLinks), and: nil) {
+                    if let id = h["household_id"]?.text { out.insert(id) }
                 }
             }
         }

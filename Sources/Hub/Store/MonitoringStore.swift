@@ -136,12 +136,33 @@ public protocol MonitoringStore: AnyObject, Sendable {
     /// Only the named fields (and `_id`, `_run_id`) of every record of a type:
     /// what rule evaluation needs, without holding whole tables in memory.
     func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]]
-    /// Many records by `_id`, every field, in one read (evidence for a rule's alerts).
-    func records(of type: RecordType, ids: [Int64]) throws -> [Int64: [String: Value]]
+    /// Runs `body` with a reader over one consistent snapshot of the records (one read
+    /// transaction): how rule evaluation walks tables of millions of records in order, a few
+    /// thousand subjects at a time, without holding them in memory.
+    func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T
     /// How many records of a type a source holds.
     func recordCount(of type: RecordType, source: String?) throws -> Int
     /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).
     func changes(of type: RecordType, source: String?) throws -> [RecordChange]
+}
+
+/// A piece of SQL with its arguments (a filter on a record table).
+public typealias SQLCondition = (sql: String, args: [Value])
+
+/// Reads records inside one snapshot (see `MonitoringStore.reading`). Records come as
+/// dictionaries of the named fields plus their provenance (`_id`, `_run_id`, `_source`,
+/// `_row`); empty fields are left out.
+public protocol RecordReader: AnyObject {
+    /// Every record passing `filter`, ordered by `orderBy` and then `_id`; `body` returns false to stop.
+    /// Streams: only the current record is held.
+    func scan(_ type: RecordType, fields: [String], where filter: SQLCondition?, orderBy: [String],
+              _ body: ([String: Value]) throws -> Bool) throws
+    /// The records whose `field` is one of `values` (and that pass `filter`), ordered by that
+    /// field and then `_id`; looked up through the field's index when it has one.
+    func records(of type: RecordType, fields: [String], whereField field: String, in values: [String],
+                 and filter: SQLCondition?) throws -> [[String: Value]]
+    /// For each value of `field` among `values`: how many distinct values of `distinct` its records have.
+    func distinctCounts(of type: RecordType, distinct: String, by field: String, in values: [String]) throws -> [String: Int]
 }
 
 public struct RecordChange: Sendable, Hashable {

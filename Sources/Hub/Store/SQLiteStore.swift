@@ -308,140 +308,6 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
 
     // MARK: Alerts and cases
 
-    /// Stores a period's alerts: one per (rule, subject, period), merged into one open case per
-    /// household (or per subject outside the roster). Returns how many alerts and cases are new.
-    @discardableResult
-    public func saveAlerts(_ alerts: [Alert], deadlineDays: Int = 15, evaluatedRun: Int64? = nil,
-                           withdraw: (period: String, evaluated: [String: Set<String>])? = nil) throws -> (newAlerts: Int, newCases: Int, updated: Int) {
-        try pool.write { db in
-            // Per-row change counters off for this transaction; moved once at the end.
-            try db.execute(sql: "UPDATE store_versions SET n = 1 WHERE name = 'bulk'")
-            if let evaluatedRun { try db.execute(sql: "UPDATE runs SET rules_evaluated = 1 WHERE id = ?", arguments: [evaluatedRun]) }
-            if let withdraw {
-                // An alert whose condition no longer holds on newer data (the roster arrived after the
-                // claims, a department corrected its file) is withdrawn while nobody has worked on it.
-                let raised = Set(alerts.map { "\($0.rule)\u{1F}\($0.subjectID)" })
-                for (rule, subjects) in withdraw.evaluated {
-                    let existing = try Row.fetchAll(db, sql: """
-                        SELECT a.id, a.subject_id, a.case_id FROM alerts a JOIN cases c ON c.id = a.case_id
-                        WHERE a.rule = ? AND a.period = ? AND c.status = 'open'
-                          AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.case_id = c.id)
-                          AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id)
-                        """, arguments: [rule, withdraw.period])
-                    for a in existing {
-                        let subject: String = a["subject_id"]
-                        guard subjects.contains(subject), !raised.contains("\(rule)\u{1F}\(subject)") else { continue }
-                        try db.execute(sql: "DELETE FROM alerts WHERE id = ?", arguments: [a["id"] as Int64])
-                        try db.execute(sql: "DELETE FROM cases WHERE id = ? AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = ?)",
-                                       arguments: [a["case_id"] as Int64, a["case_id"] as Int64])
-                    }
-                }
-            }
-            var newAlerts = 0, newCases = 0, updated = 0
-            let now = Self.now()
-            let today = CivilDate.today
-            var versions: [Int64: String] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT id, source, mapping_version FROM runs") {
-                versions[r["id"]] = (r["source"] as String) + "@" + (r["mapping_version"] as String)
-            }
-            let rank = ["high": 3, "medium": 2, "low": 1]
-            // What the store already holds for these periods, read once (a province's month can
-            // raise hundreds of thousands of alerts; one lookup query per alert was the cost).
-            // Evidence is kept as a fingerprint of its JSON: enough to tell a change, a fraction of the memory.
-            struct Existing { var id: Int64; var message: String; var evidence: UInt64; var caseID: Int64; var caseKey: String }
-            var existingAlerts: [String: Existing] = [:]
-            var cases: [String: (id: Int64, severity: String)] = [:]
-            for period in Set(alerts.map(\.period)) {
-                let rows = try Row.fetchCursor(db, sql: """
-                    SELECT a.id, a.rule, a.subject_kind, a.subject_id, a.message, a.evidence, a.case_id, c.case_key
-                    FROM alerts a JOIN cases c ON c.id = a.case_id WHERE a.period = ?
-                    """, arguments: [period])
-                while let r = try rows.next() {
-                    existingAlerts["\(r["rule"] as String)\u{1F}\(r["subject_kind"] as String)\u{1F}\(r["subject_id"] as String)\u{1F}\(period)"] =
-                        Existing(id: r["id"], message: r["message"], evidence: Hashing.fnv1a((r["evidence"] as String).utf8), caseID: r["case_id"], caseKey: r["case_key"])
-                }
-                let caseRows = try Row.fetchCursor(db, sql: "SELECT id, case_key, severity FROM cases WHERE period = ?", arguments: [period])
-                while let r = try caseRows.next() {
-                    cases["\(r["case_key"] as String)\u{1F}\(period)"] = (r["id"], r["severity"])
-                }
-            }
-            let insertCase = try db.cachedStatement(sql: """
-                INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let raiseSeverity = try db.cachedStatement(sql: "UPDATE cases SET severity = ? WHERE id = ?")
-            let insertAlert = try db.cachedStatement(sql: """
-                INSERT INTO alerts (rule, title, severity, subject_kind, subject_id, period, household_id, township_code, village_code,
-                                    message, evidence, rule_version, mapping_versions, case_id, raised_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            let deadline = today.adding(days: deadlineDays).description
-            func caseFor(_ a: Alert) throws -> Int64 {
-                let key = "\(a.caseKey)\u{1F}\(a.period)"
-                if let c = cases[key] {
-                    if rank[a.severity.rawValue]! > rank[c.severity] ?? 0 {
-                        try raiseSeverity.execute(arguments: [a.severity.rawValue, c.id])
-                        cases[key] = (c.id, a.severity.rawValue)
-                    }
-                    return c.id
-                }
-                try insertCase.execute(arguments: [a.caseKey, a.period, a.householdID, a.householdID != nil ? "household" : a.subjectKind.rawValue,
-                                                   a.householdID ?? a.subjectID, a.townshipCode, a.villageCode, a.severity.rawValue, now, deadline])
-                newCases += 1
-                cases[key] = (db.lastInsertedRowID, a.severity.rawValue)
-                return db.lastInsertedRowID
-            }
-            func unworked(_ caseID: Int64) throws -> Bool {
-                try Row.fetchOne(db, sql: """
-                    SELECT 1 FROM cases c WHERE c.id = ? AND c.status = 'open'
-                      AND NOT EXISTS (SELECT 1 FROM visits v WHERE v.case_id = c.id)
-                      AND NOT EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id)
-                    """, arguments: [caseID]) != nil
-            }
-            for a in alerts {
-                let evidence = Evidence.json(a.evidence)
-                let evidenceHash = Hashing.fnv1a(evidence.utf8)
-                let mappingVersions = Set(a.evidence.compactMap { versions[$0.run] }).sorted().joined(separator: ",")
-                let alertKey = "\(a.rule)\u{1F}\(a.subjectKind.rawValue)\u{1F}\(a.subjectID)\u{1F}\(a.period)"
-                if let existing = existingAlerts[alertKey] {
-                    let alertID = existing.id, oldCase = existing.caseID
-                    if existing.caseKey != a.caseKey, try unworked(oldCase) {
-                        // Newer data routes the subject elsewhere (the person turned out to be in the
-                        // roster): move the alert to that household's case.
-                        let target = try caseFor(a)
-                        try db.execute(sql: """
-                            UPDATE alerts SET case_id = ?, household_id = ?, township_code = ?, village_code = ?, message = ?, evidence = ?,
-                                   rule_version = ?, mapping_versions = ?, updated_at = ? WHERE id = ?
-                            """, arguments: [target, a.householdID, a.townshipCode, a.villageCode, a.message, evidence, a.ruleVersion, mappingVersions, now, alertID])
-                        try db.execute(sql: "DELETE FROM cases WHERE id = ? AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = ?)", arguments: [oldCase, oldCase])
-                        if db.changesCount > 0 { cases = cases.filter { $0.value.id != oldCase } }
-                        existingAlerts[alertKey] = Existing(id: alertID, message: a.message, evidence: evidenceHash, caseID: target, caseKey: a.caseKey)
-                        updated += 1
-                    } else if existing.message != a.message || existing.evidence != evidenceHash {
-                        try db.execute(sql: "UPDATE alerts SET message = ?, evidence = ?, rule_version = ?, mapping_versions = ?, updated_at = ? WHERE id = ?",
-                                       arguments: [a.message, evidence, a.ruleVersion, mappingVersions, now, alertID])
-                        existingAlerts[alertKey] = Existing(id: alertID, message: a.message, evidence: evidenceHash, caseID: oldCase, caseKey: existing.caseKey)
-                        updated += 1
-                    }
-                    continue
-                }
-                let caseID = try caseFor(a)
-                try insertAlert.execute(arguments: [a.rule, a.title, a.severity.rawValue, a.subjectKind.rawValue, a.subjectID, a.period, a.householdID,
-                                                    a.townshipCode, a.villageCode, a.message, evidence, a.ruleVersion, mappingVersions, caseID, now, now])
-                existingAlerts[alertKey] = Existing(id: db.lastInsertedRowID, message: a.message, evidence: evidenceHash, caseID: caseID, caseKey: a.caseKey)
-                newAlerts += 1
-            }
-            // Every township's inbox may have changed (withdrawn, re-routed, new): move every
-            // counter, creating those of townships that had none.
-            try db.execute(sql: "UPDATE store_versions SET n = n + 1 WHERE name = 'cases' OR name GLOB 'cases:*'")
-            for t in Set(alerts.map { $0.townshipCode ?? "" }) {
-                try db.execute(sql: "INSERT INTO store_versions (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1", arguments: ["cases:" + t])
-            }
-            try db.execute(sql: "UPDATE store_versions SET n = 0 WHERE name = 'bulk'")
-            return (newAlerts, newCases, updated)
-        }
-    }
-
     // MARK: Feed-delivery alerts (for operators, separate from household cases)
 
     /// Raises a late / empty / shrunken / failed delivery alert once per (source, period, kind).
@@ -539,9 +405,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             ]
             cols += t.fields.map { "\(quote($0.name)) \($0.type.sqlType)" }
             try db.execute(sql: "CREATE TABLE \(table) (\(cols.joined(separator: ", ")), UNIQUE(_source, _key))")
-            if let link = t.link {
-                try db.execute(sql: "CREATE INDEX \(quote(t.tableName + "_link")) ON \(table)(\(quote(link)))")
-            }
+            try lookupIndexes(t, db)
             return
         }
         // Extend: add columns for new fields; a field whose type changed cannot be altered in place.
@@ -554,6 +418,19 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
             } else {
                 try db.execute(sql: "ALTER TABLE \(table) ADD COLUMN \(quote(f.name)) \(f.type.sqlType)")
             }
+        }
+        try lookupIndexes(t, db)
+    }
+
+    /// The indexes rule evaluation looks records up by: the type's link field, and a household
+    /// id (a person's household: whose members a household rule reads).
+    static func lookupIndexes(_ t: RecordType, _ db: Database) throws {
+        let table = quote(t.tableName)
+        if let link = t.link {
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(quote(t.tableName + "_link")) ON \(table)(\(quote(link)))")
+        }
+        if t.link != "household_id", t.field("household_id") != nil {
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(quote(t.tableName + "_household")) ON \(table)(\"household_id\")")
         }
     }
 
@@ -653,49 +530,15 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     }
 
     public func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])? = nil) throws -> [[String: Value]] {
-        let wanted = type.fields.filter { fields.contains($0.name) }
-        return try pool.read { db in
-            guard try db.tableExists(type.tableName) else { return [] }
-            let cols = (["_id", "_run_id"] + wanted.map { Self.quote($0.name) }).joined(separator: ", ")
-            let whereSQL = filter.map { " WHERE " + $0.sql } ?? ""
-            let args = StatementArguments((filter?.args ?? []).map(Self.databaseValue))
-            let cursor = try Row.fetchCursor(db, sql: "SELECT \(cols) FROM \(Self.quote(type.tableName))\(whereSQL) ORDER BY _id", arguments: args)
+        try reading { reader in
             var out: [[String: Value]] = []
-            while let row = try cursor.next() {
-                var d: [String: Value] = ["_id": .integer(row[0]), "_run_id": .integer(row[1])]
-                d.reserveCapacity(wanted.count + 2)
-                for (i, f) in wanted.enumerated() {
-                    let v = Self.value(row[i + 2], f.type)
-                    if !v.isNull { d[f.name] = v }
-                }
-                out.append(d)
-            }
+            try reader.scan(type, fields: fields, where: filter, orderBy: []) { out.append($0); return true }
             return out
         }
     }
 
-    public func records(of type: RecordType, ids: [Int64]) throws -> [Int64: [String: Value]] {
-        let unique = Array(Set(ids)).sorted()
-        guard !unique.isEmpty else { return [:] }
-        return try pool.read { db in
-            guard try db.tableExists(type.tableName) else { return [:] }
-            var out: [Int64: [String: Value]] = [:]
-            out.reserveCapacity(unique.count)
-            let chunk = 500
-            for start in stride(from: 0, to: unique.count, by: chunk) {
-                let part = unique[start..<min(start + chunk, unique.count)]
-                let marks = Array(repeating: "?", count: part.count).joined(separator: ",")
-                let sql = "SELECT * FROM \(Self.quote(type.tableName)) WHERE _id IN (\(marks))"
-                let statement = part.count == chunk ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
-                let rows = try Row.fetchCursor(statement, arguments: StatementArguments(Array(part)))
-                while let row = try rows.next() {
-                    var r: [String: Value] = ["_source": .text(row["_source"]), "_run_id": .integer(row["_run_id"]), "_row": .integer(row["_row"])]
-                    for f in type.fields { r[f.name] = Self.value(row[f.name], f.type) }
-                    out[row["_id"]] = r
-                }
-            }
-            return out
-        }
+    public func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T {
+        try pool.read { db in try body(SQLiteRecordReader(db)) }
     }
 
     public func recordCount(of type: RecordType, source: String? = nil) throws -> Int {
