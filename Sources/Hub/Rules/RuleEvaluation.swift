@@ -43,7 +43,7 @@ extension RuleEngine {
     /// transaction. Memory stays at a few chunks whatever the number of subjects and alerts.
     public func evaluateAndStore(period: Period, only: Set<String>? = nil, into store: SQLiteStore, evaluatedRun: Int64? = nil,
                                  deadlineDays: Int = 15, keepAlerts: Bool = false) throws -> RuleEvaluation {
-        let queue = BoundedQueue<RuleChunk>(capacity: 4)
+        let queue = BoundedQueue<RuleChunk>(capacity: 2)
         let job = EvaluationJob(engine: self, period: period, only: only, queue: queue)
         let thread = Thread { [job] in job.run() }
         thread.stackSize = 8 << 20
