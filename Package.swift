@@ -104,8 +104,6 @@ let package = Package(
             dependencies: [
                 "Hub", "Connectors", "SimCounty", "HubWeb", "hubd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // To change a store's records by hand (a department's correction) in tests.
-                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -34,8 +34,8 @@ func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID
         clock = Date()
     }
     let engine = try RuleEngine(rules: rules, params: params, types: types, store: db)
-    let only = try runID.map { try engine.subjects(touchedBy: $0) }
-    if only != nil { lap("subjects touched by the run") }
+    let only = try runID.flatMap { try engine.subjects(touchedBy: $0) }
+    if runID != nil { lap("subjects touched by the run") }
     let result = try engine.evaluateAndStore(period: period, only: only, into: db, evaluatedRun: runID, keepAlerts: keepAlerts)
     lap("evaluate and store (evaluator waited \(String(format: "%.2f", result.evaluatorWaited)) s, writer waited \(String(format: "%.2f", result.writerWaited)) s)")
     let saved = result.totals
@@ -109,27 +109,36 @@ struct AlertsCommand: ParsableCommand {
             guard ["csv", "json"].contains(format) else { throw ValidationError("--format 应为 csv 或 json") }
             let p = try parsePeriod(period)
             let db = try SQLiteStore(path: store.db)
-            let rows = try db.query("""
-                SELECT a.rule, a.title, a.severity, a.subject_kind, a.subject_id, a.household_id, a.township_code, a.village_code,
-                       a.case_id, a.message, a.raised_at FROM alerts a WHERE a.period = ? ORDER BY a.case_id, a.rule
-                """, [p.description])
-            try db.audit(NSUserName(), "导出预警", target: p.description, detail: "命令行，\(rows.count) 条\(unmasked ? "，完整身份证号" : "")", address: "local")
+            let count = try db.query("SELECT count(*) AS n FROM alerts WHERE period = ?", [p.description]).first?["n"] ?? "0"
+            try db.audit(NSUserName(), "导出预警", target: p.description, detail: "命令行，\(count) 条\(unmasked ? "，完整身份证号" : "")", address: "local")
             let cols = ["rule", "title", "severity", "subject_kind", "subject_id", "household_id", "township_code", "village_code", "case_id", "message", "raised_at"]
             func shown(_ r: [String: String], _ c: String) -> String {
                 let v = r[c] ?? ""
-                return c == "subject_id" && r["subject_kind"] == "person" && !unmasked ? ResidentID.mask(v) : v
+                if unmasked { return v }
+                if c == "subject_id" && r["subject_kind"] == "person" { return ResidentID.mask(v) }
+                return c == "message" ? ResidentID.maskEmbedded(v) : v
             }
-            if format == "csv" {
-                var out = "\u{FEFF}" + ["规则", "名称", "严重度", "对象类型", "对象", "户编号", "乡镇代码", "村代码", "案件号", "说明", "预警时间"].joined(separator: ",") + "\r\n"
-                for r in rows { out += cols.map { CSVText.cell(shown(r, $0)) }.joined(separator: ",") + "\r\n" }
+            // Streamed: one row at a time, written out in 64 KB pieces.
+            var out = format == "csv" ? "\u{FEFF}" + ["规则", "名称", "严重度", "对象类型", "对象", "户编号", "乡镇代码", "村代码", "案件号", "说明", "预警时间"].joined(separator: ",") + "\r\n" : ""
+            func flush(_ force: Bool) {
+                guard force || out.utf8.count >= 1 << 16 else { return }
                 FileHandle.standardOutput.write(Data(out.utf8))
-            } else {
-                for r in rows {
+                out = ""
+            }
+            try db.forEachRow("""
+                SELECT a.rule, a.title, a.severity, a.subject_kind, a.subject_id, a.household_id, a.township_code, a.village_code,
+                       a.case_id, a.message, a.raised_at FROM alerts a WHERE a.period = ? ORDER BY a.case_id, a.rule
+                """, [p.description]) { r in
+                if format == "csv" {
+                    out += cols.map { CSVText.cell(shown(r, $0)) }.joined(separator: ",") + "\r\n"
+                } else {
                     var o: [String: String] = [:]
                     for c in cols { o[c] = shown(r, c) }
-                    print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+                    out += String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
                 }
+                flush(false)
             }
+            flush(true)
         }
     }
 }

@@ -3,6 +3,7 @@ import Testing
 import ArgumentParser
 @testable import Hub
 @testable import hubd
+import SimCounty
 
 /// The commands an operator types, run in-process.
 @Suite struct CommandLineTests {
@@ -48,5 +49,37 @@ import ArgumentParser
                                          sample: mappings + "/samples/yibao_setl_202610.csv", period: Period("2026-10")!)
         #expect(result.read == 47 && result.records.count == 40 && result.rejected.count == 6 && result.skipped == 1)
         #expect(result.rejected.map(\.0) == [23, 24, 25, 47, 48, 49])
+    }
+}
+
+/// What a command writes to standard output, captured through a temporary file.
+func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
+    let url = scratchDirectory("stdout").appendingPathComponent("out.txt")
+    FileManager.default.createFile(atPath: url.path, contents: nil)
+    let file = try FileHandle(forWritingTo: url)
+    fflush(nil)
+    let saved = dup(1)
+    dup2(file.fileDescriptor, 1)
+    defer { fflush(nil); dup2(saved, 1); close(saved); try? file.close() }
+    try body()
+    fflush(nil)
+    return String(decoding: try Data(contentsOf: url), as: UTF8.self)   // keeps a byte-order mark
+}
+
+@Suite(.serialized) struct AlertExportTests {
+    @Test func theExportStreamsEveryAlertWithIDNumbersMaskedAndIsAudited() throws {
+        let county = try RulesTests.pulledCounty()
+        let period = county.sim.county.config.period
+        let stored = try county.engine().evaluateAndStore(period: period, into: county.store).totals.alerts
+        let args = ["--period", period.description, "--db", county.store.path, "--mappings", repoRoot.appendingPathComponent("Mappings").path]
+        let csv = try capturingStandardOutput { try AlertsCommand.Export.parse(args).run() }
+        let lines = csv.split(separator: "\r\n")
+        #expect(lines.count == stored + 1 && lines[0].hasPrefix("\u{FEFF}规则,名称"))
+        let persons = try county.store.query("SELECT subject_id FROM alerts WHERE subject_kind = 'person'").map { $0["subject_id"]! }
+        #expect(!persons.isEmpty && persons.allSatisfy { !csv.contains($0) && csv.contains(ResidentID.mask($0)) })
+        let json = try capturingStandardOutput { try AlertsCommand.Export.parse(args + ["--format", "json", "--unmasked"]).run() }
+        #expect(json.split(separator: "\n").count == stored && persons.allSatisfy { json.contains("\"\($0)\"") })
+        let audit = try county.store.auditLog(limit: 10).filter { $0.action == "导出预警" }
+        #expect(audit.count == 2 && audit.contains { $0.detail.contains("完整身份证号") && $0.detail.contains("\(stored) 条") })
     }
 }

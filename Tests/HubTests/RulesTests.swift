@@ -91,7 +91,9 @@ import SimCounty
     @Test func afterAPullOnlyTouchedSubjectsAreEvaluated() throws {
         let county = try Self.pulledCounty()
         let engine = try county.engine()
-        let touched = try engine.subjects(touchedBy: county.runs["canlian"]!)
+        let touched = try #require(try engine.subjects(touchedBy: county.runs["canlian"]!))
+        // A run that touched more subjects than the limit: everything is evaluated instead.
+        #expect(try engine.subjects(touchedBy: county.runs["canlian"]!, limit: touched.count - 1) == nil)
         let incremental = try engine.evaluate(period: county.sim.county.config.period, only: touched)
         let full = try engine.evaluate(period: county.sim.county.config.period)
         // Every alert that depends on 残联 records is found by the incremental pass…

@@ -89,9 +89,10 @@ public struct RuleChunk: Sendable {
 ///
 /// Streams: the subjects of a rule are walked in key order from the store (households from
 /// the roster; persons, villages and groups from the trigger's records sorted by their key)
-/// and evaluated `chunkSize` at a time; the roster entries and records a chunk needs are looked
-/// up through the link indexes, its alerts handed on, and nothing is kept. Memory follows the
-/// chunk, not the roster or the feeds.
+/// and evaluated a chunk at a time (at most `chunkSize` subjects, and fewer when they have many
+/// records: about `chunkRecords` records a chunk); the roster entries and records a chunk needs
+/// are looked up through the link indexes, its alerts handed on, and nothing is kept. Memory
+/// follows the chunk, not the roster or the feeds.
 public final class RuleEngine {
     typealias Rec = [String: Value]
 
@@ -101,6 +102,11 @@ public final class RuleEngine {
     let store: any MonitoringStore
     /// Subjects evaluated together: their records are read with one lookup per use.
     public var chunkSize = 2_000
+    /// About how many records a chunk's subjects may bring (their sets, and the evidence of
+    /// their alerts, are in memory together): a province's month with dozens of claims a person
+    /// must not make chunks of a hundred thousand records. (20 million claims, 30 a person:
+    /// 10,000 → 109 MB peak, 5,000 → 97 MB, and no slower.)
+    public var chunkRecords = 5_000
     /// The fields each type's records are loaded with: those the rules name, plus links and dates.
     private var needed: [String: Set<String>] = [:]
 
@@ -136,33 +142,20 @@ public final class RuleEngine {
         references(rule).contains { $0 == "members" || $0.hasPrefix("members.") }
     }
 
-    /// Every field name a rule can reach, per record type.
+    /// The fields each type's records are read with. A rule's sets are read whole: an alert's
+    /// evidence is the whole department record, taken from the set as it is (a second read by
+    /// id, a random page per record, was most of the time of a large evaluation). Of the
+    /// roster, only the fields the rules name, the links and the village.
     static func neededFields(_ rules: [Rule], _ types: TypeCatalog) -> [String: Set<String>] {
         var need: [String: Set<String>] = ["household": ["household_id", "village_code"], "person": ["id_number", "household_id"]]
-        let names = Self.names
         for rule in rules {
-            let refs = references(rule)
-            for r in refs {
+            for r in references(rule) {
                 let parts = r.split(separator: ".", maxSplits: 1).map(String.init)
                 guard parts.count == 2 else { continue }
                 if parts[0] == "household" { need["household", default: []].insert(parts[1]) }
                 else if parts[0] == "person" || parts[0] == "members" { need["person", default: []].insert(parts[1]) }
-                else if let u = rule.uses.first(where: { $0.name == parts[0] }) { need[u.type.name, default: []].insert(parts[1]) }
             }
-            for u in rule.uses {
-                var set = need[u.type.name, default: []]
-                if let l = u.type.link { set.insert(l) }
-                if let d = u.dateField { set.insert(d) }
-                if u.name == rule.trigger, let by = rule.by { set.insert(by) }
-                set.formUnion(names(u.filter))
-                for c in u.computed { set.formUnion(names(c.expression)) }
-                for f in u.type.fields where f.type == .region { set.insert(f.name) }
-                // A set's records are read whole: an alert's evidence is the whole department
-                // record, taken from the set as it is (a second read by id, a random page per
-                // record, was most of the time of a large evaluation).
-                set.formUnion(u.type.fields.map(\.name))
-                need[u.type.name] = set
-            }
+            for u in rule.uses { need[u.type.name, default: []].formUnion(u.type.fields.map(\.name)) }
         }
         return need
     }
@@ -271,16 +264,21 @@ public final class RuleEngine {
                             emit: (RuleChunk) throws -> Void) throws {
         guard let ht = types["household"], ht.field("household_id") != nil else { return }
         var batch: [(id: String, record: Rec)] = []
+        // How many households the next chunk takes: fewer when the last ones brought many records
+        // (the first guess: a household and its members, about four).
+        var size = max(1, min(chunkSize, chunkRecords / 4))
         func flush() throws {
             guard !batch.isEmpty else { return }
-            try householdChunk(rules, batch, period: period, reader: reader, emit: emit)
+            let records = try householdChunk(rules, batch, period: period, reader: reader, emit: emit)
+            let perHousehold = max(Double(records) / Double(batch.count), 1)
+            size = max(1, Int(min(Double(chunkSize), Double(chunkRecords) / perHousehold)))
             batch.removeAll(keepingCapacity: true)
         }
         func visit(_ r: Rec) throws {
             guard case .text(let id) = r["household_id"] ?? .null else { return }
             // Several records of one household (two sources): the last read stands.
             if let last = batch.last, last.id == id { batch[batch.count - 1].record = r; return }
-            if batch.count >= chunkSize { try flush() }
+            if batch.count >= size { try flush() }
             batch.append((id, r))
         }
         if let only {
@@ -297,10 +295,13 @@ public final class RuleEngine {
 
     /// One chunk of households through every household rule: the members read once, each
     /// use's records once per type and condition (rules that read the same set share it).
+    /// Returns how many records it read.
+    @discardableResult
     func householdChunk(_ rules: [Rule], _ batch: [(id: String, record: Rec)], period: Period, reader: any RecordReader,
-                        emit: (RuleChunk) throws -> Void) throws {
+                        emit: (RuleChunk) throws -> Void) throws -> Int {
         let ids = batch.map(\.id)
         let membersOf = try members(reader, ids)
+        var records = batch.count + membersOf.values.reduce(0) { $0 + $1.count }
         func keys(_ u: Rule.Use, _ id: String, _ h: Rec) -> [String] {
             switch u.type.subject {
             case .person: return (membersOf[id] ?? []).compactMap { $0["id_number"]?.text }
@@ -317,7 +318,9 @@ public final class RuleEngine {
                 let c = condition(u, period: period)
                 let lookup = [u.type.name, c?.sql ?? "", (c?.args ?? []).map(\.description).joined(separator: "\u{1E}")].joined(separator: "\u{1F}")
                 if lookups[lookup] == nil {
-                    lookups[lookup] = try related(reader, u, keys: batch.flatMap { keys(u, $0.id, $0.record) }, period: period)
+                    let found = try related(reader, u, keys: batch.flatMap { keys(u, $0.id, $0.record) }, period: period)
+                    records += found.values.reduce(0) { $0 + $1.count }
+                    lookups[lookup] = found
                 }
                 byUse[u.name] = lookups[lookup]
             }
@@ -338,6 +341,7 @@ public final class RuleEngine {
             }
             try emit(RuleChunk(rule: rule.name, subjectKind: rule.subject, period: period.description, alerts: alerts, evaluated: ids))
         }
+        return records
     }
 
     // MARK: Person, village and group subjects: brought in by the trigger's records
@@ -361,6 +365,7 @@ public final class RuleEngine {
             return parts.count == 1 ? parts[0] : (parts.map { "(\($0.sql))" }.joined(separator: " OR "), parts.flatMap(\.args))
         }()
         var batch: [Triggered] = []
+        var batchRecords = 0
         var current: String? = nil
         var rows: [Rec] = []
         func close() throws {
@@ -370,11 +375,14 @@ public final class RuleEngine {
             for u in walked { sets[u.name] = window(rows, u, period) }
             rows.removeAll(keepingCapacity: true)
             guard !(sets[trigger.name] ?? []).isEmpty else { return }
-            if batch.count >= chunkSize {
+            let records = sets.values.reduce(0) { $0 + $1.count }
+            if !batch.isEmpty, batch.count >= chunkSize || batchRecords + records > chunkRecords {
                 try triggeredChunk(rule, trigger, batch, period: period, reader: reader, emit: emit)
                 batch.removeAll(keepingCapacity: true)
+                batchRecords = 0
             }
             batch.append((key, sets))
+            batchRecords += records
         }
         try reader.scan(trigger.type, fields: fields(trigger.type), where: filter, orderBy: [by]) { r in
             guard let k = r[by]?.text else { return true }
@@ -600,8 +608,12 @@ extension Value {
 extension RuleEngine {
     /// The subjects a run's new or changed records concern: their households, persons,
     /// villages and group keys. Evaluating only these after a pull keeps it incremental.
-    public func subjects(touchedBy runID: Int64) throws -> Set<String> {
+    /// Nil when the run touched more than `limit` of them (a first pull, a new month): then
+    /// everything is evaluated, which gives the same alerts without holding a list as long as
+    /// the feed.
+    public func subjects(touchedBy runID: Int64, limit: Int = 100_000) throws -> Set<String>? {
         var out = Set<String>()
+        var tooMany = false
         var typeNames = Set(rules.flatMap { $0.uses.map(\.type.name) })
         typeNames.formUnion(["household", "person"])
         let groupFields = Dictionary(grouping: rules.filter { $0.subject != .household }, by: { r in r.uses.first { $0.name == r.trigger }!.type.name })
@@ -612,7 +624,9 @@ extension RuleEngine {
                 guard let t = types[name] else { continue }
                 var wanted = Set(fields(t)).union(["household_id", "village_code"]).union(groupFields[name] ?? [])
                 if let l = t.link { wanted.insert(l) }
+                guard !tooMany else { break }
                 try reader.scan(t, fields: Array(wanted), where: ("_run_id = ?", [.integer(runID)]), orderBy: []) { r in
+                    if out.count + changedHouseholds.count + personLinks.count + villageLinks.count > limit { tooMany = true; return false }
                     for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
                     if let h = r["household_id"]?.text { out.insert(h) }
                     if name == "household", let h = r["household_id"]?.text {
@@ -630,6 +644,7 @@ extension RuleEngine {
                     return true
                 }
             }
+            guard !tooMany else { return }
             for members in try members(reader, Array(changedHouseholds)).values {
                 for m in members { if let id = m["id_number"]?.text { out.insert(id) } }
             }
@@ -640,7 +655,7 @@ extension RuleEngine {
                 }
             }
         }
-        return out
+        return tooMany || out.count > limit ? nil : out
     }
 }
 

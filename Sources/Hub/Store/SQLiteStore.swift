@@ -570,17 +570,23 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
 
     /// Runs a read-only SQL query (for `hubd` reports and tests); values as text.
     public func query(_ sql: String, _ arguments: [String] = []) throws -> [[String: String]] {
+        var out: [[String: String]] = []
+        try forEachRow(sql, arguments) { out.append($0) }
+        return out
+    }
+
+    /// `query` one row at a time, for results as long as a province's month (exports).
+    public func forEachRow(_ sql: String, _ arguments: [String] = [], _ body: ([String: String]) throws -> Void) throws {
         try pool.read { db in
-            var out: [[String: String]] = []
-            for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) {
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
+            while let row = try rows.next() {
                 var d: [String: String] = [:]
                 for column in row.columnNames {
                     let value: DatabaseValue = row[column]
                     if let text = Self.text(value) { d[column] = text }
                 }
-                out.append(d)
+                try body(d)
             }
-            return out
         }
     }
 
