@@ -111,6 +111,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         var data: [UInt8] = []
         while data.count < 1 << 20 {
             let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             data += buf[0..<n]
             if let end = Self.find(data, [13, 10, 13, 10]) { data = Array(data[0..<end]); break }
@@ -183,6 +184,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // A signal to the process (a daemon test's SIGHUP, say) interrupts a blocked send: go on.
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { return false }
             off += n
         }

@@ -79,6 +79,7 @@ public struct Alert: Sendable, Hashable {
 public struct RuleChunk: Sendable {
     public var rule: String
     public var subjectKind: Rule.Subject
+    /// The period of all its alerts.
     public var period: String
     public var alerts: [Alert]
     public var evaluated: [String]
@@ -219,21 +220,13 @@ public final class RuleEngine {
 
     // MARK: Roster lookups (one query per kind and chunk, through the link indexes)
 
-    /// Persons of the roster by resident ID (of several records of one person, the last read wins).
-    func persons(_ reader: any RecordReader, _ ids: [String]) throws -> [String: Rec] {
-        guard let pt = types["person"], !ids.isEmpty else { return [:] }
+    /// Roster records (`person` by `id_number`, `household` by `household_id`) by that key; of
+    /// several records with one key, the last read wins.
+    func roster(_ reader: any RecordReader, _ typeName: String, by key: String, _ ids: [String]) throws -> [String: Rec] {
+        guard let t = types[typeName], !ids.isEmpty else { return [:] }
         var out: [String: Rec] = [:]
-        for p in try reader.records(of: pt, fields: fields(pt), whereField: "id_number", in: ids, and: nil) {
-            if case .text(let id) = p["id_number"] ?? .null { out[id] = p }
-        }
-        return out
-    }
-
-    func households(_ reader: any RecordReader, _ ids: [String]) throws -> [String: Rec] {
-        guard let ht = types["household"], !ids.isEmpty else { return [:] }
-        var out: [String: Rec] = [:]
-        for h in try reader.records(of: ht, fields: fields(ht), whereField: "household_id", in: ids, and: nil) {
-            if case .text(let id) = h["household_id"] ?? .null { out[id] = h }
+        for r in try reader.records(of: t, fields: fields(t), whereField: key, in: ids, and: nil) {
+            if case .text(let id) = r[key] ?? .null { out[id] = r }
         }
         return out
     }
@@ -404,9 +397,9 @@ public final class RuleEngine {
         let others = rule.uses.filter { $0.name != trigger.name }
         switch rule.subject {
         case .person:
-            personByID = try persons(reader, keys)
+            personByID = try roster(reader, "person", by: "id_number", keys)
             let hids = Array(Set(personByID.values.compactMap { $0["household_id"]?.text }))
-            householdByID = try households(reader, hids)
+            householdByID = try roster(reader, "household", by: "household_id", hids)
             if Self.readsMembers(rule) { membersOf = try members(reader, hids) }
             for u in others {
                 switch u.type.subject {
@@ -648,7 +641,7 @@ extension RuleEngine {
             for members in try members(reader, Array(changedHouseholds)).values {
                 for m in members { if let id = m["id_number"]?.text { out.insert(id) } }
             }
-            for p in try persons(reader, Array(personLinks)).values { if let h = p["household_id"]?.text { out.insert(h) } }
+            for p in try roster(reader, "person", by: "id_number", Array(personLinks)).values { if let h = p["household_id"]?.text { out.insert(h) } }
             if let ht = types["household"] {
                 for h in try reader.records(of: ht, fields: ["household_id"], whereField: "village_code", in: Array(villageLinks), and: nil) {
                     if let id = h["household_id"]?.text { out.insert(id) }
