@@ -42,7 +42,7 @@ func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID
     if !quiet {
         for r in rules { print("  \(r.name)（\(r.title)）：\(saved.byRule[r.name] ?? 0) 条") }
         print("预警 \(saved.alerts) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)\(saved.withdrawn > 0 ? "，撤回 \(saved.withdrawn)" : "")），新立案件 \(saved.newCases) 件"
-              + (only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? ""))
+              + (only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? (runID != nil ? "；本次涉及的对象超过 10 万个，已评估全部对象" : "")))
     }
     return result.alerts
 }
