@@ -134,9 +134,6 @@ final class FailingStore: MonitoringStore, @unchecked Sendable {
     func runs(source: String?, limit: Int) throws -> [RunRecord] { try base.runs(source: source, limit: limit) }
     func quarantine(runID: Int64) throws -> [QuarantineEntry] { try base.quarantine(runID: runID) }
     func records(of type: RecordType, source: String?) throws -> [[String: Value]] { try base.records(of: type, source: source) }
-    func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]] {
-        try base.records(of: type, fields: fields, where: filter)
-    }
     func recordCount(of type: RecordType, source: String?) throws -> Int { try base.recordCount(of: type, source: source) }
     func changes(of type: RecordType, source: String?) throws -> [RecordChange] { try base.changes(of: type, source: source) }
 }

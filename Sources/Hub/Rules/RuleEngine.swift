@@ -108,12 +108,15 @@ public final class RuleEngine {
     /// must not make chunks of a hundred thousand records. (20 million claims, 30 a person:
     /// 10,000 → 109 MB peak, 5,000 → 97 MB, and no slower.)
     public var chunkRecords = 5_000
-    /// The fields each type's records are loaded with: those the rules name, plus links and dates.
+    /// The fields each type's records are loaded with (see `neededFields`).
     private var needed: [String: Set<String>] = [:]
+    /// The person rules that name `members` (the others skip reading them).
+    private var readingMembers: Set<String> = []
 
     public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any MonitoringStore) throws {
         self.rules = rules; self.params = params; self.types = types; self.store = store
         needed = Self.neededFields(rules, types)
+        readingMembers = Set(rules.filter(Self.readsMembers).map(\.name))
     }
 
     func fields(_ t: RecordType) -> [String] { Array(needed[t.name] ?? Set(t.fields.map(\.name))) }
@@ -289,7 +292,6 @@ public final class RuleEngine {
     /// One chunk of households through every household rule: the members read once, each
     /// use's records once per type and condition (rules that read the same set share it).
     /// Returns how many records it read.
-    @discardableResult
     func householdChunk(_ rules: [Rule], _ batch: [(id: String, record: Rec)], period: Period, reader: any RecordReader,
                         emit: (RuleChunk) throws -> Void) throws -> Int {
         let ids = batch.map(\.id)
@@ -400,7 +402,7 @@ public final class RuleEngine {
             personByID = try roster(reader, "person", by: "id_number", keys)
             let hids = Array(Set(personByID.values.compactMap { $0["household_id"]?.text }))
             householdByID = try roster(reader, "household", by: "household_id", hids)
-            if Self.readsMembers(rule) { membersOf = try members(reader, hids) }
+            if readingMembers.contains(rule.name) { membersOf = try members(reader, hids) }
             for u in others {
                 switch u.type.subject {
                 case .person: byUse[u.name] = try related(reader, u, keys: keys, period: period)

@@ -133,9 +133,6 @@ public protocol MonitoringStore: AnyObject, Sendable {
     func quarantine(runID: Int64) throws -> [QuarantineEntry]
     /// All records of a type (for checks, `mapping try` and tests), keyed by field name.
     func records(of type: RecordType, source: String?) throws -> [[String: Value]]
-    /// Only the named fields (and `_id`, `_run_id`) of every record of a type:
-    /// what rule evaluation needs, without holding whole tables in memory.
-    func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])?) throws -> [[String: Value]]
     /// Runs `body` with a reader over one consistent snapshot of the records (one read
     /// transaction): how rule evaluation walks tables of millions of records in order, a few
     /// thousand subjects at a time, without holding them in memory.

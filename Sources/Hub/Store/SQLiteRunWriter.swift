@@ -207,7 +207,7 @@ final class SQLiteRunWriter: RunWriter {
         s.withUTF8 { u in
             // An empty buffer may have no address, which SQLite would store as NULL.
             if u.isEmpty { sqlite3_bind_text(stmt, i, "", 0, transient); return }
-            u.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(stmt, i, $0.baseAddress, Int32($0.count), transient) }
+            _ = u.withMemoryRebound(to: CChar.self) { sqlite3_bind_text(stmt, i, $0.baseAddress, Int32($0.count), transient) }
         }
     }
 

@@ -529,14 +529,6 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func records(of type: RecordType, fields: [String], where filter: (sql: String, args: [Value])? = nil) throws -> [[String: Value]] {
-        try reading { reader in
-            var out: [[String: Value]] = []
-            try reader.scan(type, fields: fields, where: filter, orderBy: []) { out.append($0); return true }
-            return out
-        }
-    }
-
     public func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T {
         try pool.read { db in
             // A walk reads each page about once, and the OS caches the file anyway: a small page
