@@ -8,7 +8,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "hub",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "hubd", targets: ["hubd"]),
         .library(name: "Hub", targets: ["Hub"]),
@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // libcurl: curl_easy_setopt is variadic, which Swift cannot call; a few lines of C wrap it.
@@ -44,17 +45,33 @@ let package = Package(
             name: "CXMLPush",
             dependencies: ["CLibXML2"]
         ),
+        // The core: model, mapping, decoding, the pull pipeline, rules, cases, and the store
+        // protocols. No SQL, no web, no password hashing (see README, 代码结构).
         .target(
             name: "Hub",
             dependencies: [
                 "CXMLPush",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
-                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The embedded store: every store protocol over one SQLite file, through GRDB.
+        .target(
+            name: "HubSQLite",
+            dependencies: [
+                "Hub",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Conformance suites every store and connector runs (used by the tests of each).
+        .target(
+            name: "HubTesting",
+            dependencies: ["Hub"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -73,17 +90,20 @@ let package = Package(
             name: "HubWeb",
             dependencies: [
                 "Hub",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "hubd",
             dependencies: [
-                "Hub", "Connectors", "SimCounty", "HubWeb",
+                "Hub", "HubSQLite", "Connectors", "SimCounty", "HubWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -102,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "HubTests",
             dependencies: [
-                "Hub", "Connectors", "SimCounty", "HubWeb", "hubd",
+                "Hub", "HubSQLite", "HubTesting", "Connectors", "SimCounty", "HubWeb", "hubd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

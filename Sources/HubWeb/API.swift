@@ -19,15 +19,33 @@ struct API: Sendable {
             guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
             return Self.json(["username": u.username, "display_name": u.displayName, "role": u.role.rawValue, "townships": u.townships, "csrf_token": context.csrf ?? ""])
         }
-        api.get("cases") { request, context in
+        // Paged: `limit` (1–500, default 50) cases from `cursor` (the `next_cursor` of the page
+        // before; none for the first page), with the total the filter selects.
+        get(api, "cases") { request, context in
             guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
             guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
             let today = CivilDate.today
-            let cases = try app.store.cases(for: u, filter: app.filter(request), today: today)
+            var f = app.filter(request)
+            let q = request.uri.queryParameters
+            if let l = q["limit"] {
+                guard let n = Int(String(l)), (1...CaseFilter.maxLimit).contains(n) else {
+                    return Self.json(["error": "limit 应为 1 到 \(CaseFilter.maxLimit) 的整数"], status: .badRequest)
+                }
+                f.limit = n
+            }
+            if let c = q["cursor"] {
+                guard let offset = Self.offset(cursor: String(c)) else { return Self.json(["error": "cursor 无效，请使用上一页返回的 next_cursor"], status: .badRequest) }
+                f.offset = offset
+            }
+            let cases = try app.store.cases(for: u, filter: f, today: today)
+            let total = try app.store.caseCount(for: u, filter: f, today: today)
             try app.store.audit(u.username, "API 查询案件", target: "\(cases.count) 件", detail: request.uri.query ?? "", address: context.address)
-            return Self.json(["cases": cases.map { Self.summary($0, today) }])
+            var out: [String: Any] = ["cases": cases.map { Self.summary($0, today) }, "total": total]
+            let next = f.offset + cases.count
+            out["next_cursor"] = cases.count == f.limit && next < total ? Self.cursor(offset: next) : NSNull()
+            return Self.json(out)
         }
-        api.get("cases/:id") { request, context in
+        get(api, "cases/:id") { request, context in
             guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
             guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
             guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
@@ -43,7 +61,7 @@ struct API: Sendable {
                 ["name": m["name"]?.description ?? "", "relation": m["relation"]?.description ?? "", "id_number": ResidentID.mask(m["id_number"]?.description ?? "")]
             }
             out["alerts"] = d.alerts.map { a -> [String: Any] in
-                ["rule": a.rule, "title": a.title, "severity": a.severity, "message": ResidentID.maskEmbedded(a.message),
+                ["rule": a.rule, "title": a.title, "severity": a.severity.rawValue, "message": ResidentID.maskEmbedded(a.message),
                  "evidence": a.evidence.map { e -> [String: Any] in
                      let t = app.config.types[e.type]
                      var fields: [String: String] = [:]
@@ -56,6 +74,26 @@ struct API: Sendable {
             return Self.json(out)
         }
         api.post("cases/:id/visit") { request, context in
+            var req = request
+            let body = try await req.collectBody(upTo: 64 << 10)
+            return try await BlockingPool.run { try visit(request, context, body: body) }
+        }
+    }
+
+    /// A page of the API that works with the store: run on `BlockingPool`.
+    func get(_ group: RouterGroup<HubRequestContext>, _ path: RouterPath,
+             _ handler: @Sendable @escaping (Request, HubRequestContext) throws -> Response) {
+        group.get(path) { request, context in try await BlockingPool.run { try handler(request, context) } }
+    }
+
+    /// Cursors are opaque to clients; today they carry the offset of the next page.
+    static func cursor(offset: Int) -> String { "o" + String(offset, radix: 36) }
+    static func offset(cursor: String) -> Int? {
+        guard cursor.hasPrefix("o"), let n = Int(cursor.dropFirst(), radix: 36), n >= 0, n <= 1 << 40 else { return nil }
+        return n
+    }
+
+    func visit(_ request: Request, _ context: HubRequestContext, body: ByteBuffer) throws -> Response {
             guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
             guard u.role.verifies else { return Self.json(["error": "无权记录核实"], status: .forbidden) }
             guard let token = request.headers[HTTPField.Name("X-CSRF-Token")!], let csrf = context.csrf, WebApp.constantTimeEqual(token, csrf) else {
@@ -68,8 +106,6 @@ struct API: Sendable {
                 try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API 核实，不在本人负责的乡镇", address: context.address)
                 return Self.json(["error": "无权处理该案件"], status: .forbidden)
             }
-            var req = request
-            let body = try await req.collectBody(upTo: 64 << 10)
             guard let obj = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
                   let outcome = VisitOutcome(rawValue: obj["outcome"] as? String ?? "") else {
                 return Self.json(["error": "请求体应为 JSON，outcome 取值：\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
@@ -77,17 +113,16 @@ struct API: Sendable {
             let v = VisitRecord(visitedOn: obj["visited_on"] as? String ?? "", visitors: obj["visitors"] as? String ?? "", findings: obj["findings"] as? String ?? "",
                                 outcome: outcome, monitoringType: obj["monitoring_type"] as? String, reason: obj["reason"] as? String)
             do { try app.store.recordVisit(caseID: id, by: u, visit: v) }
-            catch let e as SQLiteStore.CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
+            catch let e as CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
             try app.store.audit(u.username, "入户核实销号", target: "案件 #\(id)", detail: "API：\(outcome.chinese)", address: context.address)
             return Self.json(["ok": true, "status": "closed"])
-        }
     }
 
     static func summary(_ c: CaseSummary, _ today: CivilDate) -> [String: Any] {
-        ["id": c.id, "period": c.period, "household_id": c.householdID as Any, "subject_kind": c.subjectKind,
-         "subject_id": c.subjectKind == "person" ? ResidentID.mask(c.subjectID) : c.subjectID, "township_code": c.townshipCode as Any,
-         "township": c.township as Any, "village_code": c.villageCode as Any, "village": c.village as Any, "severity": c.severity,
-         "status": c.status, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "rules": c.rules, "outcome": c.outcome as Any]
+        ["id": c.id, "period": c.period, "household_id": c.householdID as Any, "subject_kind": c.subjectKind.rawValue,
+         "subject_id": c.subjectKind == .person ? ResidentID.mask(c.subjectID) : c.subjectID, "township_code": c.townshipCode as Any,
+         "township": c.township as Any, "village_code": c.villageCode as Any, "village": c.village as Any, "severity": c.severity.rawValue,
+         "status": c.status.rawValue, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "rules": c.rules, "outcome": c.outcome as Any]
     }
 
     static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
@@ -124,16 +159,18 @@ enum OpenAPIDocument {
       "security": [ { "session": [] } ],
       "paths": {
         "/me": { "get": { "summary": "当前用户及 CSRF 令牌", "responses": { "200": { "description": "当前用户" }, "401": { "description": "未登录" } } } },
-        "/cases": { "get": { "summary": "本人范围内的案件，按期限排序",
+        "/cases": { "get": { "summary": "本人范围内的案件，未销号的在前，按期限排序；分页：limit 条一页，下一页用上一页返回的 next_cursor",
           "parameters": [
+            { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } },
+            { "name": "cursor", "in": "query", "schema": { "type": "string" } },
             { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["open", "closed"] } },
             { "name": "rule", "in": "query", "schema": { "type": "string" } },
             { "name": "village", "in": "query", "schema": { "type": "string" } },
-            { "name": "severity", "in": "query", "schema": { "type": "string" } },
+            { "name": "severity", "in": "query", "schema": { "type": "string", "enum": ["high", "medium", "low"] } },
             { "name": "period", "in": "query", "schema": { "type": "string" } },
             { "name": "overdue", "in": "query", "schema": { "type": "string", "enum": ["1"] } } ],
-          "responses": { "200": { "description": "案件列表", "content": { "application/json": { "schema": { "type": "object", "properties": { "cases": { "type": "array", "items": { "$ref": "#/components/schemas/CaseSummary" } } } } } } },
-                         "401": { "description": "未登录" }, "403": { "description": "角色无权查看案件" } } } },
+          "responses": { "200": { "description": "案件列表", "content": { "application/json": { "schema": { "type": "object", "properties": { "cases": { "type": "array", "items": { "$ref": "#/components/schemas/CaseSummary" } }, "total": { "type": "integer" }, "next_cursor": { "type": ["string", "null"] } } } } } },
+                         "400": { "description": "limit 或 cursor 无效" }, "401": { "description": "未登录" }, "403": { "description": "角色无权查看案件" } } } },
         "/cases/{id}": { "get": { "summary": "案件详情：户、成员（身份证号遮蔽）、预警及部门记录、核实记录",
           "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
           "responses": { "200": { "description": "案件" }, "403": { "description": "不在本人负责的乡镇" }, "404": { "description": "不存在" } } } },

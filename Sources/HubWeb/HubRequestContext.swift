@@ -26,11 +26,12 @@ public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
 /// Resolves the session cookie into a user on every request.
 struct SessionMiddleware: RouterMiddleware {
     typealias Context = HubRequestContext
-    let store: SQLiteStore
+    let store: any AccessStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let token = request.cookies["hub_session"]?.value, token.count == 64, let (user, csrf) = try store.session(token: token) {
+        if let token = request.cookies["hub_session"]?.value, token.count == 64,
+           let (user, csrf) = try await BlockingPool.run({ [store] in try store.session(token: token) }) {
             context.user = user
             context.csrf = csrf
             context.sessionToken = token

@@ -12,7 +12,14 @@ public struct WebConfiguration: Sendable {
     public var secureCookies = false
     /// Where mappings and rules live, for the operators' pages.
     public var mappingsDirectory = "Mappings"
-    public var types: TypeCatalog = TypeCatalog()
+    /// The record types as loaded now: under `hubd serve`, the daemon's latest reload, so a new
+    /// type's labels reach the pages without a restart.
+    public var catalog: @Sendable () -> TypeCatalog = { TypeCatalog() }
+    /// The record types, fixed (tests, tools); setting it replaces `catalog`.
+    public var types: TypeCatalog {
+        get { catalog() }
+        set { let fixed = newValue; catalog = { fixed } }
+    }
     public var connectors: ConnectorRegistry = ConnectorRegistry([])
     /// Whether the service is ready (mappings loaded); nil: always.
     public var ready: (@Sendable () -> Bool)? = nil
@@ -25,10 +32,14 @@ public struct WebConfiguration: Sendable {
 /// JSON API. Every page checks the signed-in user's role and township scope; every case view,
 /// change and export goes to the audit log.
 public struct WebApp: Sendable {
-    public let store: SQLiteStore
+    public let store: any HubStore
     public let config: WebConfiguration
+    /// Inbox pages and their parts, kept until the user's cases change (`InboxStore.inboxVersion`).
+    let cache: VersionedCache
 
-    public init(store: SQLiteStore, config: WebConfiguration) { self.store = store; self.config = config }
+    public init(store: any HubStore, config: WebConfiguration, cache: VersionedCache = VersionedCache()) {
+        self.store = store; self.config = config; self.cache = cache
+    }
 
     public func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
@@ -39,38 +50,56 @@ public struct WebApp: Sendable {
         }
         router.get("healthz") { _, _ in "ok" }
         router.get("readyz") { _, _ in
-            let ready = (try? store.runs(source: nil, limit: 1)) != nil && (config.ready?() ?? true)
+            let ready = try await BlockingPool.run { (try? store.runs(source: nil, limit: 1)) != nil } && (config.ready?() ?? true)
             return Response(status: ready ? .ok : .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: ready ? "ready" : "not ready")))
         }
         router.get("metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: try store.metricsText())))
+            let text = try await BlockingPool.run { MetricsText.render(try store.metricsSnapshot(today: .today)) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/") { _, context in
             guard let u = context.user else { return Self.redirect("/login") }
             return Self.redirect(u.role.seesCases ? (u.role.seesAllTownships ? "/dashboard" : "/inbox") : "/sources")
         }
-        router.get("login") { request, context in try self.loginPage(request, context, error: nil, username: "") }
-        router.post("login") { request, context in try await self.login(request, context) }
-        router.post("logout") { request, context in try await self.logout(request, context) }
-        router.get("inbox") { request, context in try self.inbox(request, context) }
-        router.get("cases/:id") { request, context in try self.casePage(request, context, visitError: nil) }
-        router.post("cases/:id/visit") { request, context in try await self.visit(request, context) }
-        router.post("cases/:id/reopen") { request, context in try await self.reopen(request, context) }
-        router.get("dashboard") { request, context in try self.dashboard(request, context) }
-        router.get("sources") { request, context in try self.sources(request, context) }
-        router.get("sources/:source/quarantine") { request, context in try self.quarantine(request, context) }
-        router.get("mappings") { request, context in try self.mappings(request, context) }
-        router.get("ledger.csv") { request, context in try self.ledger(request, context, xlsx: false) }
-        router.get("ledger.xlsx") { request, context in try self.ledger(request, context, xlsx: true) }
-        router.get("admin/users") { request, context in try self.usersPage(request, context, error: nil) }
-        router.post("admin/users") { request, context in try await self.addUser(request, context) }
-        router.get("admin/audit") { request, context in try self.auditPage(request, context) }
+        // Every handler below reads or writes the store, or checks a password: they run on
+        // `BlockingPool`. Posts read their form first (on the event loop), then run there too.
+        get(router, "login") { request, context in try self.loginPage(request, context, error: nil, username: "") }
+        post(router, "login") { request, context, form in try self.login(request, context, form) }
+        post(router, "logout") { request, context, form in try self.logout(request, context, form) }
+        get(router, "inbox") { request, context in try self.inbox(request, context) }
+        get(router, "cases/:id") { request, context in try self.casePage(request, context, visitError: nil) }
+        post(router, "cases/:id/visit") { request, context, form in try self.visit(request, context, form) }
+        post(router, "cases/:id/reopen") { request, context, form in try self.reopen(request, context, form) }
+        get(router, "dashboard") { request, context in try self.dashboard(request, context) }
+        get(router, "sources") { request, context in try self.sources(request, context) }
+        get(router, "sources/:source/quarantine") { request, context in try self.quarantine(request, context) }
+        get(router, "mappings") { request, context in try self.mappings(request, context) }
+        router.get("ledger.csv") { request, context in try await self.ledger(request, context, xlsx: false) }
+        router.get("ledger.xlsx") { request, context in try await self.ledger(request, context, xlsx: true) }
+        get(router, "admin/users") { request, context in try self.usersPage(request, context, error: nil) }
+        post(router, "admin/users") { request, context, form in try self.addUser(request, context, form) }
+        get(router, "admin/audit") { request, context in try self.auditPage(request, context) }
         API(app: self).register(on: router)
         return router
     }
 
     // MARK: helpers
+
+    /// A page that works with the store: run on `BlockingPool`.
+    func get(_ router: Router<HubRequestContext>, _ path: RouterPath,
+             _ handler: @Sendable @escaping (Request, HubRequestContext) throws -> Response) {
+        router.get(path) { request, context in try await BlockingPool.run { try handler(request, context) } }
+    }
+
+    /// A form post: the urlencoded body (at most 64 KB) is read first, then the handler runs on `BlockingPool`.
+    func post(_ router: Router<HubRequestContext>, _ path: RouterPath,
+              _ handler: @Sendable @escaping (Request, HubRequestContext, [String: String]) throws -> Response) {
+        router.post(path) { request, context in
+            let form = try await Self.form(request)
+            return try await BlockingPool.run { try handler(request, context, form) }
+        }
+    }
 
     /// Mustache renders a boxed nil as "nil": missing values become `false`, which renders nothing.
     func opt(_ v: String?) -> Any { v.map { $0 as Any } ?? false }
@@ -138,10 +167,9 @@ public struct WebApp: Sendable {
     }
 
     /// A form post from a signed-in user, with its CSRF token checked.
-    func checkedForm(_ request: Request, _ context: HubRequestContext) async throws -> [String: String]? {
-        let f = try await Self.form(request)
-        guard let expected = context.csrf, let got = f["_csrf"], Self.constantTimeEqual(expected, got) else { return nil }
-        return f
+    func checkedForm(_ form: [String: String], _ context: HubRequestContext) -> [String: String]? {
+        guard let expected = context.csrf, let got = form["_csrf"], Self.constantTimeEqual(expected, got) else { return nil }
+        return form
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
@@ -170,8 +198,7 @@ public struct WebApp: Sendable {
         return r
     }
 
-    func login(_ request: Request, _ context: HubRequestContext) async throws -> Response {
-        let f = try await Self.form(request)
+    func login(_ request: Request, _ context: HubRequestContext, _ f: [String: String]) throws -> Response {
         guard let cookie = request.cookies["hub_login"]?.value, let sent = f["_csrf"], Self.constantTimeEqual(cookie, sent) else {
             return try loginPage(request, context, error: "表单已失效，请重新登录", username: "", status: .forbidden)
         }
@@ -180,19 +207,19 @@ public struct WebApp: Sendable {
         case .success(let user, let token, _):
             try store.audit(user.username, "登录", target: "", address: context.address)
             var r = Self.redirect("/")
-            r.setCookie(sessionCookie(token, maxAge: SQLiteStore.sessionHours * 3600))
+            r.setCookie(sessionCookie(token, maxAge: AccessPolicy.sessionHours * 3600))
             return r
         case .wrongPassword:
             try store.audit(username, "登录失败", target: "", address: context.address)
-            return try loginPage(request, context, error: "用户名或密码错误（连续 \(SQLiteStore.maxFailedLogins) 次错误将锁定 \(SQLiteStore.lockMinutes) 分钟）", username: username, status: .unauthorized)
+            return try loginPage(request, context, error: "用户名或密码错误（连续 \(AccessPolicy.maxFailedLogins) 次错误将锁定 \(AccessPolicy.lockMinutes) 分钟）", username: username, status: .unauthorized)
         case .locked:
             try store.audit(username, "登录被拒（已锁定）", target: "", address: context.address)
-            return try loginPage(request, context, error: "密码错误次数过多，账户已锁定，请 \(SQLiteStore.lockMinutes) 分钟后再试", username: username, status: .unauthorized)
+            return try loginPage(request, context, error: "密码错误次数过多，账户已锁定，请 \(AccessPolicy.lockMinutes) 分钟后再试", username: username, status: .unauthorized)
         }
     }
 
-    func logout(_ request: Request, _ context: HubRequestContext) async throws -> Response {
-        guard context.user != nil, try await checkedForm(request, context) != nil else { return csrfRejected(context) }
+    func logout(_ request: Request, _ context: HubRequestContext, _ form: [String: String]) throws -> Response {
+        guard context.user != nil, checkedForm(form, context) != nil else { return csrfRejected(context) }
         if let t = context.sessionToken { try store.signOut(token: t) }
         try store.audit(context.user!.username, "退出", target: "", address: context.address)
         var r = Self.redirect("/login")
@@ -207,8 +234,8 @@ public struct WebApp: Sendable {
         var f = CaseFilter()
         f.rule = q["rule"].map(String.init)
         f.village = q["village"].map(String.init)
-        f.status = q["status"].map(String.init)
-        f.severity = q["severity"].map(String.init)
+        f.status = q["status"].flatMap { CaseStatus(rawValue: String($0)) }
+        f.severity = q["severity"].flatMap { Rule.Severity(rawValue: String($0)) }
         f.period = q["period"].map(String.init)
         f.township = q["township"].map(String.init)
         f.overdueOnly = q["overdue"] == "1"
@@ -218,9 +245,9 @@ public struct WebApp: Sendable {
     func subjectText(_ c: CaseSummary) -> String {
         if let h = c.householdID { return "户 \(h)" }
         switch c.subjectKind {
-        case "person": return "个人 \(ResidentID.mask(c.subjectID))"
-        case "village": return "村 \(c.subjectID)"
-        default: return c.subjectID
+        case .person: return "个人 \(ResidentID.mask(c.subjectID))"
+        case .village: return "村 \(c.subjectID)"
+        case .household, .group: return c.subjectID
         }
     }
 
@@ -239,8 +266,8 @@ public struct WebApp: Sendable {
         // The whole page is kept for this session until the user's cases change: reloading the
         // inbox (what verifiers do all day) then costs a session check and a counter read.
         let version = try store.inboxVersion(for: user)
-        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(user.displayName)\u{1E}\(user.role.rawValue)\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(context.csrf ?? "")\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
-        let body = try store.inboxCache.value(key, version: version) {
+        let key = "inbox-page\u{1E}\(user.id)\u{1E}\(user.displayName)\u{1E}\(user.role.rawValue)\u{1E}\(user.scopeKey)\u{1E}\(context.csrf ?? "")\u{1E}\(today)\u{1E}\(request.uri.query ?? "")"
+        let body = try cache.value(key, version: version) {
             try inboxBody(request, context, user, f, today: today, perPage: perPage, pageNumber: pageNumber)
         }
         return htmlResponse(body)
@@ -260,8 +287,8 @@ public struct WebApp: Sendable {
             "openCount": overview.open,
             "overdueCount": overview.overdue,
             "closedCount": overview.closed,
-            "isOpen": f.status == "open", "isClosed": f.status == "closed",
-            "sevHigh": f.severity == "high", "sevMedium": f.severity == "medium", "sevLow": f.severity == "low",
+            "isOpen": f.status == .open, "isClosed": f.status == .closed,
+            "sevHigh": f.severity == .high, "sevMedium": f.severity == .medium, "sevLow": f.severity == .low,
             "overdueOnly": f.overdueOnly, "canExport": true, "query": exportQuery,
             "ruleOptions": fragments.ruleOptions,
             "villageOptions": fragments.villageOptions,
@@ -273,7 +300,7 @@ public struct WebApp: Sendable {
     }
 
     /// The parts of an inbox page that depend only on the user's scope, the filter and the
-    /// store: written once per change to the cases (see `SQLiteStore.inboxVersion`) and reused.
+    /// store: written once per change to the cases (see `InboxStore.inboxVersion`) and reused.
     struct InboxFragments {
         var overview: InboxOverview
         var ruleOptions: String, villageOptions: String, caseItems: String
@@ -281,8 +308,8 @@ public struct WebApp: Sendable {
     }
 
     func inboxFragments(_ user: User, _ f: CaseFilter, today: CivilDate, perPage: Int) throws -> InboxFragments {
-        let key = "inbox-fragments\u{1E}\(SQLiteStore.scopeKey(user))\u{1E}\(f.cacheKey)\u{1E}\(today)"
-        return try store.inboxCache.value(key, version: try store.inboxVersion(for: user)) {
+        let key = "inbox-fragments\u{1E}\(user.scopeKey)\u{1E}\(f.cacheKey)\u{1E}\(today)"
+        return try cache.value(key, version: try store.inboxVersion(for: user)) {
             var cases = try store.cases(for: user, filter: f, today: today)
             let hasNext = cases.count > perPage
             if hasNext { cases.removeLast() }
@@ -302,11 +329,11 @@ public struct WebApp: Sendable {
     /// One case in the inbox list.
     func caseItem(_ c: CaseSummary, today: CivilDate) -> String {
         let overdue = c.isOverdue(today: today)
-        let when = c.status == "open"
+        let when = c.status == .open
             ? "期限 \(HTML.escape(c.deadline))" + (overdue ? " · 已逾期" : "")
             : "已销号 · " + HTML.escape(c.outcome.flatMap { VisitOutcome(rawValue: $0)?.chinese } ?? "")
         return """
-            <li class="case \(overdue ? "is-overdue" : "") sev-\(HTML.escape(c.severity))"><a href="/cases/\(c.id)">\
+            <li class="case \(overdue ? "is-overdue" : "") sev-\(c.severity.rawValue)"><a href="/cases/\(c.id)">\
             <span class="deadline">\(when)</span>\
             <span class="place">\(HTML.escape(c.township ?? "")) \(HTML.escape(c.village ?? ""))</span>\
             <span class="subject">\(HTML.escape(subjectText(c)))</span>\
@@ -351,11 +378,11 @@ public struct WebApp: Sendable {
         let today = CivilDate.today
         let hType = config.types["household"]
         var values: [String: Any] = [
-            "id": c.id, "severity": c.severity, "severityName": Rule.Severity(rawValue: c.severity)?.chinese ?? c.severity,
-            "statusName": c.status == "open" ? "未销号" : "已销号", "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
+            "id": c.id, "severity": c.severity.rawValue, "severityName": c.severity.chinese,
+            "statusName": c.status.chinese, "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
             "period": c.period, "openedAt": String(c.openedAt.prefix(10)), "deadline": c.deadline, "overdue": c.isOverdue(today: today),
             "subjectText": subjectText(c), "today": today.description, "visitError": opt(visitError),
-            "canVisit": user.role.verifies && c.status == "open", "canReopen": user.role.reopens && c.status == "closed",
+            "canVisit": user.role.verifies && c.status == .open, "canReopen": user.role.reopens && c.status == .closed,
             "outcomes": VisitOutcome.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
             "monitoringTypes": VisitRecord.monitoringTypes,
         ]
@@ -373,7 +400,7 @@ public struct WebApp: Sendable {
             ] as [String: Any]
         }
         values["alerts"] = detail.alerts.map { a -> [String: Any] in
-            ["title": a.title, "severity": a.severity, "message": ResidentID.maskEmbedded(a.message), "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
+            ["title": a.title, "severity": a.severity.rawValue, "message": ResidentID.maskEmbedded(a.message), "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
              "evidence": a.evidence.map { e -> [String: Any] in
                  let t = config.types[e.type]
                  return ["typeTitle": t?.title ?? e.type, "source": e.source, "run": e.run, "row": e.row,
@@ -391,10 +418,10 @@ public struct WebApp: Sendable {
         return page("case", "案件 #\(c.id)", context, values, status: status)
     }
 
-    func visit(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+    func visit(_ request: Request, _ context: HubRequestContext, _ form: [String: String]) throws -> Response {
         let user: User
         switch require(context, { $0.verifies }) { case .success(let u): user = u; case .failure(let d): return d.response }
-        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        guard let f = checkedForm(form, context) else { return csrfRejected(context) }
         let detail: CaseDetail
         switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
         guard let outcome = VisitOutcome(rawValue: f["outcome"] ?? "") else {
@@ -404,22 +431,22 @@ public struct WebApp: Sendable {
                             monitoringType: f["monitoring_type"].flatMap { $0.isEmpty ? nil : $0 }, reason: f["reason"].flatMap { $0.isEmpty ? nil : $0 })
         do {
             try store.recordVisit(caseID: detail.summary.id, by: user, visit: v)
-        } catch let e as SQLiteStore.CaseChangeError {
+        } catch let e as CaseChangeError {
             return try casePage(request, context, visitError: e.description, status: .badRequest)
         }
         try store.audit(user.username, "入户核实销号", target: "案件 #\(detail.summary.id)", detail: outcome.chinese, address: context.address)
         return Self.redirect("/cases/\(detail.summary.id)")
     }
 
-    func reopen(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+    func reopen(_ request: Request, _ context: HubRequestContext, _ form: [String: String]) throws -> Response {
         let user: User
         switch require(context, { $0.reopens }) { case .success(let u): user = u; case .failure(let d): return d.response }
-        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        guard let f = checkedForm(form, context) else { return csrfRejected(context) }
         let detail: CaseDetail
         switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
         do {
             try store.reopen(caseID: detail.summary.id, by: user, reason: f["reason"] ?? "", deadlineDays: config.deadlineDays)
-        } catch let e as SQLiteStore.CaseChangeError {
+        } catch let e as CaseChangeError {
             return try casePage(request, context, visitError: e.description, status: .badRequest)
         }
         try store.audit(user.username, "重新打开案件", target: "案件 #\(detail.summary.id)", detail: f["reason"] ?? "", address: context.address)
@@ -430,7 +457,7 @@ public struct WebApp: Sendable {
 
     func dashboard(_ request: Request, _ context: HubRequestContext) throws -> Response {
         switch require(context, { $0.seesAllTownships }) { case .success: break; case .failure(let d): return d.response }
-        let d = try store.dashboard()
+        let d = try store.dashboard(today: .today)
         return page("dashboard", "全县概况", context, [
             "townships": d.byTownship.map { ["code": $0.code, "name": $0.name, "open": $0.open, "overdue": $0.overdue, "closed": $0.closed, "monitored": $0.monitored] as [String: Any] },
             "rules": d.byRule.map { r -> [String: Any] in
@@ -511,16 +538,16 @@ public struct WebApp: Sendable {
         ], status: status)
     }
 
-    func addUser(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+    func addUser(_ request: Request, _ context: HubRequestContext, _ form: [String: String]) throws -> Response {
         let admin: User
         switch require(context, { $0 == .admin }) { case .success(let u): admin = u; case .failure(let d): return d.response }
-        guard let f = try await checkedForm(request, context) else { return csrfRejected(context) }
+        guard let f = checkedForm(form, context) else { return csrfRejected(context) }
         guard let role = Role(rawValue: f["role"] ?? "") else { return try usersPage(request, context, error: "请选择角色", status: .badRequest) }
         do {
             let townships = (f["townships"] ?? "").split(whereSeparator: { $0 == "," || $0 == "，" || $0 == " " }).map(String.init)
             let u = try store.addUser(username: f["username"] ?? "", displayName: f["display_name"] ?? "", role: role, townships: townships, password: f["password"] ?? "")
             try store.audit(admin.username, "新增用户", target: u.username, detail: "\(role.rawValue) \(townships.joined(separator: ","))", address: context.address)
-        } catch let e as SQLiteStore.AccessError {
+        } catch let e as AccessError {
             return try usersPage(request, context, error: e.description, status: .badRequest)
         }
         return Self.redirect("/admin/users")

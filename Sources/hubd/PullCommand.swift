@@ -28,7 +28,7 @@ struct PullCommand: ParsableCommand {
             }
             mapping = try loader.load(file: url)
         } catch let e as DiagnosticList { throw report(e) }
-        let db = try SQLiteStore(path: store.db)
+        let db = try openStore(store.db)
         var pull = Pull(mapping: mapping, connector: try loader.connector(for: mapping), store: db)
         pull.progress = ProgressPrinter.make()
         do {
@@ -73,7 +73,7 @@ struct DemoCommand: ParsableCommand {
         print("模拟县：\(config.countyName)（\(config.countyCode)），\(t.townships) 个乡镇，\(t.villages) 个行政村，\(t.households) 户；花名册 \(t.rosterHouseholds) 户 \(t.rosterPersons) 人")
         print("部门数据服务：\(sim.baseURL)　模拟数据与真值：\(simDir)/（生成用时 \(String(format: "%.1f", Date().timeIntervalSince(t0))) 秒）")
         print("监测库：\(store.db)　期间：\(p)")
-        let db = try SQLiteStore(path: store.db)
+        let db = try openStore(store.db)
         var env = ProcessInfo.processInfo.environment
         for (k, v) in sim.environment(dropDirectory: dir) { env[k] = v }
         var failures = 0
@@ -123,7 +123,7 @@ struct RunsCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() throws {
-        let db = try SQLiteStore(path: store.db)
+        let db = try openStore(store.db)
         let runs = try db.runs(source: source, limit: limit)
         if runs.isEmpty { print("（尚无运行记录）"); return }
         print(["运行", "来源", "期间", "状态", "开始时间", "读取", "新增", "更新", "未变", "隔离", "跳过", "错误"].joined(separator: "\t"))
@@ -146,7 +146,7 @@ struct QuarantineCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() throws {
-        let db = try SQLiteStore(path: store.db)
+        let db = try openStore(store.db)
         var id = runID
         if id == nil {
             guard let source else { throw ValidationError("请给出 --run 或 --source") }

@@ -19,7 +19,7 @@ func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rul
 /// Evaluates the rules for a period and stores the alerts; prints a line per rule. Returns the
 /// alerts only when asked to keep them (they are otherwise streamed into the store).
 @discardableResult
-func evaluateRules(_ store: StoreOptions, db: SQLiteStore, period: Period, runID: Int64? = nil, quiet: Bool = false,
+func evaluateRules(_ store: StoreOptions, db: any HubStore, period: Period, runID: Int64? = nil, quiet: Bool = false,
                    keepAlerts: Bool = false) throws -> [Alert] {
     let (types, rules, params) = try loadRules(store, strict: false)
     let stats = ProcessInfo.processInfo.environment["HUB_RULE_STATS"] != nil
@@ -68,7 +68,7 @@ struct RulesCommand: ParsableCommand {
         @Option(help: "期间 YYYY-MM") var period: String
         @OptionGroup var store: StoreOptions
         func run() throws {
-            let db = try SQLiteStore(path: store.db)
+            let db = try openStore(store.db)
             try evaluateRules(store, db: db, period: try parsePeriod(period))
         }
     }
@@ -80,7 +80,7 @@ struct RulesCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         func run() throws {
             let t = try JSONDecoder().decode(GroundTruth.self, from: Data(contentsOf: URL(fileURLWithPath: truth)))
-            let db = try SQLiteStore(path: store.db)
+            let db = try openStore(store.db)
             let (types, rules, params) = try loadRules(store, strict: false)
             let alerts = try RuleEngine(rules: rules, params: params, types: types, store: db).evaluate(period: try parsePeriod(period))
             printScore(RuleScore(alerts: alerts, planted: t.planted, negatives: t.negatives))
@@ -108,8 +108,8 @@ struct AlertsCommand: ParsableCommand {
         func run() throws {
             guard ["csv", "json"].contains(format) else { throw ValidationError("--format 应为 csv 或 json") }
             let p = try parsePeriod(period)
-            let db = try SQLiteStore(path: store.db)
-            let count = try db.query("SELECT count(*) AS n FROM alerts WHERE period = ?", [p.description]).first?["n"] ?? "0"
+            let db = try openStore(store.db)
+            let count = try db.alertCount(period: p.description)
             try db.audit(NSUserName(), "导出预警", target: p.description, detail: "命令行，\(count) 条\(unmasked ? "，完整身份证号" : "")", address: "local")
             let cols = ["rule", "title", "severity", "subject_kind", "subject_id", "household_id", "township_code", "village_code", "case_id", "message", "raised_at"]
             func shown(_ r: [String: String], _ c: String) -> String {
@@ -125,10 +125,10 @@ struct AlertsCommand: ParsableCommand {
                 FileHandle.standardOutput.write(Data(out.utf8))
                 out = ""
             }
-            try db.forEachRow("""
-                SELECT a.rule, a.title, a.severity, a.subject_kind, a.subject_id, a.household_id, a.township_code, a.village_code,
-                       a.case_id, a.message, a.raised_at FROM alerts a WHERE a.period = ? ORDER BY a.case_id, a.rule
-                """, [p.description]) { r in
+            try db.forEachAlert(period: p.description) { a in
+                let r = ["rule": a.rule, "title": a.title, "severity": a.severity, "subject_kind": a.subjectKind, "subject_id": a.subjectID,
+                         "household_id": a.householdID ?? "", "township_code": a.townshipCode ?? "", "village_code": a.villageCode ?? "",
+                         "case_id": String(a.caseID), "message": a.message, "raised_at": a.raisedAt]
                 if format == "csv" {
                     out += cols.map { CSVText.cell(shown(r, $0)) }.joined(separator: ",") + "\r\n"
                 } else {

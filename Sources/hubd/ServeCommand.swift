@@ -89,6 +89,46 @@ struct SchedulerService: Service {
     }
 }
 
+/// Reloads mappings, types and rules: on SIGHUP at once, and when their files change (looked
+/// at every `every` seconds). Stops on graceful shutdown. The daemon keeps the last good
+/// version of each file; the web reads the daemon's current set on every request.
+struct ReloadService: Service {
+    let daemon: Daemon
+    let every: Int
+    let logger: Logger
+
+    func run() async throws {
+        let daemon = self.daemon, logger = self.logger, every = max(1, every)
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signals {
+                    logger.info("收到 SIGHUP，重新加载映射和规则")
+                    _ = try? await BlockingReload.run { daemon.reload(force: true) }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(every))
+                    if Task.isCancelled { break }
+                    _ = try? await BlockingReload.run { daemon.reload() }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Reading and parsing files is blocking work: it runs on its own thread, not Swift's cooperative pool.
+enum BlockingReload {
+    static func run<T: Sendable>(_ body: @Sendable @escaping () -> T) async throws -> T {
+        await withCheckedContinuation { (done: CheckedContinuation<T, Never>) in
+            Thread.detachNewThread { done.resume(returning: body()) }
+        }
+    }
+}
+
 /// `hubd serve`: the scheduler, the pulls, rule evaluation, and the web inbox and API in one
 /// process. SIGTERM or SIGINT stops taking work, rolls back a pull in flight and exits;
 /// SIGHUP reloads mappings and rules.
@@ -113,7 +153,7 @@ struct ServeCommand: AsyncParsableCommand {
         opts.verbose = true
         opts.bootstrapLogging(level: c.logLevel)
         let logger = Logger(label: "hubd")
-        let store = try SQLiteStore(path: c.database)
+        let store = try openStore(c.database)
         let interrupted = try store.markInterruptedRuns()
         if interrupted > 0 { logger.warning("上次停止时有拉取未完成，已标记为中断（已回滚，将重新拉取）", metadata: ["runs": "\(interrupted)"]) }
         var settings = Daemon.Settings()
@@ -126,7 +166,7 @@ struct ServeCommand: AsyncParsableCommand {
         web.deadlineDays = c.deadlineDays
         web.secureCookies = c.secureCookies
         web.mappingsDirectory = c.mappings
-        web.types = daemon.types
+        web.catalog = { daemon.types }
         web.connectors = BuiltinConnectors.registry
         web.ready = { !daemon.mappings.isEmpty }
         web.refused = { daemon.problems.values.flatMap { $0.map(\.description) } }
@@ -136,18 +176,12 @@ struct ServeCommand: AsyncParsableCommand {
         let app = Application(router: WebApp(store: store, config: web).router(),
                               configuration: .init(address: .hostname(c.host, port: c.port), serverName: "hubd"),
                               logger: Logger(label: "hub.web"))
-        // SIGHUP: reload mappings and rules now.
-        signal(SIGHUP, SIG_IGN)
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
-        hup.setEventHandler { logger.info("收到 SIGHUP，重新加载映射和规则"); daemon.reload(force: true) }
-        hup.resume()
-        var services: [any Service] = [app]
+        var services: [any Service] = [app, ReloadService(daemon: daemon, every: c.checkEvery, logger: logger)]
         if !noScheduler { services.append(SchedulerService(daemon: daemon, every: c.checkEvery)) }
         logger.info("hubd 已启动", metadata: ["web": "http://\(c.host):\(c.port)/", "database": "\(c.database)", "mappings": "\(daemon.mappings.count)"])
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        hup.cancel()
         logger.info("hubd 已停止")
     }
 }
@@ -175,12 +209,12 @@ struct UsersCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("请输入初始密码（至少 10 位），回车结束：".utf8))
                 password = readLine(strippingNewline: true) ?? ""
             }
-            let db = try SQLiteStore(path: store.db)
+            let db = try openStore(store.db)
             do {
                 let u = try db.addUser(username: username, displayName: name ?? username, role: r, townships: township, password: password)
                 try db.audit("（命令行）", "新增用户", target: u.username, detail: "\(r.rawValue) \(township.joined(separator: ","))", address: "local")
                 print("已新增用户 \(u.username)（\(r.chinese)\(township.isEmpty ? "" : "，乡镇 " + township.joined(separator: "、"))）")
-            } catch let e as SQLiteStore.AccessError {
+            } catch let e as AccessError {
                 throw ValidationError(e.description)
             }
             password = ""
@@ -191,7 +225,7 @@ struct UsersCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "列出用户")
         @OptionGroup var store: StoreOptions
         func run() throws {
-            for u in try SQLiteStore(path: store.db).users() {
+            for u in try openStore(store.db).users() {
                 print([u.username, u.displayName, u.role.chinese, u.townships.joined(separator: ",")].joined(separator: "\t"))
             }
         }
@@ -204,7 +238,7 @@ struct AuditCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "校验审计日志的哈希链：任何一条被改动或删除都会被发现")
         @OptionGroup var store: StoreOptions
         func run() throws {
-            if let id = try SQLiteStore(path: store.db).verifyAuditLog() {
+            if let id = try openStore(store.db).verifyAuditLog() {
                 printErr("审计日志从第 \(id) 条起不连续：该条或其前一条被改动或删除")
                 throw ExitCode(1)
             }

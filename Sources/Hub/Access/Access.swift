@@ -30,6 +30,10 @@ public struct User: Sendable, Hashable {
     /// 9-digit township codes (乡镇), for verifiers.
     public var townships: [String]
 
+    public init(id: Int64, username: String, displayName: String, role: Role, townships: [String]) {
+        self.id = id; self.username = username; self.displayName = displayName; self.role = role; self.townships = townships
+    }
+
     /// Whether this user may see a case routed to `township`.
     public func sees(township: String?) -> Bool {
         guard role.seesCases else { return false }
@@ -95,5 +99,43 @@ public struct VisitRecord: Sendable, Codable {
             p.append("“\(outcome.chinese)”须说明原因")
         }
         return p
+    }
+}
+
+/// Why an account change was refused, in words for the administrator.
+public struct AccessError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The rules for accounts and sign-in that every store and the web share.
+public enum AccessPolicy {
+    /// Failed passwords in a row that lock an account…
+    public static let maxFailedLogins = 5
+    /// …for this long.
+    public static let lockMinutes = 15
+    public static let sessionHours = 12
+
+    /// Checks a new user before anything is hashed or stored.
+    public static func check(_ user: NewUser, password: String) throws(AccessError) {
+        guard user.username.range(of: "^[A-Za-z0-9_.\\-]{2,40}$", options: .regularExpression) != nil else {
+            throw AccessError("用户名只能用字母、数字、_ . -，2 到 40 个字符")
+        }
+        guard password.count >= 10 else { throw AccessError("密码至少 10 个字符") }
+        if user.role == .verifier {
+            guard !user.townships.isEmpty, user.townships.allSatisfy({ $0.count == 9 && $0.allSatisfy(\.isNumber) }) else {
+                throw AccessError("乡镇核查员须绑定一个或多个 9 位乡镇代码，如 411081101")
+            }
+        }
+    }
+
+    /// `2026-11-23T21:00:00Z`: how session and lock times are stored (UTC, sorts like the time),
+    /// without building a formatter per request (every page checks its session).
+    public static func utcStamp(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var tm = tm()
+        gmtime_r(&t, &tm)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
     }
 }

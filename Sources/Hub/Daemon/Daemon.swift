@@ -1,37 +1,56 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// The scheduling brain of `hubd serve`: which source is due, pulling it with bounded retries,
 /// evaluating the rules for what changed, checking each feed's delivery calendar, and
 /// reloading mappings and rules when their files change. `tick(now:)` does one pass; the
 /// service calls it every few seconds. The clock is passed in, so tests control time.
+///
+/// Shared by the scheduler, the reload service (SIGHUP, file changes) and the web, each on its
+/// own thread: what was loaded is one immutable `Loaded` value swapped whole under a `Mutex`
+/// (readers take a snapshot), the retry state has its own `Mutex`, and reloads are serialised
+/// by a third. `settings` and `logger` are set before the daemon starts and only read after.
 public final class Daemon: @unchecked Sendable {
+    /// What the mappings folder held at the last (re)load: the last good version of each file.
+    public struct Loaded: Sendable {
+        public var types = TypeCatalog()
+        /// The last good version of each mapping, by file name.
+        public var mappings: [String: Mapping] = [:]
+        public var rules: [Rule] = []
+        public var params = RuleParams()
+        /// Errors of files that were refused, by file name (the previous version keeps running).
+        public var problems: [String: [Diagnostic]] = [:]
+    }
+    struct Retry { var attempt: Int; var waited: Double; var at: Date; var slot: Date }
     public struct Settings: Sendable {
         public var backoff = Backoff()
         public var utcOffset = 8 * 3600
         public init() {}
     }
 
-    public let store: SQLiteStore
+    public let store: any HubStore
     public let mappingsDirectory: URL
     public let connectors: ConnectorRegistry
-    public var settings: Settings
-    public var logger: Logger
+    public let settings: Settings
+    public let logger: Logger
     /// Set on shutdown: a pull in flight stops at its next row and rolls back.
     public let cancellation = CancellationFlag()
 
-    public private(set) var types = TypeCatalog()
-    /// The last good version of each mapping, by file name.
-    public private(set) var mappings: [String: Mapping] = [:]
-    public private(set) var rules: [Rule] = []
-    public private(set) var params = RuleParams()
-    /// Errors of files that were refused, by file name (the previous version keeps running).
-    public private(set) var problems: [String: [Diagnostic]] = [:]
-    private var stamps: [String: Date] = [:]
-    private var retries: [String: (attempt: Int, waited: Double, at: Date, slot: Date)] = [:]
-    private let lock = NSLock()
+    private let state = Mutex(Loaded())
+    /// Modification times of the files as last loaded; held for the whole of a reload.
+    private let stamps = Mutex<[String: Date]>([:])
+    private let retries = Mutex<[String: Retry]>([:])
 
-    public init(store: SQLiteStore, mappingsDirectory: URL, connectors: ConnectorRegistry, settings: Settings = Settings(),
+    /// What is loaded now: one consistent snapshot.
+    public var loaded: Loaded { state.withLock { $0 } }
+    public var types: TypeCatalog { loaded.types }
+    public var mappings: [String: Mapping] { loaded.mappings }
+    public var rules: [Rule] { loaded.rules }
+    public var params: RuleParams { loaded.params }
+    public var problems: [String: [Diagnostic]] { loaded.problems }
+
+    public init(store: any HubStore, mappingsDirectory: URL, connectors: ConnectorRegistry, settings: Settings = Settings(),
                 logger: Logger = Logger(label: "hub.daemon")) {
         self.store = store; self.mappingsDirectory = mappingsDirectory; self.connectors = connectors
         self.settings = settings; self.logger = logger
@@ -43,7 +62,17 @@ public final class Daemon: @unchecked Sendable {
     /// A broken file is refused with its errors and the previous version keeps running.
     @discardableResult
     public func reload(force: Bool = false) -> Bool {
-        lock.lock(); defer { lock.unlock() }
+        stamps.withLock { stamps in reload(force: force, stamps: &stamps) }
+    }
+
+    private func reload(force: Bool, stamps: inout [String: Date]) -> Bool {
+        let before = loaded
+        var types = before.types, rules = before.rules, params = before.params, problems = before.problems, mappings = before.mappings
+        // Readers see the old set or the new one whole, never a mix.
+        defer {
+            let next = Loaded(types: types, mappings: mappings, rules: rules, params: params, problems: problems)
+            state.withLock { $0 = next }
+        }
         let fm = FileManager.default
         func stamp(_ url: URL) -> Date { ((try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date) ?? .distantPast }
         var changed = force
@@ -112,7 +141,8 @@ public final class Daemon: @unchecked Sendable {
     /// Sources whose latest slot has no successful run since: a slot missed while the server
     /// was off runs once, not once per missed slot.
     public func due(now: Date) throws -> [(mapping: Mapping, slot: Date, period: Period)] {
-        lock.lock(); let current = mappings; lock.unlock()
+        let current = mappings
+        let retries = self.retries.withLock { $0 }
         var out: [(Mapping, Date, Period)] = []
         for (_, m) in current.sorted(by: { $0.key < $1.key }) {
             guard let text = m.schedule, let s = try? Schedule(text, utcOffset: settings.utcOffset),
@@ -130,35 +160,38 @@ public final class Daemon: @unchecked Sendable {
     /// is due (one source at a time), evaluate rules for what changed, check deliveries.
     public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         reload()
+        let loaded = self.loaded
         // Runs that were stored but whose rules were not (the process stopped in between).
         for (id, p) in try store.runsAwaitingRules() {
             if cancellation.isSet { return }
-            if let period = Period(p) { try evaluateRules(runID: id, period: period, log: logger) }
+            if let period = Period(p) { try evaluateRules(runID: id, period: period, loaded: loaded, log: logger) }
         }
         for (m, slot, period) in try due(now: now) {
             if cancellation.isSet { return }
             var log = logger
             log[metadataKey: "source"] = "\(m.source)"
-            let loader = MappingLoader(types: types, connectors: connectors)
+            let loader = MappingLoader(types: loaded.types, connectors: connectors)
             var pull = Pull(mapping: m, connector: try loader.connector(for: m), store: store, logger: log)
             pull.isCancelled = { [cancellation] in cancellation.isSet }
             do {
                 let r = try pull.run(period: period, environment: environment)
-                retries[m.source] = nil
+                retries.withLock { $0[m.source] = nil }
                 try checkDelivery(m, period: period, counts: r.counts, now: now)
-                try evaluateRules(runID: r.runID, period: period, log: log)
+                try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
             } catch let e as PullError {
                 if cancellation.isSet { return }
-                let previous = retries[m.source].flatMap { $0.slot == slot ? $0 : nil }
+                let previous = retries.withLock { $0[m.source] }.flatMap { $0.slot == slot ? $0 : nil }
                 let attempt = (previous?.attempt ?? 1) + 1
                 if e.retryable, var d = settings.backoff.delay(beforeAttempt: attempt, waitedSoFar: previous?.waited ?? 0, random: Double.random(in: 0...1)) {
                     // Honour the server's Retry-After, within the backoff's cap.
                     if let after = e.retryAfter { d = min(max(d, after), settings.backoff.cap) }
-                    retries[m.source] = (attempt, (previous?.waited ?? 0) + d, now.addingTimeInterval(d), slot)
+                    let retry = Retry(attempt: attempt, waited: (previous?.waited ?? 0) + d, at: now.addingTimeInterval(d), slot: slot)
+                    retries.withLock { $0[m.source] = retry }
                     log.warning("拉取失败，稍后重试", metadata: ["attempt": "\(attempt)", "in_seconds": "\(Int(d))", "error": "\(e.message)"])
                 } else {
                     // Given up for this slot: no more tries until the next slot.
-                    retries[m.source] = (attempt, previous?.waited ?? 0, .distantFuture, slot)
+                    let retry = Retry(attempt: attempt, waited: previous?.waited ?? 0, at: .distantFuture, slot: slot)
+                    retries.withLock { $0[m.source] = retry }
                     try store.raiseFeedAlert(source: m.source, period: period.description, kind: "failed",
                                              message: "\(m.department.isEmpty ? m.title : m.department)：拉取失败，已停止重试：\(e.message)")
                     log.error("拉取失败，不再重试", metadata: ["error": "\(e.message)"])
@@ -170,8 +203,8 @@ public final class Daemon: @unchecked Sendable {
 
     /// Evaluates the rules for the subjects a run touched and stores the alerts, marking the run
     /// evaluated in the same transaction.
-    func evaluateRules(runID: Int64, period: Period, log: Logger) throws {
-        let engine = try RuleEngine(rules: rules, params: params, types: types, store: store)
+    func evaluateRules(runID: Int64, period: Period, loaded: Loaded, log: Logger) throws {
+        let engine = try RuleEngine(rules: loaded.rules, params: loaded.params, types: loaded.types, store: store)
         let saved = try engine.evaluateAndStore(period: period, only: try engine.subjects(touchedBy: runID), into: store, evaluatedRun: runID).totals
         log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)",
                                         "withdrawn": "\(saved.withdrawn)"])
@@ -199,7 +232,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// A feed with a due day that has passed without a successful delivery is late.
     public func checkLateDeliveries(now: Date) throws {
-        lock.lock(); let current = mappings; lock.unlock()
+        let current = mappings
         let local = DateComponentsLite(Int(now.timeIntervalSince1970) + settings.utcOffset)
         let period = Period(year: local.year, month: local.month)!.adding(months: -1)
         for m in current.values {
@@ -214,10 +247,9 @@ public final class Daemon: @unchecked Sendable {
 }
 
 /// A thread-safe flag, set once on shutdown.
-public final class CancellationFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
+public final class CancellationFlag: Sendable {
+    private let value = Atomic(false)
     public init() {}
-    public var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    public func set() { lock.lock(); value = true; lock.unlock() }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
+    public func set() { value.store(true, ordering: .releasing) }
 }

@@ -154,7 +154,7 @@ public enum Hashing {
     }
 
     /// Writes the 16 lowercase hex digits of `v` into `buffer` (at least 16 bytes).
-    @inline(__always) static func hex(_ v: UInt64, into buffer: UnsafeMutablePointer<UInt8>) {
+    @inlinable public static func hex(_ v: UInt64, into buffer: UnsafeMutablePointer<UInt8>) {
         let digits: StaticString = "0123456789abcdef"
         let d = digits.utf8Start
         for i in 0..<16 { buffer[15 - i] = d[Int((v >> (UInt64(i) * 4)) & 0xF)] }

@@ -11,15 +11,6 @@ public enum FieldType: String, Sendable, CaseIterable, Hashable {
     case region
     case bool
 
-    /// The SQLite column type the store uses for the field.
-    public var sqlType: String {
-        switch self {
-        case .integer, .money, .bool: return "INTEGER"
-        case .decimal: return "REAL"
-        default: return "TEXT"
-        }
-    }
-
     /// How the type is named to operators.
     public var chineseName: String {
         switch self {

@@ -32,7 +32,7 @@ public struct PullError: Error, Sendable, CustomStringConvertible {
 public struct Pull {
     public var mapping: Mapping
     public var connector: any Connector
-    public var store: any MonitoringStore
+    public var store: any RecordStore
     public var logger: Logger
     /// Called every `progressEvery` rows and at the end.
     public var progress: ((RunCounts) -> Void)?
@@ -40,7 +40,7 @@ public struct Pull {
     /// Checked at every row: returning true stops the pull, which then rolls back whole.
     public var isCancelled: @Sendable () -> Bool = { false }
 
-    public init(mapping: Mapping, connector: any Connector, store: any MonitoringStore, logger: Logger = Logger(label: "hub.pull")) {
+    public init(mapping: Mapping, connector: any Connector, store: any RecordStore, logger: Logger = Logger(label: "hub.pull")) {
         self.mapping = mapping; self.connector = connector; self.store = store; self.logger = logger
     }
 

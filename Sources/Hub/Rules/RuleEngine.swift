@@ -100,7 +100,7 @@ public final class RuleEngine {
     public let rules: [Rule]
     public let params: RuleParams
     let types: TypeCatalog
-    let store: any MonitoringStore
+    let store: any RuleReadingStore
     /// Subjects evaluated together: their records are read with one lookup per use.
     public var chunkSize = 2_000
     /// About how many records a chunk's subjects may bring (their sets, and the evidence of
@@ -113,7 +113,7 @@ public final class RuleEngine {
     /// The person rules that name `members` (the others skip reading them).
     private var readingMembers: Set<String> = []
 
-    public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any MonitoringStore) throws {
+    public init(rules: [Rule], params: RuleParams, types: TypeCatalog, store: any RuleReadingStore) throws {
         self.rules = rules; self.params = params; self.types = types; self.store = store
         needed = Self.neededFields(rules, types)
         readingMembers = Set(rules.filter(Self.readsMembers).map(\.name))
@@ -164,18 +164,16 @@ public final class RuleEngine {
         return need
     }
 
-    /// The SQL that narrows a use's records: the simple part of its filter and its date window
-    /// (both are checked again record by record, so this only saves reading).
-    func condition(_ use: Rule.Use, period: Period) -> SQLCondition? {
-        var parts: [SQLCondition] = []
-        if let f = use.filter, let s = SQLFilter.translate(f, use.type) { parts.append(s) }
+    /// What narrows a use's records as they are read: the simple part of its filter and its
+    /// date window (both are checked again record by record, so this only saves reading).
+    func condition(_ use: Rule.Use, period: Period) -> RecordFilter? {
+        var parts: [RecordFilter] = []
+        if let f = use.filter, let s = RecordFilter.narrowing(f, use.type) { parts.append(s) }
         if let d = use.dateField, use.windowMonths != nil || use.yearToDate {
             let start = use.yearToDate ? CivilDate(year: period.year, month: 1, day: 1)! : period.adding(months: -((use.windowMonths ?? 1) - 1)).firstDay
-            // Dates are stored as text that sorts like the date; the window is re-checked row by row.
-            parts.append(("(\(SQLiteStore.quote(d)) >= ? AND \(SQLiteStore.quote(d)) < ?)", [.text(start.description), .text(period.lastDay.adding(days: 1).description)]))
+            parts.append(.window(d, from: start, until: period.lastDay.adding(days: 1)))
         }
-        guard !parts.isEmpty else { return nil }
-        return (parts.map(\.sql).joined(separator: " AND "), parts.flatMap(\.args))
+        return parts.isEmpty ? nil : parts.count == 1 ? parts[0] : .all(parts)
     }
 
     /// Evaluates every rule for the period; `only` limits each rule to the named subjects.
@@ -209,6 +207,9 @@ public final class RuleEngine {
             }
         }
     }
+
+    /// Records of one use's type read for a chunk, shared by the rules whose uses narrow the same way.
+    struct LookupKey: Hashable { var type: String; var filter: RecordFilter? }
 
     struct Context {
         var vars: [String: Value]
@@ -305,13 +306,13 @@ public final class RuleEngine {
             case .none: return []
             }
         }
-        var lookups: [String: [String: [Rec]]] = [:]
+        var lookups: [LookupKey: [String: [Rec]]] = [:]
         let base = baseVars(period)
         for rule in rules {
             var byUse: [String: [String: [Rec]]] = [:]
             for u in rule.uses {
                 let c = condition(u, period: period)
-                let lookup = [u.type.name, c?.sql ?? "", (c?.args ?? []).map(\.description).joined(separator: "\u{1E}")].joined(separator: "\u{1F}")
+                let lookup = LookupKey(type: u.type.name, filter: c)
                 if lookups[lookup] == nil {
                     let found = try related(reader, u, keys: batch.flatMap { keys(u, $0.id, $0.record) }, period: period)
                     records += found.values.reduce(0) { $0 + $1.count }
@@ -351,13 +352,13 @@ public final class RuleEngine {
         // A group subject reads every use of the trigger's type from the one walk; person and
         // village subjects read the others through the link.
         let walked = rule.subject == .group ? rule.uses.filter { $0.type.name == trigger.type.name } : [trigger]
-        let filter: SQLCondition? = {
-            var parts: [SQLCondition] = []
+        let filter: RecordFilter? = {
+            var parts: [RecordFilter] = []
             for u in walked {
                 guard let c = condition(u, period: period) else { return nil }
                 parts.append(c)
             }
-            return parts.count == 1 ? parts[0] : (parts.map { "(\($0.sql))" }.joined(separator: " OR "), parts.flatMap(\.args))
+            return parts.count == 1 ? parts[0] : .any(parts)
         }()
         var batch: [Triggered] = []
         var batchRecords = 0
@@ -620,7 +621,7 @@ extension RuleEngine {
                 var wanted = Set(fields(t)).union(["household_id", "village_code"]).union(groupFields[name] ?? [])
                 if let l = t.link { wanted.insert(l) }
                 guard !tooMany else { break }
-                try reader.scan(t, fields: Array(wanted), where: ("_run_id = ?", [.integer(runID)]), orderBy: []) { r in
+                try reader.scan(t, fields: Array(wanted), where: .writtenBy(run: runID), orderBy: []) { r in
                     if out.count + changedHouseholds.count + personLinks.count + villageLinks.count > limit { tooMany = true; return false }
                     for f in groupFields[name] ?? [] { if let v = r[f]?.text { out.insert(v) } }
                     if let h = r["household_id"]?.text { out.insert(h) }

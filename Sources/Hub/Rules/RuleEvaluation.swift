@@ -41,7 +41,7 @@ extension RuleEngine {
     /// failure on either side stores nothing). Earlier alerts of evaluated subjects that no
     /// longer fire are withdrawn while unworked; `evaluatedRun` is marked evaluated in the same
     /// transaction. Memory stays at a few chunks whatever the number of subjects and alerts.
-    public func evaluateAndStore(period: Period, only: Set<String>? = nil, into store: SQLiteStore, evaluatedRun: Int64? = nil,
+    public func evaluateAndStore(period: Period, only: Set<String>? = nil, into store: any CaseStore, evaluatedRun: Int64? = nil,
                                  deadlineDays: Int = 15, keepAlerts: Bool = false) throws -> RuleEvaluation {
         let queue = BoundedQueue<RuleChunk>(capacity: 2)
         let job = EvaluationJob(engine: self, period: period, only: only, queue: queue)

@@ -1,5 +1,7 @@
 import Foundation
 internal import GRDB
+import Hub
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode, accessed through GRDB.
 ///
@@ -8,13 +10,14 @@ internal import GRDB
 /// provenance: `_source`, `_run_id` (last writer), `_first_run_id`, `_document`, `_row`,
 /// `_row_hash` (the raw row) and `_hash` (the mapped content, to tell an update from a repeat).
 /// Money columns hold 分 (1/100 yuan) as integers; dates are `yyyy-MM-dd` text.
-public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
+///
+/// Sendable: GRDB's `DatabasePool` serialises writes and gives each read its own connection;
+/// the only other state, the region names, sits behind a `Mutex`.
+public final class SQLiteStore: HubStore, @unchecked Sendable {
     let pool: DatabasePool
     public let path: String
-    private let lock = NSLock()
-    private var prepared: [String: RecordType] = [:]
-    /// Read caches of the web pages, keyed by `inboxVersion` / `rosterVersion`.
-    public let inboxCache = VersionedCache()
+    /// Township and village names read from the roster, with the `rosterVersion` they were read at.
+    let regionNameCache = Mutex<(version: Int, names: [String: String])?>(nil)
 
     /// Opens (creating if needed) the store at `path` and brings its schema up to date.
     public init(path: String) throws {
@@ -45,7 +48,8 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     /// reopening, an edit by hand). A township verifier's only moves with their townships; an
     /// audit entry or a pull that raises nothing moves none.
     public func inboxVersion(for user: User) throws -> Int {
-        try pool.read { db in
+        guard user.role.seesCases else { return 0 }
+        return try pool.read { db in
             let roster = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'")) ?? 0
             let cases: Int
             if user.role.seesAllTownships {
@@ -306,84 +310,6 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    // MARK: Alerts and cases
-
-    // MARK: Feed-delivery alerts (for operators, separate from household cases)
-
-    /// Raises a late / empty / shrunken / failed delivery alert once per (source, period, kind).
-    public func raiseFeedAlert(source: String, period: String, kind: String, message: String) throws {
-        try pool.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO feed_alerts (source, period, kind, message, raised_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [source, period, kind, message, Self.now()])
-        }
-    }
-
-    public func feedAlerts(limit: Int = 100) throws -> [(source: String, period: String, kind: String, message: String, raisedAt: String)] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM feed_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
-                ($0["source"], $0["period"], $0["kind"], $0["message"], $0["raised_at"])
-            }
-        }
-    }
-
-    /// Successful runs whose rule evaluation has not been stored yet (the process stopped in between).
-    public func runsAwaitingRules() throws -> [(id: Int64, period: String)] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, period FROM runs WHERE status = 'succeeded' AND rules_evaluated = 0 ORDER BY id").map { ($0["id"], $0["period"]) }
-        }
-    }
-
-    /// Runs left 'running' by a process that was killed: they rolled back; mark them so.
-    @discardableResult
-    public func markInterruptedRuns() throws -> Int {
-        try pool.write { db in
-            try db.execute(sql: "UPDATE runs SET status = 'failed', error = '进程中断，本次拉取已整体回滚，将重新拉取', finished_at = ? WHERE status = 'running'", arguments: [Self.now()])
-            return db.changesCount
-        }
-    }
-
-    /// Prometheus text exposition of the store's counters and gauges.
-    public func metricsText(today: CivilDate = .today) throws -> String {
-        try pool.read { db in
-            var out = ""
-            func family(_ name: String, _ type: String, _ help: String, _ rows: [(labels: [(String, String)], value: Double)]) {
-                out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-                for r in rows {
-                    let labels = r.labels.isEmpty ? "" : "{" + r.labels.map { "\($0.0)=\"\(Self.promEscape($0.1))\"" }.joined(separator: ",") + "}"
-                    out += "\(name)\(labels) \(r.value == r.value.rounded() ? String(Int64(r.value)) : String(r.value))\n"
-                }
-            }
-            let runs = try Row.fetchAll(db, sql: """
-                SELECT source, status, count(*) AS n, sum(rows_read) AS read, sum(inserted + updated + unchanged) AS stored, sum(quarantined) AS q
-                FROM runs GROUP BY source, status ORDER BY source, status
-                """)
-            family("hub_runs_total", "counter", "Pull runs by source and outcome.", runs.map { ([("source", $0["source"]), ("status", $0["status"])], Double($0["n"] as Int)) })
-            family("hub_rows_read_total", "counter", "Source rows read by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["read"] as Int?) ?? 0)) })
-            family("hub_rows_stored_total", "counter", "Records inserted, updated or confirmed by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["stored"] as Int?) ?? 0)) })
-            family("hub_rows_quarantined_total", "counter", "Rows sent to quarantine by successful runs.", runs.filter { ($0["status"] as String) == "succeeded" }.map { ([("source", $0["source"])], Double(($0["q"] as Int?) ?? 0)) })
-            let durations = try Row.fetchAll(db, sql: """
-                SELECT source, (julianday(finished_at) - julianday(started_at)) * 86400.0 AS secs FROM runs
-                WHERE id IN (SELECT max(id) FROM runs WHERE finished_at IS NOT NULL GROUP BY source) ORDER BY source
-                """)
-            family("hub_last_run_duration_seconds", "gauge", "Duration of each source's latest finished run.", durations.map { ([("source", $0["source"])], ($0["secs"] as Double?) ?? 0) })
-            let alerts = try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM alerts GROUP BY rule ORDER BY rule")
-            family("hub_alerts_total", "counter", "Alerts raised, by rule.", alerts.map { ([("rule", $0["rule"])], Double($0["n"] as Int)) })
-            let cases = try Row.fetchAll(db, sql: """
-                SELECT coalesce(township_code, '') AS t, sum(status = 'open') AS open, sum(status = 'open' AND deadline < ?) AS overdue
-                FROM cases GROUP BY township_code ORDER BY township_code
-                """, arguments: [today.description])
-            family("hub_cases_open", "gauge", "Open cases per township.", cases.map { ([("township", $0["t"])], Double(($0["open"] as Int?) ?? 0)) })
-            family("hub_cases_overdue", "gauge", "Open cases past their deadline, per township.", cases.map { ([("township", $0["t"])], Double(($0["overdue"] as Int?) ?? 0)) })
-            let feeds = try Row.fetchAll(db, sql: "SELECT source, kind, count(*) AS n FROM feed_alerts GROUP BY source, kind ORDER BY source, kind")
-            family("hub_feed_alerts_total", "counter", "Late, empty, shrunken or failed deliveries.", feeds.map { ([("source", $0["source"]), ("kind", $0["kind"])], Double($0["n"] as Int)) })
-            return out
-        }
-    }
-
-    static func promEscape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-    }
-
     // MARK: Record tables
 
     static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
@@ -392,7 +318,6 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         try pool.write { db in
             for t in types { try Self.migrate(t, db) }
         }
-        lock.lock(); for t in types { prepared[t.name] = t }; lock.unlock()
     }
 
     static func migrate(_ t: RecordType, _ db: Database) throws {
@@ -436,12 +361,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
 
     // MARK: Runs
 
-    static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.timeZone = TimeZone(identifier: "Asia/Shanghai")
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date())
-    }
+    static func now() -> String { Timestamp.now() }
 
     public func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 {
         try pool.write { db in
@@ -479,7 +399,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         try pool.write { db in try Self.setCounts(db, runID, counts, status: .failed, error: error) }
     }
 
-    public func runs(source: String? = nil, limit: Int = 50) throws -> [RunRecord] {
+    public func runs(source: String?, limit: Int) throws -> [RunRecord] {
         try pool.read { db in
             var sql = "SELECT * FROM runs"
             var args: StatementArguments = []
@@ -511,7 +431,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func records(of type: RecordType, source: String? = nil) throws -> [[String: Value]] {
+    public func records(of type: RecordType, source: String?) throws -> [[String: Value]] {
         try pool.read { db in
             guard try db.tableExists(type.tableName) else { return [] }
             var sql = "SELECT * FROM \(Self.quote(type.tableName))"
@@ -539,7 +459,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func recordCount(of type: RecordType, source: String? = nil) throws -> Int {
+    public func recordCount(of type: RecordType, source: String?) throws -> Int {
         try pool.read { db in
             guard try db.tableExists(type.tableName) else { return 0 }
             if let source {
@@ -549,7 +469,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    public func changes(of type: RecordType, source: String? = nil) throws -> [RecordChange] {
+    public func changes(of type: RecordType, source: String?) throws -> [RecordChange] {
         try pool.read { db in
             var sql = "SELECT * FROM record_changes WHERE record_type = ?"
             var args: StatementArguments = [type.name]
@@ -560,15 +480,15 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
         }
     }
 
-    /// Runs a read-only SQL query (for `hubd` reports and tests); values as text.
-    public func query(_ sql: String, _ arguments: [String] = []) throws -> [[String: String]] {
+    /// Runs a read-only SQL query (for tests); values as text.
+    package func query(_ sql: String, _ arguments: [String] = []) throws -> [[String: String]] {
         var out: [[String: String]] = []
         try forEachRow(sql, arguments) { out.append($0) }
         return out
     }
 
-    /// `query` one row at a time, for results as long as a province's month (exports).
-    public func forEachRow(_ sql: String, _ arguments: [String] = [], _ body: ([String: String]) throws -> Void) throws {
+    /// `query` one row at a time.
+    package func forEachRow(_ sql: String, _ arguments: [String] = [], _ body: ([String: String]) throws -> Void) throws {
         try pool.read { db in
             let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
             while let row = try rows.next() {
@@ -583,7 +503,7 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     }
 
     /// Runs arbitrary SQL: only for tests that simulate tampering with the file.
-    func unsafeExecuteForTests(_ sql: String) throws {
+    package func unsafeExecuteForTests(_ sql: String) throws {
         try pool.writeWithoutTransaction { db in try db.execute(sql: sql) }
     }
 
@@ -630,44 +550,14 @@ public final class SQLiteStore: MonitoringStore, @unchecked Sendable {
     }
 }
 
-/// A store-level error (schema conflict, missing run).
-public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
 
-/// Values computed from the store and kept until it changes (the version they were computed
-/// at moves on). Bounded: cleared when it grows past `capacity` entries. When many requests
-/// miss the same key at once (right after a change), one computes and the others wait for it.
-public final class VersionedCache: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var entries: [String: (version: Int, value: Any)] = [:]
-    private var computing: Set<String> = []
-    let capacity = 1024
-
-    public init() {}
-
-    public func value<T>(_ key: String, version: Int, _ compute: () throws -> T) throws -> T {
-        condition.lock()
-        while true {
-            if let e = entries[key], e.version == version, let v = e.value as? T { condition.unlock(); return v }
-            if !computing.contains(key) { break }
-            condition.wait()
+extension FieldType {
+    /// The SQLite column type a field is stored in.
+    var sqlType: String {
+        switch self {
+        case .integer, .money, .bool: return "INTEGER"
+        case .decimal: return "REAL"
+        default: return "TEXT"
         }
-        computing.insert(key)
-        condition.unlock()
-        let result: T
-        do { result = try compute() } catch {
-            condition.lock(); computing.remove(key); condition.broadcast(); condition.unlock()
-            throw error
-        }
-        condition.lock()
-        computing.remove(key)
-        if entries.count >= capacity { entries.removeAll() }
-        entries[key] = (version, result)
-        condition.broadcast()
-        condition.unlock()
-        return result
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 internal import GRDB
 internal import GRDBSQLite
+import Hub
 
 /// Upserts records and quarantines rows inside a run's transaction.
 ///

@@ -29,6 +29,11 @@ public struct RunRecord: Sendable, Hashable {
     public var mappingVersion: String
     public var counts: RunCounts
     public var error: String?
+    public init(id: Int64, source: String, period: String, status: RunStatus, startedAt: String, finishedAt: String?,
+                mappingVersion: String, counts: RunCounts, error: String?) {
+        self.id = id; self.source = source; self.period = period; self.status = status; self.startedAt = startedAt
+        self.finishedAt = finishedAt; self.mappingVersion = mappingVersion; self.counts = counts; self.error = error
+    }
 }
 
 /// Why a row was not taken: the field and source column at fault and what was wrong.
@@ -58,6 +63,11 @@ public struct QuarantineEntry: Sendable, Hashable {
     public var rowHash: String
     public var firstRunID: Int64 = 0
     public var lastRunID: Int64 = 0
+    public init(source: String, period: String, document: String, row: Int, raw: [[String]], reasons: [QuarantineReason],
+                rowHash: String, firstRunID: Int64 = 0, lastRunID: Int64 = 0) {
+        self.source = source; self.period = period; self.document = document; self.row = row; self.raw = raw
+        self.reasons = reasons; self.rowHash = rowHash; self.firstRunID = firstRunID; self.lastRunID = lastRunID
+    }
 }
 
 /// A canonical record ready to store, with where it came from.
@@ -100,6 +110,9 @@ public struct DocumentFingerprint: Sendable {
     public var skipped = 0
     /// What the decoder told the connector (rows, next-page cursor), for paging.
     public var info = DocumentInfo(rows: 0)
+    public init(name: String, pipeline: String, bytes: Int, fingerprint: String) {
+        self.name = name; self.pipeline = pipeline; self.bytes = bytes; self.fingerprint = fingerprint
+    }
 }
 
 /// Writes inside one run's transaction.
@@ -113,51 +126,69 @@ public protocol RunWriter {
     func carryOver(_ fingerprint: DocumentFingerprint, from run: Int64) throws
 }
 
-/// The monitoring store. SQLite (one file, WAL) is the embedded default; a PostgreSQL store
-/// for provinces implements the same protocol.
+/// The pull stage's store: record tables, runs, quarantine and the documents each run read.
 ///
 /// A run's records become visible all at once: `withRun` executes the body in one transaction
 /// and records the run as succeeded in it, so a failed fetch leaves the store as it was.
-public protocol MonitoringStore: AnyObject, Sendable {
+/// Every implementation passes `RecordStoreConformance` (HubTesting).
+public protocol RecordStore: AnyObject, Sendable {
     /// Creates or extends the tables for these record types.
     func prepare(_ types: [RecordType]) throws
     func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64
     /// Runs `body` atomically; on success the run is marked succeeded with the counts it returns.
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts
     func failRun(_ runID: Int64, error: String, counts: RunCounts) throws
+    /// Runs left running by a process that was killed (their transaction rolled back) are
+    /// marked failed; returns how many.
+    @discardableResult
+    func markInterruptedRuns() throws -> Int
+    /// Successful runs whose rule evaluation has not been stored yet (the process stopped in between).
+    func runsAwaitingRules() throws -> [(id: Int64, period: String)]
     /// The documents of the latest successful run of this source and month, by name, when they
     /// were read with this pipeline (mapping and types); nil when there is none.
     func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])?
+    /// The latest runs, newest first.
     func runs(source: String?, limit: Int) throws -> [RunRecord]
-    /// Quarantined rows of a run (those it saw), or of a source's latest successful run.
+    /// Quarantined rows of a run (those it saw).
     func quarantine(runID: Int64) throws -> [QuarantineEntry]
     /// All records of a type (for checks, `mapping try` and tests), keyed by field name.
     func records(of type: RecordType, source: String?) throws -> [[String: Value]]
-    /// Runs `body` with a reader over one consistent snapshot of the records (one read
-    /// transaction): how rule evaluation walks tables of millions of records in order, a few
-    /// thousand subjects at a time, without holding them in memory.
-    func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T
     /// How many records of a type a source holds.
     func recordCount(of type: RecordType, source: String?) throws -> Int
     /// Field changes recorded when a re-pull updated a record: (run, key, field, before, after).
     func changes(of type: RecordType, source: String?) throws -> [RecordChange]
 }
 
-/// A piece of SQL with its arguments (a filter on a record table).
-public typealias SQLCondition = (sql: String, args: [Value])
+extension RecordStore {
+    public func runs(source: String? = nil) throws -> [RunRecord] { try runs(source: source, limit: 50) }
+    public func records(of type: RecordType) throws -> [[String: Value]] { try records(of: type, source: nil) }
+    public func recordCount(of type: RecordType) throws -> Int { try recordCount(of: type, source: nil) }
+    public func changes(of type: RecordType) throws -> [RecordChange] { try changes(of: type, source: nil) }
+}
 
-/// Reads records inside one snapshot (see `MonitoringStore.reading`). Records come as
+/// The rule stage's view of the store: one consistent snapshot of the records at a time.
+public protocol RuleReadingStore: AnyObject, Sendable {
+    /// Runs `body` with a reader over one consistent snapshot of the records (one read
+    /// transaction): how rule evaluation walks tables of millions of records in order, a few
+    /// thousand subjects at a time, without holding them in memory.
+    func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T
+}
+
+/// Reads records inside one snapshot (see `RuleReadingStore.reading`). Records come as
 /// dictionaries of the named fields plus their provenance (`_id`, `_run_id`, `_source`,
 /// `_row`); empty fields are left out.
+///
+/// A filter only narrows what is read: it may let through more than a rule wants (the rule
+/// checks every record again) but never less.
 public protocol RecordReader: AnyObject {
     /// Every record passing `filter`, ordered by `orderBy` and then `_id`; `body` returns false to stop.
     /// Streams: only the current record is held.
-    func scan(_ type: RecordType, fields: [String], where filter: SQLCondition?, orderBy: [String],
+    func scan(_ type: RecordType, fields: [String], where filter: RecordFilter?, orderBy: [String],
               _ body: ([String: Value]) throws -> Bool) throws
     /// The records whose `field` is one of `values` (and that pass `filter`), ordered by that
     /// field and then `_id`; looked up through the field's index when it has one.
     func records(of type: RecordType, fields: [String], whereField field: String, in values: [String],
-                 and filter: SQLCondition?) throws -> [[String: Value]]
+                 and filter: RecordFilter?) throws -> [[String: Value]]
     /// For each value of `field` among `values`: how many distinct values of `distinct` its records have.
     func distinctCounts(of type: RecordType, distinct: String, by field: String, in values: [String]) throws -> [String: Int]
 }
@@ -169,4 +200,15 @@ public struct RecordChange: Sendable, Hashable {
     public var field: String
     public var before: String?
     public var after: String?
+    public init(runID: Int64, source: String, key: String, field: String, before: String?, after: String?) {
+        self.runID = runID; self.source = source; self.key = key; self.field = field; self.before = before; self.after = after
+    }
 }
+
+/// A store-level error (schema conflict, missing run).
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+

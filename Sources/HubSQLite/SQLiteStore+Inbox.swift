@@ -1,74 +1,7 @@
 import Foundation
 internal import GRDB
-
-/// One case (案件) as the inbox lists it.
-public struct CaseSummary: Sendable, Hashable {
-    public var id: Int64
-    public var period: String
-    public var householdID: String?
-    public var subjectKind: String
-    public var subjectID: String
-    public var townshipCode: String?
-    public var villageCode: String?
-    public var township: String?
-    public var village: String?
-    public var severity: String
-    public var status: String
-    public var deadline: String
-    public var openedAt: String
-    public var outcome: String?
-    public var closedAt: String?
-    public var rules: [String]
-    public var titles: [String]
-
-    public func isOverdue(today: CivilDate) -> Bool { status == "open" && deadline < today.description }
-}
-
-public struct CaseFilter: Sendable {
-    public var rule: String?
-    public var village: String?
-    public var status: String?
-    public var severity: String?
-    public var overdueOnly = false
-    public var period: String?
-    public var township: String?
-    public var limit = 500
-    /// Cases to skip (paging).
-    public var offset = 0
-    public init() {}
-    /// Identifies the filter in caches.
-    public var cacheKey: String {
-        [rule ?? "", village ?? "", status ?? "", severity ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", String(limit), String(offset)].joined(separator: "\u{1F}")
-    }
-}
-
-/// What the inbox shows above its list: counts and the choices of its filters, over
-/// everything the user may see.
-public struct InboxOverview: Sendable {
-    public var open = 0
-    public var overdue = 0
-    public var closed = 0
-    /// Rules that raised alerts in the user's scope, by name, with their titles.
-    public var rules: [(name: String, title: String)] = []
-    /// Villages with cases in the user's scope: code and name.
-    public var villages: [(code: String, name: String)] = []
-}
-
-public struct CaseDetail: Sendable {
-    public struct AlertInfo: Sendable {
-        public var rule: String, title: String, severity: String, message: String, evidence: [Evidence], raisedAt: String, ruleVersion: String, mappingVersions: String
-    }
-    public struct Event: Sendable { public var at: String, username: String, action: String, detail: String }
-    public struct Visit: Sendable {
-        public var visitedOn: String, visitors: String, findings: String, outcome: VisitOutcome, monitoringType: String?, reason: String?, recordedBy: String, recordedAt: String
-    }
-    public var summary: CaseSummary
-    public var household: [String: Value]?
-    public var members: [[String: Value]]
-    public var alerts: [AlertInfo]
-    public var visits: [Visit]
-    public var events: [Event]
-}
+import Hub
+import Synchronization
 
 extension SQLiteStore {
     static let caseColumns = """
@@ -76,17 +9,10 @@ extension SQLiteStore {
         (SELECT group_concat(title, '|') FROM (SELECT DISTINCT title FROM alerts WHERE case_id = c.id ORDER BY rule)) AS titles
         """
 
-    /// The cases a user may see, most urgent deadline first. A verifier sees only their townships.
-    public func cases(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> [CaseSummary] {
-        guard user.role.seesCases else { return [] }
-        if !user.role.seesAllTownships && user.townships.isEmpty { return [] }
-        let key = "cases\u{1E}\(Self.scopeKey(user))\u{1E}\(filter.cacheKey)\u{1E}\(today)"
-        return try inboxCache.value(key, version: try inboxVersion(for: user)) {
-            try uncachedCases(for: user, filter: filter, today: today)
-        }
-    }
-
-    func uncachedCases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary] {
+    /// The filter's conditions over `cases c` in the user's scope, or nil when the user sees no case.
+    func caseConditions(for user: User, filter: CaseFilter, today: CivilDate) -> (sql: String, args: [any DatabaseValueConvertible])? {
+        guard user.role.seesCases else { return nil }
+        if !user.role.seesAllTownships && user.townships.isEmpty { return nil }
         var conditions = ""
         var args: [any DatabaseValueConvertible] = []
         if !user.role.seesAllTownships {
@@ -96,10 +22,24 @@ extension SQLiteStore {
         if let t = filter.township, !t.isEmpty { conditions += " AND c.township_code = ?"; args.append(t) }
         if let r = filter.rule, !r.isEmpty { conditions += " AND EXISTS (SELECT 1 FROM alerts a WHERE a.case_id = c.id AND a.rule = ?)"; args.append(r) }
         if let v = filter.village, !v.isEmpty { conditions += " AND c.village_code = ?"; args.append(v) }
-        if let s = filter.status, !s.isEmpty { conditions += " AND c.status = ?"; args.append(s) }
-        if let s = filter.severity, !s.isEmpty { conditions += " AND c.severity = ?"; args.append(s) }
+        if let s = filter.status { conditions += " AND c.status = ?"; args.append(s.rawValue) }
+        if let s = filter.severity { conditions += " AND c.severity = ?"; args.append(s.rawValue) }
         if let p = filter.period, !p.isEmpty { conditions += " AND c.period = ?"; args.append(p) }
         if filter.overdueOnly { conditions += " AND c.status = 'open' AND c.deadline < ?"; args.append(today.description) }
+        return (conditions, args)
+    }
+
+    public func caseCount(for user: User, filter: CaseFilter, today: CivilDate) throws -> Int {
+        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return 0 }
+        return try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM cases c WHERE 1 = 1\(conditions)", arguments: StatementArguments(args)) ?? 0
+        }
+    }
+
+    public func cases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary] {
+        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return [] }
+        let limit = max(0, min(filter.limit, CaseFilter.maxLimit)), offset = max(0, filter.offset)
+        guard limit > 0 else { return [] }
         let names = try regionNames()
         return try pool.read { db in
             func fetch(_ more: String, limit: Int, offset: Int) throws -> [CaseSummary] {
@@ -108,27 +48,20 @@ extension SQLiteStore {
             }
             // Open cases first, then the others, each by deadline: two queries that each walk
             // the (township, status, deadline) index instead of sorting the whole scope.
-            var out = try fetch(" AND c.status = 'open'", limit: filter.limit, offset: filter.offset)
-            if out.count < filter.limit {
+            var out = try fetch(" AND c.status = 'open'", limit: limit, offset: offset)
+            if out.count < limit {
                 let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM cases c WHERE 1 = 1\(conditions) AND c.status = 'open'", arguments: StatementArguments(args)) ?? 0
-                out += try fetch(" AND c.status <> 'open'", limit: filter.limit - out.count, offset: max(0, filter.offset - open))
+                out += try fetch(" AND c.status <> 'open'", limit: limit - out.count, offset: max(0, offset - open))
             }
             return out
         }
     }
 
     /// Counts and filter choices over the user's whole scope, computed in SQL (a county's
-    /// scope can hold hundreds of thousands of cases) and kept until the store changes.
-    public func inboxOverview(for user: User, today: CivilDate = .today) throws -> InboxOverview {
+    /// scope can hold hundreds of thousands of cases).
+    public func inboxOverview(for user: User, today: CivilDate) throws -> InboxOverview {
         guard user.role.seesCases else { return InboxOverview() }
         if !user.role.seesAllTownships && user.townships.isEmpty { return InboxOverview() }
-        let key = "overview\u{1E}\(Self.scopeKey(user))\u{1E}\(today)"
-        return try inboxCache.value(key, version: try inboxVersion(for: user)) {
-            try uncachedOverview(for: user, today: today)
-        }
-    }
-
-    func uncachedOverview(for user: User, today: CivilDate) throws -> InboxOverview {
         var scope = ""
         var args: [any DatabaseValueConvertible] = []
         if !user.role.seesAllTownships {
@@ -155,24 +88,23 @@ extension SQLiteStore {
         }
     }
 
-    public static func scopeKey(_ user: User) -> String {
-        user.role.seesAllTownships ? "*" : user.townships.sorted().joined(separator: ",")
-    }
-
     static func summary(_ r: Row, _ names: [String: String]) -> CaseSummary {
         let t: String? = r["township_code"], v: String? = r["village_code"]
-        return CaseSummary(id: r["id"], period: r["period"], householdID: r["household_id"], subjectKind: r["subject_kind"], subjectID: r["subject_id"],
+        return CaseSummary(id: r["id"], period: r["period"], householdID: r["household_id"],
+                           subjectKind: Rule.Subject(rawValue: r["subject_kind"]) ?? .household, subjectID: r["subject_id"],
                            townshipCode: t, villageCode: v, township: t.flatMap { names[$0] }, village: v.flatMap { names[$0] },
-                           severity: r["severity"], status: r["status"], deadline: r["deadline"], openedAt: r["opened_at"],
+                           severity: Rule.Severity(rawValue: r["severity"]) ?? .low, status: CaseStatus(rawValue: r["status"]) ?? .open,
+                           deadline: r["deadline"], openedAt: r["opened_at"],
                            outcome: r["outcome"], closedAt: r["closed_at"],
                            rules: ((r["rules"] as String?) ?? "").split(separator: ",").map(String.init),
                            titles: ((r["titles"] as String?) ?? "").split(separator: "|").map(String.init))
     }
 
-    /// Township and village names by code, from the roster (kept until the store changes).
+    /// Township and village names by code, from the roster (read again when a pull succeeds).
     public func regionNames() throws -> [String: String] {
-        try inboxCache.value("regionNames", version: try rosterVersion()) {
-            try pool.read { db -> [String: String] in
+        let version = try rosterVersion()
+        if let cached = regionNameCache.withLock({ $0 }), cached.version == version { return cached.names }
+        let names = try pool.read { db -> [String: String] in
                 guard try db.tableExists("rec_household") else { return [:] }
                 var out: [String: String] = [:]
                 for r in try Row.fetchAll(db, sql: "SELECT DISTINCT village_code, township, village FROM rec_household WHERE village_code IS NOT NULL") {
@@ -181,8 +113,9 @@ extension SQLiteStore {
                     if let t: String = r["township"], code.count >= 9 { out[String(code.prefix(9))] = t }
                 }
                 return out
-            }
         }
+        regionNameCache.withLock { $0 = (version, names) }
+        return names
     }
 
     /// A case with everything the case page shows, or nil when it does not exist.
@@ -209,7 +142,7 @@ extension SQLiteStore {
             }
             let dec = JSONDecoder()
             let alerts = try Row.fetchAll(db, sql: "SELECT * FROM alerts WHERE case_id = ? ORDER BY id", arguments: [id]).map { a in
-                CaseDetail.AlertInfo(rule: a["rule"], title: a["title"], severity: a["severity"], message: a["message"],
+                CaseDetail.AlertInfo(rule: a["rule"], title: a["title"], severity: Rule.Severity(rawValue: a["severity"]) ?? .low, message: a["message"],
                                      evidence: (try? dec.decode([Evidence].self, from: Data((a["evidence"] as String).utf8))) ?? [],
                                      raisedAt: a["raised_at"], ruleVersion: a["rule_version"], mappingVersions: a["mapping_versions"])
             }
@@ -234,49 +167,13 @@ extension SQLiteStore {
         }
     }
 
-    public struct CaseChangeError: Error, CustomStringConvertible {
-        public var description: String
-        init(_ d: String) { description = d }
-    }
-
-    /// Records a home visit and closes the case (销号) with its outcome.
-    public func recordVisit(caseID: Int64, by user: User, visit: VisitRecord, today: CivilDate = .today) throws {
-        let problems = visit.problems(today: today)
-        if !problems.isEmpty { throw CaseChangeError(problems.joined(separator: "；")) }
-        try pool.write { db in
-            guard let c = try Row.fetchOne(db, sql: "SELECT status FROM cases WHERE id = ?", arguments: [caseID]) else { throw CaseChangeError("案件不存在") }
-            guard (c["status"] as String) == "open" else { throw CaseChangeError("案件已销号；如需再次核实，请县里先重新打开") }
-            let now = Self.now()
-            try db.execute(sql: """
-                INSERT INTO visits (case_id, visited_on, visitors, findings, outcome, monitoring_type, reason, recorded_by, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [caseID, visit.visitedOn, visit.visitors, visit.findings, visit.outcome.rawValue, visit.monitoringType, visit.reason, user.username, now])
-            try db.execute(sql: "UPDATE cases SET status = 'closed', outcome = ?, closed_at = ? WHERE id = ?", arguments: [visit.outcome.rawValue, now, caseID])
-            var detail = "入户核实（\(visit.visitedOn)，\(visit.visitors)）：\(visit.outcome.chinese)"
-            if let t = visit.monitoringType, visit.outcome == .monitor { detail += "（\(t)）" }
-            if let r = visit.reason, !r.isEmpty { detail += "，原因：\(r)" }
-            try db.execute(sql: "INSERT INTO case_events (case_id, at, username, action, detail) VALUES (?, ?, ?, '销号', ?)", arguments: [caseID, now, user.username, detail])
-        }
-    }
-
-    /// The county reopens a closed case.
-    public func reopen(caseID: Int64, by user: User, reason: String, deadlineDays: Int = 15) throws {
-        guard user.role.reopens else { throw CaseChangeError("只有县级用户可以重新打开案件") }
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw CaseChangeError("请说明重新打开的原因") }
-        try pool.write { db in
-            guard let c = try Row.fetchOne(db, sql: "SELECT status FROM cases WHERE id = ?", arguments: [caseID]) else { throw CaseChangeError("案件不存在") }
-            guard (c["status"] as String) == "closed" else { throw CaseChangeError("案件尚未销号") }
-            try db.execute(sql: "UPDATE cases SET status = 'open', outcome = NULL, closed_at = NULL, deadline = ? WHERE id = ?",
-                           arguments: [CivilDate.today.adding(days: deadlineDays).description, caseID])
-            try db.execute(sql: "INSERT INTO case_events (case_id, at, username, action, detail) VALUES (?, ?, ?, '重新打开', ?)", arguments: [caseID, Self.now(), user.username, reason])
-        }
-    }
-
-    /// The latest visit of each case, for the ledger.
-    public func latestVisits() throws -> [Int64: CaseDetail.Visit] {
-        try pool.read { db in
+    public func latestVisits(of caseIDs: [Int64]) throws -> [Int64: CaseDetail.Visit] {
+        guard !caseIDs.isEmpty else { return [:] }
+        return try pool.read { db in
             var out: [Int64: CaseDetail.Visit] = [:]
-            for v in try Row.fetchAll(db, sql: "SELECT * FROM visits WHERE id IN (SELECT max(id) FROM visits GROUP BY case_id)") {
+            for v in try Row.fetchAll(db, sql: """
+                SELECT * FROM visits WHERE id IN (SELECT max(id) FROM visits WHERE case_id IN (\(databaseQuestionMarks(count: caseIDs.count))) GROUP BY case_id)
+                """, arguments: StatementArguments(caseIDs)) {
                 out[v["case_id"]] = CaseDetail.Visit(visitedOn: v["visited_on"], visitors: v["visitors"], findings: v["findings"],
                                                      outcome: VisitOutcome(rawValue: v["outcome"]) ?? .unverifiable, monitoringType: v["monitoring_type"],
                                                      reason: v["reason"], recordedBy: v["recorded_by"], recordedAt: v["recorded_at"])
@@ -285,14 +182,7 @@ extension SQLiteStore {
         }
     }
 
-    /// Counts for the county dashboard.
-    public struct Dashboard: Sendable {
-        public var byTownship: [(code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int)]
-        public var byRule: [(rule: String, title: String, cases: Int, confirmed: Int, rejected: Int)]
-        public var byPeriod: [(period: String, raised: Int, closed: Int)]
-    }
-
-    public func dashboard(today: CivilDate = .today) throws -> Dashboard {
+    public func dashboard(today: CivilDate) throws -> Dashboard {
         let names = try regionNames()
         return try pool.read { db in
             let t = try Row.fetchAll(db, sql: """

@@ -1,0 +1,74 @@
+import Crypto
+import Foundation
+import Hub
+import HummingbirdBcrypt
+
+/// Password hashing and session tokens: the web's side of `AccessStore`, which only ever sees
+/// bcrypt hashes and SHA-256 digests of tokens.
+public enum Passwords {
+    static let cost: UInt8 = 10
+
+    public static func hash(_ password: String) -> String { Bcrypt.hash(password, cost: cost) }
+    public static func verify(_ password: String, hash: String) -> Bool { Bcrypt.verify(password, hash: hash) }
+}
+
+/// Random tokens for sessions and CSRF, from the system's secure generator.
+public enum Token {
+    public static func make(bytes: Int = 32) -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<bytes).map { _ in
+            let b = UInt8.random(in: 0...255, using: &g)
+            return (b < 16 ? "0" : "") + String(b, radix: 16)
+        }.joined()
+    }
+
+    /// What the store keeps of a session token: its SHA-256, hex.
+    public static func digest(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+}
+
+public enum SignIn: Sendable {
+    case success(User, token: String, csrf: String)
+    case wrongPassword
+    case locked(until: String)
+}
+
+extension AccessStore {
+    /// Creates a user after checking the name, role and password (`AccessPolicy.check`); the
+    /// password is hashed with bcrypt and never stored or logged in clear.
+    @discardableResult
+    public func addUser(username: String, displayName: String, role: Role, townships: [String], password: String) throws -> User {
+        let user = NewUser(username: username, displayName: displayName, role: role, townships: townships)
+        try AccessPolicy.check(user, password: password)
+        return try addUser(user, passwordHash: Passwords.hash(password))
+    }
+
+    /// Checks a password; after `AccessPolicy.maxFailedLogins` failures the account is locked
+    /// for a while. A successful sign-in always starts a new session (a fresh token).
+    public func signIn(username: String, password: String, now: Date = Date()) throws -> SignIn {
+        guard let c = try credentials(username: username) else {
+            _ = Passwords.hash(password)   // same time as a real check, so user names cannot be probed
+            return .wrongPassword
+        }
+        if let until = c.lockedUntil, until > AccessPolicy.utcStamp(now) { return .locked(until: until) }
+        guard Passwords.verify(password, hash: c.passwordHash) else {
+            let failed = c.failedLogins + 1
+            let lock = failed >= AccessPolicy.maxFailedLogins
+                ? AccessPolicy.utcStamp(now.addingTimeInterval(Double(AccessPolicy.lockMinutes * 60))) : nil
+            try recordFailedLogin(userID: c.user.id, failures: lock == nil ? failed : 0, lockedUntil: lock)
+            return .wrongPassword
+        }
+        let token = Token.make(), csrf = Token.make(bytes: 16)
+        try startSession(userID: c.user.id, tokenHash: Token.digest(token), csrf: csrf, createdAt: AccessPolicy.utcStamp(now),
+                         expiresAt: AccessPolicy.utcStamp(now.addingTimeInterval(Double(AccessPolicy.sessionHours * 3600))))
+        return .success(c.user, token: token, csrf: csrf)
+    }
+
+    /// The user and CSRF token of a live session.
+    public func session(token: String) throws -> (User, csrf: String)? {
+        try session(tokenHash: Token.digest(token), now: AccessPolicy.utcStamp(Date())).map { ($0.user, $0.csrf) }
+    }
+
+    public func signOut(token: String) throws { try endSession(tokenHash: Token.digest(token)) }
+}
