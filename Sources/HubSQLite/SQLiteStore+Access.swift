@@ -76,7 +76,7 @@ extension SQLiteStore {
                    prevHash: r["prev_hash"], hash: r["hash"])
     }
 
-    public func auditLog(limit: Int) throws -> [AuditEntry] {
+    public func auditLog(limit: Int = 200) throws -> [AuditEntry] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.auditEntry)
         }

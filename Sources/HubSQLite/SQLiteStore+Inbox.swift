@@ -29,14 +29,14 @@ extension SQLiteStore {
         return (conditions, args)
     }
 
-    public func caseCount(for user: User, filter: CaseFilter, today: CivilDate) throws -> Int {
+    public func caseCount(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> Int {
         guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return 0 }
         return try pool.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM cases c WHERE 1 = 1\(conditions)", arguments: StatementArguments(args)) ?? 0
         }
     }
 
-    public func cases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary] {
+    public func cases(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> [CaseSummary] {
         guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return [] }
         let limit = max(0, min(filter.limit, CaseFilter.maxLimit)), offset = max(0, filter.offset)
         guard limit > 0 else { return [] }
@@ -59,7 +59,7 @@ extension SQLiteStore {
 
     /// Counts and filter choices over the user's whole scope, computed in SQL (a county's
     /// scope can hold hundreds of thousands of cases).
-    public func inboxOverview(for user: User, today: CivilDate) throws -> InboxOverview {
+    public func inboxOverview(for user: User, today: CivilDate = .today) throws -> InboxOverview {
         guard user.role.seesCases else { return InboxOverview() }
         if !user.role.seesAllTownships && user.townships.isEmpty { return InboxOverview() }
         var scope = ""
@@ -182,7 +182,7 @@ extension SQLiteStore {
         }
     }
 
-    public func dashboard(today: CivilDate) throws -> Dashboard {
+    public func dashboard(today: CivilDate = .today) throws -> Dashboard {
         let names = try regionNames()
         return try pool.read { db in
             let t = try Row.fetchAll(db, sql: """

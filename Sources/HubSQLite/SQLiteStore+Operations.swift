@@ -11,7 +11,7 @@ extension SQLiteStore {
         }
     }
 
-    public func feedAlerts(limit: Int) throws -> [FeedAlert] {
+    public func feedAlerts(limit: Int = 100) throws -> [FeedAlert] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM feed_alerts ORDER BY id DESC LIMIT ?", arguments: [limit]).map {
                 FeedAlert(source: $0["source"], period: $0["period"], kind: $0["kind"], message: $0["message"], raisedAt: $0["raised_at"])

@@ -399,7 +399,7 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         try pool.write { db in try Self.setCounts(db, runID, counts, status: .failed, error: error) }
     }
 
-    public func runs(source: String?, limit: Int) throws -> [RunRecord] {
+    public func runs(source: String? = nil, limit: Int = 50) throws -> [RunRecord] {
         try pool.read { db in
             var sql = "SELECT * FROM runs"
             var args: StatementArguments = []
@@ -431,7 +431,7 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
     }
 
-    public func records(of type: RecordType, source: String?) throws -> [[String: Value]] {
+    public func records(of type: RecordType, source: String? = nil) throws -> [[String: Value]] {
         try pool.read { db in
             guard try db.tableExists(type.tableName) else { return [] }
             var sql = "SELECT * FROM \(Self.quote(type.tableName))"
@@ -459,7 +459,7 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
     }
 
-    public func recordCount(of type: RecordType, source: String?) throws -> Int {
+    public func recordCount(of type: RecordType, source: String? = nil) throws -> Int {
         try pool.read { db in
             guard try db.tableExists(type.tableName) else { return 0 }
             if let source {
@@ -469,7 +469,7 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
     }
 
-    public func changes(of type: RecordType, source: String?) throws -> [RecordChange] {
+    public func changes(of type: RecordType, source: String? = nil) throws -> [RecordChange] {
         try pool.read { db in
             var sql = "SELECT * FROM record_changes WHERE record_type = ?"
             var args: StatementArguments = [type.name]

@@ -100,29 +100,32 @@ struct ReloadService: Service {
     func run() async throws {
         let daemon = self.daemon, logger = self.logger, every = max(1, every)
         let signals = await UnixSignalsSequence(trapping: .sighup)
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in signals {
-                    logger.info("收到 SIGHUP，重新加载映射和规则")
-                    _ = try? await BlockingReload.run { daemon.reload(force: true) }
+        // Graceful shutdown cancels both loops.
+        try await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in signals {
+                        logger.info("收到 SIGHUP，重新加载映射和规则")
+                        _ = await BlockingReload.run { daemon.reload(force: true) }
+                    }
                 }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(every))
-                    if Task.isCancelled { break }
-                    _ = try? await BlockingReload.run { daemon.reload() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(every))
+                        if Task.isCancelled { break }
+                        _ = await BlockingReload.run { daemon.reload() }
+                    }
                 }
+                await group.next()
+                group.cancelAll()
             }
-            await group.next()
-            group.cancelAll()
         }
     }
 }
 
 /// Reading and parsing files is blocking work: it runs on its own thread, not Swift's cooperative pool.
 enum BlockingReload {
-    static func run<T: Sendable>(_ body: @Sendable @escaping () -> T) async throws -> T {
+    static func run<T: Sendable>(_ body: @Sendable @escaping () -> T) async -> T {
         await withCheckedContinuation { (done: CheckedContinuation<T, Never>) in
             Thread.detachNewThread { done.resume(returning: body()) }
         }

@@ -3,6 +3,7 @@ import Testing
 import ArgumentParser
 @testable import Hub
 @testable import hubd
+@testable import HubSQLite
 import SimCounty
 
 /// The commands an operator types, run in-process.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Hub
+@testable import HubSQLite
 import SimCounty
 
 /// Rule evaluation walks the store a chunk of subjects at a time while a second thread stores
@@ -96,7 +97,7 @@ import SimCounty
 }
 
 /// A store whose record lookups fail after a number of them (a disk error, say).
-final class FailingStore: MonitoringStore, @unchecked Sendable {
+final class FailingStore: RuleReadingStore, @unchecked Sendable {
     struct Failure: Error {}
     let base: SQLiteStore
     let failAfter: Int
@@ -111,10 +112,10 @@ final class FailingStore: MonitoringStore, @unchecked Sendable {
             owner.lookups += 1
             if owner.lookups > owner.failAfter { throw Failure() }
         }
-        func scan(_ type: RecordType, fields: [String], where filter: SQLCondition?, orderBy: [String], _ body: ([String: Value]) throws -> Bool) throws {
+        func scan(_ type: RecordType, fields: [String], where filter: RecordFilter?, orderBy: [String], _ body: ([String: Value]) throws -> Bool) throws {
             try base.scan(type, fields: fields, where: filter, orderBy: orderBy, body)
         }
-        func records(of type: RecordType, fields: [String], whereField field: String, in values: [String], and filter: SQLCondition?) throws -> [[String: Value]] {
+        func records(of type: RecordType, fields: [String], whereField field: String, in values: [String], and filter: RecordFilter?) throws -> [[String: Value]] {
             try count()
             return try base.records(of: type, fields: fields, whereField: field, in: values, and: filter)
         }
@@ -124,16 +125,4 @@ final class FailingStore: MonitoringStore, @unchecked Sendable {
     }
 
     func reading<T>(_ body: (any RecordReader) throws -> T) throws -> T { try base.reading { try body(Reader($0, self)) } }
-    func prepare(_ types: [RecordType]) throws { try base.prepare(types) }
-    func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 { try base.startRun(source: source, period: period, mappingVersion: mappingVersion) }
-    func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts { try base.withRun(runID, body) }
-    func failRun(_ runID: Int64, error: String, counts: RunCounts) throws { try base.failRun(runID, error: error, counts: counts) }
-    func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])? {
-        try base.previousDocuments(source: source, period: period, pipeline: pipeline)
-    }
-    func runs(source: String?, limit: Int) throws -> [RunRecord] { try base.runs(source: source, limit: limit) }
-    func quarantine(runID: Int64) throws -> [QuarantineEntry] { try base.quarantine(runID: runID) }
-    func records(of type: RecordType, source: String?) throws -> [[String: Value]] { try base.records(of: type, source: source) }
-    func recordCount(of type: RecordType, source: String?) throws -> Int { try base.recordCount(of: type, source: source) }
-    func changes(of type: RecordType, source: String?) throws -> [RecordChange] { try base.changes(of: type, source: source) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Hub
+@testable import HubSQLite
 import Connectors
 import SimCounty
 
@@ -167,7 +168,7 @@ import SimCounty
         let store = try SQLiteStore(path: dir.appendingPathComponent("h.sqlite").path)
         _ = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
         // What a rule's walk of the table reads with the translated filter (and without one).
-        func scanned(_ filter: SQLCondition?) throws -> [[String: Value]] {
+        func scanned(_ filter: RecordFilter?) throws -> [[String: Value]] {
             try store.reading { reader in
                 var out: [[String: Value]] = []
                 try reader.scan(type, fields: type.fields.map(\.name), where: filter, orderBy: []) { out.append($0); return true }
@@ -183,7 +184,7 @@ import SimCounty
             let e = try ExpressionParser.parse(text)
             try ExpressionChecker.check(e, in: scope)
             let kept = Set(all.filter { r in ExpressionEvaluator.truth(ExpressionEvaluator.evaluate(e) { r[$0] ?? .null }) == true }.compactMap { $0["_id"]?.number })
-            let sql = SQLFilter.translate(e, type)
+            let sql = RecordFilter.narrowing(e, type)
             let selected = Set(try scanned(sql).compactMap { $0["_id"]?.number })
             #expect(kept.isSubset(of: selected), "\(text): SQL dropped rows the filter keeps")
             if text == "self_pay >= 20000" { #expect(sql != nil && selected == kept) }

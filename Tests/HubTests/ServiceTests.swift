@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import Hub
+@testable import HubSQLite
+@testable import HubWeb
 import SimCounty
 #if canImport(Glibc)
 import Glibc
@@ -158,7 +160,7 @@ enum PrometheusText {
     @Test func metricsOfAStoreParseAndAreEscaped() throws {
         let store = try SQLiteStore(path: scratchDirectory().appendingPathComponent("m.sqlite").path)
         try store.raiseFeedAlert(source: "a\"b\\c", period: "2026-10", kind: "late", message: "x")
-        let samples = try PrometheusText.parse(try store.metricsText())
+        let samples = try PrometheusText.parse(MetricsText.render(try store.metricsSnapshot(today: .today)))
         #expect(samples.contains { $0.name == "hub_feed_alerts_total" && $0.labels["source"] == "a\"b\\c" && $0.labels["kind"] == "late" })
         #expect(throws: PrometheusText.Invalid.self) { try PrometheusText.parse("hub_x 1\n") }   // undeclared family
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Hub
+@testable import HubSQLite
 @testable import HubWeb
 import Connectors
 import SimCounty
@@ -92,7 +93,7 @@ import SimCounty
                                          ("findings", "=HYPERLINK(\"http://x\")家中有病人，已就医"), ("outcome", "monitor"), ("monitoring_type", "突发严重困难户")]
         // Without its CSRF token the form is refused and nothing changes.
         #expect(try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form(visit)).status == 403)
-        #expect(try f.store.caseDetail(a)?.summary.status == "open")
+        #expect(try f.store.caseDetail(a)?.summary.status == .open)
         // A closing without an outcome category is refused with the reason.
         let missing = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit.filter { $0.0 != "monitoring_type" }))
         #expect(missing.status == 400 && missing.text.contains("纳入监测须选择监测对象类别"))
@@ -109,7 +110,7 @@ import SimCounty
         let done = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit))
         #expect(done.status == 303)
         let closed = try #require(try f.store.caseDetail(a))
-        #expect(closed.summary.status == "closed" && closed.summary.outcome == "monitor")
+        #expect(closed.summary.status == .closed && closed.summary.outcome == "monitor")
         #expect(closed.visits.first?.monitoringType == "突发严重困难户")
         // The ledger shows it as 销号, with the formula neutralised.
         let csv = try va.request("GET", "/ledger.csv?status=closed").text
@@ -118,7 +119,7 @@ import SimCounty
         #expect(try va.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", csrf), ("reason", "x")])).status == 403)
         let reopened = try an.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", anToken), ("reason", "复核发现收入登记有误")]))
         #expect(reopened.status == 303)
-        #expect(try f.store.caseDetail(a)?.summary.status == "open")
+        #expect(try f.store.caseDetail(a)?.summary.status == .open)
         #expect(try f.store.caseDetail(a)?.events.map(\.action) == ["销号", "重新打开"])
         // Every step is in the audit log, and the chain holds.
         let actions = try f.store.auditLog(limit: 1000).map(\.action)
@@ -163,7 +164,7 @@ import SimCounty
         #expect(try c.request("GET", "/inbox").status == 303)
         // Five wrong passwords lock the account; then even the right one is refused.
         var x = f.client()
-        for _ in 0..<SQLiteStore.maxFailedLogins { #expect(try x.signIn("vb", "wrong-password").status == 401) }
+        for _ in 0..<AccessPolicy.maxFailedLogins { #expect(try x.signIn("vb", "wrong-password").status == 401) }
         let locked = try x.signIn("vb", Self.password)
         #expect(locked.status == 401 && locked.text.contains("锁定"))
         // A login form without its token is refused.
@@ -212,7 +213,7 @@ import SimCounty
         #expect(xlsx.status == 200 && xlsx.body.starts(with: [0x50, 0x4B]))   // a ZIP (Office Open XML)
         var decoder = XLSXDecoder(options: XLSXOptions())
         let (rows, _) = try decodeAll(&decoder, xlsx.body)
-        #expect(rows.count == (try f.store.cases(for: try f.store.users().first { $0.role == .admin }!)).count)
+        #expect(rows.count == (try f.store.caseCount(for: try f.store.users().first { $0.role == .admin }!)))
         #expect(rows.first?.columns.names.first == "案件号")
     }
 

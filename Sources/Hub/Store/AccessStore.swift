@@ -100,3 +100,7 @@ public struct MetricsSnapshot: Sendable {
 /// store over an async client (PostgreSQL through postgres-nio) blocks its caller's thread on
 /// the client's event loop the same way.
 public typealias HubStore = RecordStore & RuleReadingStore & CaseStore & InboxStore & AccessStore & AuditStore & DeliveryStore & MetricsStore
+
+extension DeliveryStore {
+    public func feedAlerts() throws -> [FeedAlert] { try feedAlerts(limit: 100) }
+}

@@ -137,3 +137,10 @@ public struct CaseDetail: Sendable {
     }
 }
 
+
+extension InboxStore {
+    public func cases(for user: User) throws -> [CaseSummary] { try cases(for: user, filter: CaseFilter(), today: .today) }
+    public func cases(for user: User, filter: CaseFilter) throws -> [CaseSummary] { try cases(for: user, filter: filter, today: .today) }
+    public func inboxOverview(for user: User) throws -> InboxOverview { try inboxOverview(for: user, today: .today) }
+    public func dashboard() throws -> Dashboard { try dashboard(today: .today) }
+}
