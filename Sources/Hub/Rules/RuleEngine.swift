@@ -8,6 +8,10 @@ public struct Evidence: Sendable, Codable, Hashable {
     public var row: Int
     public var fields: [String: String]
 
+    public init(type: String, source: String, run: Int64, row: Int, fields: [String: String]) {
+        self.type = type; self.source = source; self.run = run; self.row = row; self.fields = fields
+    }
+
     /// The stored JSON form of a list of evidence: what `JSONEncoder` with sorted keys and
     /// unescaped slashes writes, byte for byte, written directly (a province's month stores
     /// hundreds of thousands of alerts, and the generic encoder was a seventh of the time).
@@ -69,6 +73,13 @@ public struct Alert: Sendable, Hashable {
     public var evidence: [Evidence]
     public var ruleVersion: String
 
+    public init(rule: String, title: String, severity: Rule.Severity, subjectKind: Rule.Subject, subjectID: String, householdID: String?,
+                villageCode: String?, townshipCode: String?, period: String, message: String, evidence: [Evidence], ruleVersion: String) {
+        self.rule = rule; self.title = title; self.severity = severity; self.subjectKind = subjectKind; self.subjectID = subjectID
+        self.householdID = householdID; self.villageCode = villageCode; self.townshipCode = townshipCode; self.period = period
+        self.message = message; self.evidence = evidence; self.ruleVersion = ruleVersion
+    }
+
     /// Alerts of one household (or one subject outside the roster) in a period form one case.
     public var caseKey: String { householdID ?? "\(subjectKind.rawValue):\(subjectID)" }
 }
@@ -83,6 +94,9 @@ public struct RuleChunk: Sendable {
     public var period: String
     public var alerts: [Alert]
     public var evaluated: [String]
+    public init(rule: String, subjectKind: Rule.Subject, period: String, alerts: [Alert], evaluated: [String]) {
+        self.rule = rule; self.subjectKind = subjectKind; self.period = period; self.alerts = alerts; self.evaluated = evaluated
+    }
 }
 
 /// Evaluates rules over the store for a period. Deterministic: the same data gives the same
@@ -592,7 +606,8 @@ public final class RuleEngine {
 }
 
 extension Value {
-    var text: String? {
+    /// The value as text (nil when empty): how keys and links compare.
+    public var text: String? {
         switch self {
         case .null: return nil
         case .text(let s): return s
