@@ -5,6 +5,7 @@
 #   3. crash-resume: 30 SIGKILLs of hubd serve mid-pull, compared with a clean pull
 #   4. libFuzzer on the decoders, mapping loader and expression language (20 s per target;
 #      FUZZ_SECONDS=600 scripts/test.sh for a longer run)
+#   5. the thread sanitizer over the store, pull, rule, case, daemon and web suites (a report fails the run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
@@ -13,3 +14,6 @@ swift test --skip-build "$@"
 python3 Tests/Browser/inbox_e2e.py .build/debug/hubd
 python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7 --scale 0.1
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+swift build --build-tests --sanitize=thread --scratch-path .build-tsan
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
+  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests"
