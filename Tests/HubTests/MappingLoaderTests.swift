@@ -104,6 +104,10 @@ import Connectors
         #expect(try eval("months_between(d, date('2026-10-31'))", ["d": .date(CivilDate(year: 2026, month: 4, day: 30)!)]) == .decimal(6))
         #expect(throws: ExpressionError.self) { try eval("a >", [:]) }
         #expect(throws: ExpressionError(offset: 4, message: "未知的函数 \"lenn\"，是否应为 \"len\"？")) { try eval("1 + lenn(t)", [:]) }
+        // Unknown functions are refused by the parser itself: evaluation never meets one.
+        #expect(throws: ExpressionError.self) { _ = try ExpressionParser.parse("frobnicate(1)") }
+        // An aggregate where there are no record sets (a mapping's keep_if) is refused with what it needs.
+        #expect(throws: ExpressionError(offset: 0, message: "sum() 只能用于规则的记录集，如 sum(claims.self_pay)")) { try eval("sum(a) > 1", [:]) }
     }
 
     @Test func suggestionsFindTheIntendedHeader() {

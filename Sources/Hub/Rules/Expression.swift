@@ -12,9 +12,27 @@ public indirect enum Expression: Sendable {
     case literal(Value, offset: Int)
     case list([Expression], offset: Int)
     case field(String, offset: Int)
-    case unary(String, Expression, offset: Int)
-    case binary(String, Expression, Expression, offset: Int)
-    case call(String, [Expression], offset: Int)
+    case unary(UnaryOperator, Expression, offset: Int)
+    case binary(Operator, Expression, Expression, offset: Int)
+    case call(Function, [Expression], offset: Int)
+
+    /// The binary operators; the parser makes nothing else, so evaluation never meets an unknown one.
+    public enum Operator: String, Sendable, CaseIterable {
+        case and, or, `in`
+        case plus = "+", minus = "-", times = "*", divide = "/"
+        case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+    }
+
+    public enum UnaryOperator: String, Sendable { case not, negate = "-" }
+
+    /// The functions of the language: scalar functions and aggregates over a rule's record
+    /// sets (`min` and `max` are both). An unknown name is refused when the expression is parsed.
+    public enum Function: String, Sendable, CaseIterable {
+        case empty, len, year, month, abs, min, max, date, contains
+        case daysBetween = "days_between", monthsBetween = "months_between", startsWith = "starts_with"
+        case sum, count, avg, latest, earliest, exists
+        case trailingAvg = "trailing_avg"
+    }
 
     public var offset: Int {
         switch self {
@@ -131,7 +149,7 @@ public enum ExpressionParser {
             var lhs = try parseAnd()
             while isWord("or") || tok == .op("||") {
                 let p = pos; try advance()
-                lhs = .binary("or", lhs, try parseAnd(), offset: p)
+                lhs = .binary(.or, lhs, try parseAnd(), offset: p)
             }
             return lhs
         }
@@ -139,7 +157,7 @@ public enum ExpressionParser {
             var lhs = try parseNot()
             while isWord("and") {
                 let p = pos; try advance()
-                lhs = .binary("and", lhs, try parseNot(), offset: p)
+                lhs = .binary(.and, lhs, try parseNot(), offset: p)
             }
             return lhs
         }
@@ -148,19 +166,19 @@ public enum ExpressionParser {
                 let p = pos; try advance()
                 try nested()
                 defer { depth -= 1 }
-                return .unary("not", try parseNot(), offset: p)
+                return .unary(.not, try parseNot(), offset: p)
             }
             return try parseComparison()
         }
         mutating func parseComparison() throws(ExpressionError) -> Expression {
             let lhs = try parseAdditive()
-            if case .op(let o) = tok, ["==", "!=", "<", "<=", ">", ">="].contains(o) {
+            if case .op(let o) = tok, ["==", "!=", "<", "<=", ">", ">="].contains(o), let op = Expression.Operator(rawValue: o) {
                 let p = pos; try advance()
-                return .binary(o, lhs, try parseAdditive(), offset: p)
+                return .binary(op, lhs, try parseAdditive(), offset: p)
             }
             if isWord("in") {
                 let p = pos; try advance()
-                return .binary("in", lhs, try parseAdditive(), offset: p)
+                return .binary(.in, lhs, try parseAdditive(), offset: p)
             }
             return lhs
         }
@@ -168,7 +186,7 @@ public enum ExpressionParser {
             var lhs = try parseMultiplicative()
             while case .op(let o) = tok, o == "+" || o == "-" {
                 let p = pos; try advance()
-                lhs = .binary(o, lhs, try parseMultiplicative(), offset: p)
+                lhs = .binary(o == "+" ? .plus : .minus, lhs, try parseMultiplicative(), offset: p)
             }
             return lhs
         }
@@ -176,7 +194,7 @@ public enum ExpressionParser {
             var lhs = try parseUnary()
             while case .op(let o) = tok, o == "*" || o == "/" {
                 let p = pos; try advance()
-                lhs = .binary(o, lhs, try parseUnary(), offset: p)
+                lhs = .binary(o == "*" ? .times : .divide, lhs, try parseUnary(), offset: p)
             }
             return lhs
         }
@@ -185,7 +203,7 @@ public enum ExpressionParser {
                 let p = pos; try advance()
                 try nested()
                 defer { depth -= 1 }
-                return .unary("-", try parseUnary(), offset: p)
+                return .unary(.negate, try parseUnary(), offset: p)
             }
             return try parsePrimary()
         }
@@ -215,7 +233,10 @@ public enum ExpressionParser {
                         while tok == .op(",") { try advance(); args.append(try parseOr()) }
                     }
                     try expect(")")
-                    return .call(name, args, offset: p)
+                    guard let f = Expression.Function(rawValue: name) else {
+                        throw ExpressionError(offset: p, message: "未知的函数 \"\(name)\"\(Suggest.hint(name, Expression.Function.allCases.map(\.rawValue)))")
+                    }
+                    return .call(f, args, offset: p)
                 }
                 return .field(name, offset: p)
             case .op("("):
@@ -279,27 +300,27 @@ public struct FieldScope: ExpressionScope, Sendable {
 }
 
 public enum ExpressionChecker {
-    static let functions: [String: (args: [ExprType?], result: ExprType)] = [
-        "empty": ([nil], .bool),
-        "len": ([.text], .number),
-        "year": ([.date], .number),
-        "month": ([.date], .number),
-        "days_between": ([.date, .date], .number),
-        "months_between": ([.date, .date], .number),
-        "abs": ([.number], .number),
-        "min": ([.number, .number], .number),
-        "max": ([.number, .number], .number),
-        "starts_with": ([.text, .text], .bool),
-        "contains": ([.text, .text], .bool),
-        "date": ([.text], .date),
+    static let functions: [Expression.Function: (args: [ExprType?], result: ExprType)] = [
+        .empty: ([nil], .bool),
+        .len: ([.text], .number),
+        .year: ([.date], .number),
+        .month: ([.date], .number),
+        .daysBetween: ([.date, .date], .number),
+        .monthsBetween: ([.date, .date], .number),
+        .abs: ([.number], .number),
+        .min: ([.number, .number], .number),
+        .max: ([.number, .number], .number),
+        .startsWith: ([.text, .text], .bool),
+        .contains: ([.text, .text], .bool),
+        .date: ([.text], .date),
     ]
 
     /// Returns the type of `e` in `scope`, or throws the first mistake with its offset.
     /// Aggregates over a rule's record sets: `sum(claims.self_pay)`, `count(claims)`, `latest(power.kwh)`,
     /// `trailing_avg(power.kwh)` (the mean of all but the latest), `exists(certs)`.
-    static let aggregates: [String: ExprType] = [
-        "sum": .number, "count": .number, "min": .number, "max": .number, "avg": .number, "latest": .number,
-        "earliest": .number, "trailing_avg": .number, "exists": .bool,
+    static let aggregates: [Expression.Function: ExprType] = [
+        .sum: .number, .count: .number, .min: .number, .max: .number, .avg: .number, .latest: .number,
+        .earliest: .number, .trailingAvg: .number, .exists: .bool,
     ]
 
     @discardableResult
@@ -329,7 +350,7 @@ public enum ExpressionChecker {
             return t
         case .unary(let op, let x, let o):
             let t = try check(x, in: scope)
-            if op == "not" {
+            if op == .not {
                 guard t == .bool || t == .null else { throw ExpressionError(offset: o, message: "not 只能用于真假值，这里是\(t.chinese)") }
                 return .bool
             }
@@ -338,25 +359,25 @@ public enum ExpressionChecker {
         case .binary(let op, let a, let b, let o):
             let ta = try check(a, in: scope), tb = try check(b, in: scope)
             switch op {
-            case "and", "or":
+            case .and, .or:
                 for (t, x) in [(ta, a), (tb, b)] where t != .bool && t != .null {
-                    throw ExpressionError(offset: x.offset, message: "\(op) 两边应为条件（真假值），这里是\(t.chinese)")
+                    throw ExpressionError(offset: x.offset, message: "\(op.rawValue) 两边应为条件（真假值），这里是\(t.chinese)")
                 }
                 return .bool
-            case "+", "-", "*", "/":
-                if op == "-" && ta == .date && tb == .date { return .number }
+            case .plus, .minus, .times, .divide:
+                if op == .minus && ta == .date && tb == .date { return .number }
                 for (t, x) in [(ta, a), (tb, b)] where t != .number && t != .null {
-                    throw ExpressionError(offset: x.offset, message: "运算 \(op) 需要数值，这里是\(t.chinese)")
+                    throw ExpressionError(offset: x.offset, message: "运算 \(op.rawValue) 需要数值，这里是\(t.chinese)")
                 }
                 return .number
-            case "in":
+            case .in:
                 guard tb == .list else { throw ExpressionError(offset: b.offset, message: "in 的右边应为列表，如 [\"一级\", \"二级\"]") }
                 return .bool
-            default:
+            case .equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual:
                 if ta != tb && ta != .null && tb != .null {
                     throw ExpressionError(offset: o, message: "不能比较\(ta.chinese)和\(tb.chinese)")
                 }
-                if (op != "==" && op != "!=") && (ta == .bool || ta == .list) {
+                if (op != .equal && op != .notEqual) && (ta == .bool || ta == .list) {
                     throw ExpressionError(offset: o, message: "\(ta.chinese)不能比较大小")
                 }
                 return .bool
@@ -369,25 +390,25 @@ public enum ExpressionChecker {
                         let field = String(arg.dropFirst(set.count + 1))
                         throw ExpressionError(offset: ao + set.count + 1, message: "记录集 \(set) 没有字段 \"\(field)\"\(Suggest.hint(field, scope.setFieldNames(set)))")
                     }
-                    throw ExpressionError(offset: ao, message: "\(name)() 中的 \"\(arg)\" 不是已声明的记录集或其字段\(Suggest.hint(set, scope.setNames))（记录集在 uses 中声明）")
+                    throw ExpressionError(offset: ao, message: "\(name.rawValue)() 中的 \"\(arg)\" 不是已声明的记录集或其字段\(Suggest.hint(set, scope.setNames))（记录集在 uses 中声明）")
                 }
-                if name == "count" || name == "exists" { return result }
-                if name == "latest" || name == "earliest" { return t }
-                guard t == .number || ((name == "min" || name == "max") && t == .date) else {
-                    throw ExpressionError(offset: ao, message: "\(name)() 需要数值字段，\(arg) 是\(t.chinese)")
+                if name == .count || name == .exists { return result }
+                if name == .latest || name == .earliest { return t }
+                guard t == .number || ((name == .min || name == .max) && t == .date) else {
+                    throw ExpressionError(offset: ao, message: "\(name.rawValue)() 需要数值字段，\(arg) 是\(t.chinese)")
                 }
-                return name == "min" || name == "max" ? t : .number
+                return name == .min || name == .max ? t : .number
             }
             guard let sig = functions[name] else {
-                throw ExpressionError(offset: o, message: "未知的函数 \"\(name)\"\(Suggest.hint(name, functions.keys))")
+                throw ExpressionError(offset: o, message: "\(name.rawValue)() 只能用于规则的记录集，如 \(name.rawValue)(claims.self_pay)")
             }
             guard args.count == sig.args.count else {
-                throw ExpressionError(offset: o, message: "函数 \(name) 需要 \(sig.args.count) 个参数，给了 \(args.count) 个")
+                throw ExpressionError(offset: o, message: "函数 \(name.rawValue) 需要 \(sig.args.count) 个参数，给了 \(args.count) 个")
             }
             for (arg, want) in zip(args, sig.args) {
                 let t = try check(arg, in: scope)
                 if let want, t != want, t != .null {
-                    throw ExpressionError(offset: arg.offset, message: "函数 \(name) 的参数应为\(want.chinese)，这里是\(t.chinese)")
+                    throw ExpressionError(offset: arg.offset, message: "函数 \(name.rawValue) 的参数应为\(want.chinese)，这里是\(t.chinese)")
                 }
             }
             return sig.result
@@ -412,75 +433,79 @@ public enum ExpressionEvaluator {
         case .field(let n, _): return lookup(n)
         case .unary(let op, let x, _):
             let v = ev(x)
-            if op == "not" { return truth(v).map { .bool(!$0) } ?? .bool(true) }
-            return v.number.map { .decimal(-$0) } ?? .null
+            switch op {
+            case .not: return truth(v).map { .bool(!$0) } ?? .bool(true)
+            case .negate: return v.number.map { .decimal(-$0) } ?? .null
+            }
         case .binary(let op, let a, let b, _):
             switch op {
-            case "and": return .bool(truth(ev(a)) == true && truth(ev(b)) == true)
-            case "or": return .bool(truth(ev(a)) == true || truth(ev(b)) == true)
-            case "in":
+            case .and: return .bool(truth(ev(a)) == true && truth(ev(b)) == true)
+            case .or: return .bool(truth(ev(a)) == true || truth(ev(b)) == true)
+            case .in:
                 let v = ev(a)
                 guard case .list(let items, _) = b, !v.isNull else { return .bool(false) }
                 return .bool(items.contains { compare(v, ev($0)) == 0 })
-            default:
+            case .plus, .minus, .times, .divide:
                 let x = ev(a), y = ev(b)
+                if op == .minus, let dx = dayNumber(x), let dy = dayNumber(y) { return .decimal(Double(dx - dy)) }
+                guard let p = x.number, let q = y.number else { return .null }
                 switch op {
-                case "+", "-", "*", "/":
-                    if op == "-", let dx = dayNumber(x), let dy = dayNumber(y) { return .decimal(Double(dx - dy)) }
-                    guard let p = x.number, let q = y.number else { return .null }
-                    switch op {
-                    case "+": return .decimal(p + q)
-                    case "-": return .decimal(p - q)
-                    case "*": return .decimal(p * q)
-                    default: return q == 0 ? .null : .decimal(p / q)
-                    }
-                default:
-                    guard let c = compare(x, y) else { return .bool(op == "!=" && !(x.isNull && y.isNull)) }
-                    switch op {
-                    case "==": return .bool(c == 0)
-                    case "!=": return .bool(c != 0)
-                    case "<": return .bool(c < 0)
-                    case "<=": return .bool(c <= 0)
-                    case ">": return .bool(c > 0)
-                    default: return .bool(c >= 0)
-                    }
+                case .plus: return .decimal(p + q)
+                case .minus: return .decimal(p - q)
+                case .times: return .decimal(p * q)
+                default: return q == 0 ? .null : .decimal(p / q)
+                }
+            case .equal, .notEqual, .less, .lessOrEqual, .greater, .greaterOrEqual:
+                let x = ev(a), y = ev(b)
+                guard let c = compare(x, y) else { return .bool(op == .notEqual && !(x.isNull && y.isNull)) }
+                switch op {
+                case .equal: return .bool(c == 0)
+                case .notEqual: return .bool(c != 0)
+                case .less: return .bool(c < 0)
+                case .lessOrEqual: return .bool(c <= 0)
+                case .greater: return .bool(c > 0)
+                default: return .bool(c >= 0)
                 }
             }
         case .call(let name, let args, _):
             if let aggregate, args.count == 1, ExpressionChecker.aggregates[name] != nil, case .field(let arg, _) = args[0],
-               let result = aggregate(name, arg) {
+               let result = aggregate(name.rawValue, arg) {
                 return result
             }
             let v = args.map { ev($0) }
+            // Arity was checked when the expression loaded; an unchecked call with too few arguments is empty.
+            func arg(_ i: Int) -> Value { i < v.count ? v[i] : .null }
             switch name {
-            case "empty":
-                if case .text(let s) = v[0] { return .bool(s.isEmpty) }
-                return .bool(v[0].isNull)
-            case "len": if case .text(let s) = v[0] { return .decimal(Double(s.count)) }; return .null
-            case "year": return date(v[0]).map { .decimal(Double($0.year)) } ?? .null
-            case "month": return date(v[0]).map { .decimal(Double($0.month)) } ?? .null
-            case "days_between":
-                guard let a = dayNumber(v[0]), let b = dayNumber(v[1]) else { return .null }
+            case .empty:
+                if case .text(let s) = arg(0) { return .bool(s.isEmpty) }
+                return .bool(arg(0).isNull)
+            case .len: if case .text(let s) = arg(0) { return .decimal(Double(s.count)) }; return .null
+            case .year: return date(arg(0)).map { .decimal(Double($0.year)) } ?? .null
+            case .month: return date(arg(0)).map { .decimal(Double($0.month)) } ?? .null
+            case .daysBetween:
+                guard let a = dayNumber(arg(0)), let b = dayNumber(arg(1)) else { return .null }
                 return .decimal(Double(b - a))
-            case "months_between":
-                guard let a = date(v[0]), let b = date(v[1]) else { return .null }
+            case .monthsBetween:
+                guard let a = date(arg(0)), let b = date(arg(1)) else { return .null }
                 var m = (b.year - a.year) * 12 + (b.month - a.month)
                 if m > 0 && b.day < a.day { m -= 1 } else if m < 0 && b.day > a.day { m += 1 }
                 return .decimal(Double(m))
-            case "abs": return v[0].number.map { .decimal(abs($0)) } ?? .null
-            case "min": guard let a = v[0].number, let b = v[1].number else { return .null }; return .decimal(Swift.min(a, b))
-            case "max": guard let a = v[0].number, let b = v[1].number else { return .null }; return .decimal(Swift.max(a, b))
-            case "starts_with":
-                guard case .text(let s) = v[0], case .text(let p) = v[1] else { return .bool(false) }
+            case .abs: return arg(0).number.map { .decimal(Swift.abs($0)) } ?? .null
+            case .min: guard let a = arg(0).number, let b = arg(1).number else { return .null }; return .decimal(Swift.min(a, b))
+            case .max: guard let a = arg(0).number, let b = arg(1).number else { return .null }; return .decimal(Swift.max(a, b))
+            case .startsWith:
+                guard case .text(let s) = arg(0), case .text(let p) = arg(1) else { return .bool(false) }
                 return .bool(s.hasPrefix(p))
-            case "contains":
-                guard case .text(let s) = v[0], case .text(let p) = v[1] else { return .bool(false) }
+            case .contains:
+                guard case .text(let s) = arg(0), case .text(let p) = arg(1) else { return .bool(false) }
                 return .bool(s.contains(p))
-            case "date":
-                guard case .text(let s) = v[0] else { return .null }
+            case .date:
+                guard case .text(let s) = arg(0) else { return .null }
                 for f in DateFormat.defaults { if let (d, _) = f.parse(s) { return .date(d) } }
                 return .null
-            default: return .null
+            case .sum, .count, .avg, .latest, .earliest, .exists, .trailingAvg:
+                // An aggregate outside a rule (no record sets): nothing to aggregate.
+                return .null
             }
         }
     }

@@ -36,13 +36,13 @@ extension RecordFilter {
     /// dropped; of an `or`, the whole `or` is), so results never depend on it.
     public static func narrowing(_ expression: Expression, _ type: RecordType) -> RecordFilter? {
         switch expression {
-        case .binary("and", let a, let b, _):
+        case .binary(.and, let a, let b, _):
             let parts = [narrowing(a, type), narrowing(b, type)].compactMap { $0 }
             return parts.isEmpty ? nil : parts.count == 1 ? parts[0] : .all(parts)
-        case .binary("or", let a, let b, _):
+        case .binary(.or, let a, let b, _):
             guard let x = narrowing(a, type), let y = narrowing(b, type) else { return nil }
             return .any([x, y])
-        case .binary("in", .field(let name, _), .list(let items, _), _):
+        case .binary(.in, .field(let name, _), .list(let items, _), _):
             guard let f = type.field(name) else { return nil }
             var values: [Value] = []
             for i in items {
@@ -51,10 +51,10 @@ extension RecordFilter {
             }
             return values.isEmpty ? nil : .oneOf(name, values)
         case .binary(let op, .field(let name, _), .literal(let v, _), _):
-            guard let c = Comparison(rawValue: op), let f = type.field(name), let typed = typed(v, f.type) else { return nil }
+            guard let c = Comparison(rawValue: op.rawValue), let f = type.field(name), let typed = typed(v, f.type) else { return nil }
             return .compare(name, c, typed)
         case .binary(let op, .literal(let v, _), .field(let name, _), _):
-            guard let c = Comparison(rawValue: op), let f = type.field(name), let typed = typed(v, f.type) else { return nil }
+            guard let c = Comparison(rawValue: op.rawValue), let f = type.field(name), let typed = typed(v, f.type) else { return nil }
             return .compare(name, c.flipped, typed)
         default:
             return nil
