@@ -173,11 +173,17 @@ struct QuarantineCommand: ParsableCommand {
 }
 
 struct ConnectorsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "connectors", abstract: "列出可用的连接器及其 fetch 选项")
+    static let configuration = CommandConfiguration(commandName: "connectors", abstract: "列出可用的连接器及其 fetch 选项，以及数据格式及其选项")
     func run() throws {
+        print("连接器（connector:，选项写在 fetch: 下）")
         for t in BuiltinConnectors.all {
             print("\(t.kind)")
             for (k, h) in t.optionsHelp { print("  \(k)：\(h)") }
+        }
+        print("\n格式（format:，选项写在与格式同名的键下，如 csv:）")
+        for f in BuiltinFormats.all {
+            print("\(f.name)\(f.optionsHelp.isEmpty ? "（无选项）" : "")")
+            for (k, h) in f.optionsHelp { print("  \(k)：\(h)") }
         }
     }
 }

@@ -223,3 +223,50 @@ public struct CSVDecoder: RowDecoder {
         return DocumentInfo(rows: emitted)
     }
 }
+
+public struct CSVOptions: Sendable, Hashable {
+    public enum Encoding: String, Sendable, CaseIterable { case auto, utf8 = "utf-8", gb18030, gbk }
+    public var encoding: Encoding = .auto
+    /// 1-based row holding the column headers; rows above it (a title) are skipped. 0: no header,
+    /// columns are then named `$1`, `$2`, ….
+    public var headerRow: Int = 1
+    public var delimiter: UInt8 = UInt8(ascii: ",")
+    public var quote: UInt8 = UInt8(ascii: "\"")
+    /// Rows at the end that are not data (a 合计 line).
+    public var footerRows: Int = 0
+    public init() {}
+}
+
+extension CSVOptions: FormatOptions {
+    public static let name = "csv"
+    public static let optionsHelp: [(key: String, help: String)] = [
+        ("encoding", "utf-8、gb18030（含 GBK、GB2312）或 auto（默认：表头是有效 UTF-8 就用 UTF-8，否则 GB18030）"),
+        ("header_row", "表头在第几行（默认 1）；上面的行跳过；0 表示没有表头，列名为 $1、$2…"),
+        ("footer_rows", "末尾几行不是数据（如“合计”），默认 0"),
+        ("delimiter", "分隔符，默认 ,；制表符写 \\t"),
+        ("quote", "引号，默认 \""),
+    ]
+
+    public static func make(section: ConfigNode?, format: ConfigNode, reader r: ConfigReader) -> CSVOptions? {
+        var o = CSVOptions()
+        guard let n = section else { return o }
+        let m = r.mapping(n, what: "csv", allowed: optionsHelp.map(\.key))
+        if let e = r.oneOf(m["encoding"]?.0, what: "csv.encoding", Encoding.allCases.map(\.rawValue) + ["utf8", "GB18030", "GBK"]) {
+            o.encoding = Encoding(rawValue: e.lowercased()) ?? (e == "utf8" ? .utf8 : .gb18030)
+        }
+        if let h = r.int(m["header_row"]?.0, what: "csv.header_row", range: 0...1000) { o.headerRow = h }
+        if let f = r.int(m["footer_rows"]?.0, what: "csv.footer_rows", range: 0...1000) { o.footerRows = f }
+        for key in ["delimiter", "quote"] {
+            guard let (dn, _) = m[key], let s = r.string(dn, what: "csv.\(key)") else { continue }
+            let v = s == "\\t" || s == "tab" ? "\t" : s
+            if v.utf8.count == 1, let b = v.utf8.first, b < 0x80 {
+                if key == "delimiter" { o.delimiter = b } else { o.quote = b }
+            } else {
+                r.error(dn.location, "csv.\(key) 应为单个 ASCII 字符（制表符写 \\t），实为 \"\(s)\"")
+            }
+        }
+        return o
+    }
+
+    public func makeDecoder() -> any RowDecoder { CSVDecoder(options: self) }
+}

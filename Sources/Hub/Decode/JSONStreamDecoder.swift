@@ -189,3 +189,30 @@ public struct JSONStreamDecoder: RowDecoder {
         }
     }
 }
+
+public struct JSONOptions: Sendable, Hashable {
+    /// Dotted path to the array of records, e.g. `data.list`; empty: the document is the array.
+    public var recordsAt: [String] = []
+    /// Dotted path to a "next page" cursor in each page, for cursor pagination.
+    public var cursorAt: [String]? = nil
+    public init() {}
+}
+
+extension JSONOptions: FormatOptions {
+    public static let name = "json"
+    public static let optionsHelp: [(key: String, help: String)] = [
+        ("records_at", "记录数组所在的路径，如 data.list；省略表示整个文档就是数组"),
+        ("cursor_at", "下一页游标所在的路径，如 data.next（游标分页用）"),
+    ]
+
+    public static func make(section: ConfigNode?, format: ConfigNode, reader r: ConfigReader) -> JSONOptions? {
+        var o = JSONOptions()
+        guard let n = section else { return o }
+        let m = r.mapping(n, what: "json", allowed: optionsHelp.map(\.key))
+        if let p = r.string(m["records_at"]?.0, what: "json.records_at") { o.recordsAt = p.split(separator: ".").map(String.init) }
+        if let p = r.string(m["cursor_at"]?.0, what: "json.cursor_at") { o.cursorAt = p.split(separator: ".").map(String.init) }
+        return o
+    }
+
+    public func makeDecoder() -> any RowDecoder { JSONStreamDecoder(options: self) }
+}

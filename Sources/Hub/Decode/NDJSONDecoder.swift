@@ -39,3 +39,15 @@ public struct NDJSONDecoder: RowDecoder {
         return DocumentInfo(rows: rows)
     }
 }
+
+/// NDJSON has no options: one JSON object per line.
+public struct NDJSONOptions: FormatOptions, Hashable {
+    public init() {}
+    public static let name = "ndjson"
+    public static let optionsHelp: [(key: String, help: String)] = []
+    public static func make(section: ConfigNode?, format: ConfigNode, reader r: ConfigReader) -> NDJSONOptions? {
+        if let n = section { _ = r.mapping(n, what: "ndjson", allowed: []) }
+        return NDJSONOptions()
+    }
+    public func makeDecoder() -> any RowDecoder { NDJSONDecoder() }
+}

@@ -75,16 +75,3 @@ public protocol RowDecoder {
     mutating func feed(_ bytes: UnsafeRawBufferPointer, _ emit: (RawRow) throws -> Void) throws
     mutating func finish(_ emit: (RawRow) throws -> Void) throws -> DocumentInfo
 }
-
-extension FeedFormat {
-    /// A fresh decoder for one document of this format.
-    public func makeDecoder() -> any RowDecoder {
-        switch self {
-        case .csv(let o): return CSVDecoder(options: o)
-        case .json(let o): return JSONStreamDecoder(options: o)
-        case .ndjson: return NDJSONDecoder()
-        case .xml(let o): return XMLStreamDecoder(options: o)
-        case .xlsx(let o): return XLSXDecoder(options: o)
-        }
-    }
-}

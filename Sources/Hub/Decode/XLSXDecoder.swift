@@ -244,3 +244,24 @@ final class SheetReader {
         return any ? n - 1 : nil
     }
 }
+
+extension XLSXOptions: FormatOptions {
+    public static let name = "xlsx"
+    public static let optionsHelp: [(key: String, help: String)] = [
+        ("sheet", "工作表名；省略则读第一个"),
+        ("header_row", "表头在第几行（默认 1）"),
+        ("footer_rows", "末尾几行不是数据，默认 0"),
+    ]
+
+    public static func make(section: ConfigNode?, format: ConfigNode, reader r: ConfigReader) -> XLSXOptions? {
+        var o = XLSXOptions()
+        guard let n = section else { return o }
+        let m = r.mapping(n, what: "xlsx", allowed: optionsHelp.map(\.key))
+        o.sheet = r.string(m["sheet"]?.0, what: "xlsx.sheet")
+        if let h = r.int(m["header_row"]?.0, what: "xlsx.header_row", range: 0...1000) { o.headerRow = h }
+        if let f = r.int(m["footer_rows"]?.0, what: "xlsx.footer_rows", range: 0...1000) { o.footerRows = f }
+        return o
+    }
+
+    public func makeDecoder() -> any RowDecoder { XLSXDecoder(options: self) }
+}

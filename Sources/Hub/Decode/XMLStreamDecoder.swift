@@ -92,3 +92,22 @@ public struct XMLOptions: Sendable, Hashable {
     public var recordElement: String
     public init(recordElement: String) { self.recordElement = recordElement }
 }
+
+extension XMLOptions: FormatOptions {
+    public static let name = "xml"
+    public static let optionsHelp: [(key: String, help: String)] = [
+        ("record", "每条记录是哪个元素（本地名，命名空间前缀不用写），如 Certificate；必填"),
+    ]
+
+    public static func make(section: ConfigNode?, format: ConfigNode, reader r: ConfigReader) -> XMLOptions? {
+        guard let n = section else {
+            r.error(format.location, "format: xml 须配 xml: { record: 记录元素名 }")
+            return nil
+        }
+        let m = r.mapping(n, what: "xml", allowed: optionsHelp.map(\.key))
+        guard let rec = r.requiredString(m, "record", in: n, what: "xml") else { return nil }
+        return XMLOptions(recordElement: rec.split(separator: ":").last.map(String.init) ?? rec)
+    }
+
+    public func makeDecoder() -> any RowDecoder { XMLStreamDecoder(options: self) }
+}

@@ -31,46 +31,6 @@ public struct DeliveryExpectation: Sendable, Hashable {
     public var maxDrop: Double?
 }
 
-/// The decoder a feed needs and its options.
-public enum FeedFormat: Sendable {
-    case csv(CSVOptions)
-    case json(JSONOptions)
-    case ndjson
-    case xml(XMLOptions)
-    case xlsx(XLSXOptions)
-
-    public var name: String {
-        switch self {
-        case .csv: return "csv"
-        case .json: return "json"
-        case .ndjson: return "ndjson"
-        case .xml: return "xml"
-        case .xlsx: return "xlsx"
-        }
-    }
-}
-
-public struct CSVOptions: Sendable, Hashable {
-    public enum Encoding: String, Sendable, CaseIterable { case auto, utf8 = "utf-8", gb18030, gbk }
-    public var encoding: Encoding = .auto
-    /// 1-based row holding the column headers; rows above it (a title) are skipped. 0: no header,
-    /// columns are then named `$1`, `$2`, ….
-    public var headerRow: Int = 1
-    public var delimiter: UInt8 = UInt8(ascii: ",")
-    public var quote: UInt8 = UInt8(ascii: "\"")
-    /// Rows at the end that are not data (a 合计 line).
-    public var footerRows: Int = 0
-    public init() {}
-}
-
-public struct JSONOptions: Sendable, Hashable {
-    /// Dotted path to the array of records, e.g. `data.list`; empty: the document is the array.
-    public var recordsAt: [String] = []
-    /// Dotted path to a "next page" cursor in each page, for cursor pagination.
-    public var cursorAt: [String]? = nil
-    public init() {}
-}
-
 /// One record produced from each row.
 public struct OutputSpec: Sendable {
     public var type: RecordType

@@ -5,13 +5,15 @@ import Foundation
 public struct MappingLoader: Sendable {
     public var types: TypeCatalog
     public var connectors: ConnectorRegistry
+    public var formats: FormatRegistry
 
-    public init(types: TypeCatalog, connectors: ConnectorRegistry) {
-        self.types = types; self.connectors = connectors
+    public init(types: TypeCatalog, connectors: ConnectorRegistry, formats: FormatRegistry = BuiltinFormats.registry) {
+        self.types = types; self.connectors = connectors; self.formats = formats
     }
 
-    static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format", "csv", "json",
-                          "xml", "xlsx", "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
+    /// Top-level keys besides the formats' own sections.
+    static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format",
+                          "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
     static let outputKeys = ["record", "key", "fields", "keep_if"]
     static let fieldKeys = ["from", "as", "value", "combine", "separator", "required", "default", "format", "unit",
                             "negative", "map", "extract", "on_invalid"]
@@ -32,7 +34,7 @@ public struct MappingLoader: Sendable {
     public func load(text: String, file: String, directory: String = ".") throws(DiagnosticList) -> Mapping {
         let root = try ConfigNode.parse(text, file: file)
         let r = ConfigReader()
-        let top = r.mapping(root, what: "映射文件", allowed: Self.topKeys)
+        let top = r.mapping(root, what: "映射文件", allowed: Self.topKeys + formats.names)
         if root.isNull { r.error(root.location, "映射文件为空") }
 
         let source = r.requiredString(top, "source", in: root, what: "映射文件") ?? ""
@@ -110,59 +112,15 @@ public struct MappingLoader: Sendable {
     }
 
     func readFormat(_ top: [String: (ConfigNode, SourceLocation)], root: ConfigNode, r: ConfigReader) -> FeedFormat? {
-        guard let name = r.oneOf(top["format"]?.0, what: "format", ["csv", "json", "ndjson", "xml", "xlsx"]) else {
-            if top["format"] == nil { r.error(root.location, "映射文件缺少 format（csv、json、ndjson、xml 或 xlsx）") }
+        let names = formats.names
+        guard let name = r.oneOf(top["format"]?.0, what: "format", names), let kind = formats.kind(name) else {
+            if top["format"] == nil { r.error(root.location, "映射文件缺少 format（\(names.joined(separator: "、"))）") }
             return nil
         }
-        for other in ["csv", "json", "xml", "xlsx"] where top[other] != nil && name != other {
+        for other in names where top[other] != nil && name != other {
             r.error(top[other]!.1, "format 是 \(name)，却写了 \(other) 选项")
         }
-        switch name {
-        case "csv":
-            var o = CSVOptions()
-            if let (n, _) = top["csv"] {
-                let m = r.mapping(n, what: "csv", allowed: ["encoding", "header_row", "delimiter", "quote", "footer_rows"])
-                if let e = r.oneOf(m["encoding"]?.0, what: "csv.encoding", CSVOptions.Encoding.allCases.map(\.rawValue) + ["utf8", "GB18030", "GBK"]) {
-                    o.encoding = CSVOptions.Encoding(rawValue: e.lowercased()) ?? (e == "utf8" ? .utf8 : .gb18030)
-                }
-                if let h = r.int(m["header_row"]?.0, what: "csv.header_row", range: 0...1000) { o.headerRow = h }
-                if let f = r.int(m["footer_rows"]?.0, what: "csv.footer_rows", range: 0...1000) { o.footerRows = f }
-                for (key, assign) in [("delimiter", { (b: UInt8) in o.delimiter = b }), ("quote", { (b: UInt8) in o.quote = b })] {
-                    guard let (dn, _) = m[key], let s = r.string(dn, what: "csv.\(key)") else { continue }
-                    let v = s == "\\t" || s == "tab" ? "\t" : s
-                    if v.utf8.count == 1, let b = v.utf8.first, b < 0x80 { assign(b) }
-                    else { r.error(dn.location, "csv.\(key) 应为单个 ASCII 字符（制表符写 \\t），实为 \"\(s)\"") }
-                }
-            }
-            return .csv(o)
-        case "json":
-            var o = JSONOptions()
-            if let (n, _) = top["json"] {
-                let m = r.mapping(n, what: "json", allowed: ["records_at", "cursor_at"])
-                if let p = r.string(m["records_at"]?.0, what: "json.records_at") { o.recordsAt = p.split(separator: ".").map(String.init) }
-                if let p = r.string(m["cursor_at"]?.0, what: "json.cursor_at") { o.cursorAt = p.split(separator: ".").map(String.init) }
-            }
-            return .json(o)
-        case "xml":
-            guard let (n, _) = top["xml"] else {
-                r.error(top["format"]!.0.location, "format: xml 须配 xml: { record: 记录元素名 }")
-                return nil
-            }
-            let m = r.mapping(n, what: "xml", allowed: ["record"])
-            guard let rec = r.requiredString(m, "record", in: n, what: "xml") else { return nil }
-            return .xml(XMLOptions(recordElement: rec.split(separator: ":").last.map(String.init) ?? rec))
-        case "xlsx":
-            var o = XLSXOptions()
-            if let (n, _) = top["xlsx"] {
-                let m = r.mapping(n, what: "xlsx", allowed: ["sheet", "header_row", "footer_rows"])
-                o.sheet = r.string(m["sheet"]?.0, what: "xlsx.sheet")
-                if let h = r.int(m["header_row"]?.0, what: "xlsx.header_row", range: 0...1000) { o.headerRow = h }
-                if let f = r.int(m["footer_rows"]?.0, what: "xlsx.footer_rows", range: 0...1000) { o.footerRows = f }
-            }
-            return .xlsx(o)
-        default:
-            return .ndjson
-        }
+        return kind.make(section: top[name]?.0, format: top["format"]!.0, reader: r).map(FeedFormat.init)
     }
 
     func readOutput(_ m: [String: (ConfigNode, SourceLocation)], node: ConfigNode, r: ConfigReader, format: FeedFormat?) -> OutputSpec? {
