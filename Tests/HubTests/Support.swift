@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import Hub
 import Connectors
+import SimCounty
 
 /// The repository root, found from this file's path, so tests read the shipped Mappings/.
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -43,4 +44,11 @@ extension RawRow {
         guard let p = columns.position(of: column) else { return nil }
         return value(at: p)
     }
+}
+
+/// A loopback port nothing listens on (one a server just released).
+func unusedLoopbackPort() throws -> Int {
+    let probe = try LoopbackHTTPServer { _ in .text("") }
+    defer { probe.stop() }
+    return probe.port
 }

@@ -65,8 +65,8 @@ public struct FetchError: Error, Sendable, CustomStringConvertible {
 /// A connector plugin: fetches one feed for one period and streams its bytes into a sink.
 ///
 /// To add a connector: write one file in `Sources/Connectors/` with a type conforming to this
-/// protocol, add one line to `BuiltinConnectors.all`, and run the shared conformance checks in
-/// its test. `make` reads the mapping's `fetch:` options, reporting each mistake through the
+/// protocol, add one line to `BuiltinConnectors.all`, and run `ConnectorConformance` (HubTesting)
+/// in its test. `make` reads the mapping's `fetch:` options, reporting each mistake through the
 /// reader with its line and column; it is called when a mapping loads, so a typo is caught by
 /// `hubd mapping check` and never at 2 a.m. `fetch` must stream (never hold the whole feed),
 /// throw `FetchError` on failure, and may call the sink for several documents (pages, files).
