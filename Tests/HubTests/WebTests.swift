@@ -277,3 +277,55 @@ import SimCounty
         #expect(HTML.escape("<a href=\"x\">&'村") == "&lt;a href=&quot;x&quot;&gt;&amp;&#39;村")
     }
 }
+
+/// The API against its own OpenAPI document, and its paging.
+@Suite(.serialized) struct APITests {
+    @Test func theOpenAPIDocumentDescribesExactlyTheRoutesAndEachAnswers() async throws {
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
+        let paths = try #require(doc["paths"] as? [String: [String: Any]])
+        let documented = Set(paths.flatMap { path, ops in ops.keys.map { "\($0.uppercased()) \(path)" } })
+        let routed = Set(APIRoutes.endpoints.map { "\($0.method) \($0.path)" })
+        #expect(documented == routed, "only documented: \(documented.subtracting(routed)); only routed: \(routed.subtracting(documented))")
+        // Every endpoint is really there (signed in as the county, with a real case id), and a
+        // path that is not documented is not served.
+        let f = try await WebTests.fixture()
+        defer { f.app.stop() }
+        var admin = f.client()
+        try admin.signIn("admin", WebTests.password)
+        let token = try #require((try JSONSerialization.jsonObject(with: Data(try admin.request("GET", "/api/v1/me").body)) as? [String: Any])?["csrf_token"] as? String)
+        for e in APIRoutes.endpoints {
+            let path = "/api/v1" + e.path.replacingOccurrences(of: "{id}", with: String(f.caseA.id))
+            let r = try admin.request(e.method, path, body: e.method == "POST" ? "{}" : nil, contentType: "application/json", headers: [("X-CSRF-Token", token)])
+            #expect(r.status != 404 && r.header("Content-Type")?.hasPrefix("application/json") == true, "\(e.method) \(path): \(r.status)")
+        }
+        #expect(try admin.request("GET", "/api/v1/households").status == 404)
+    }
+
+    @Test func casesArePagedWithACursorAndATotal() async throws {
+        let f = try await WebTests.fixture()
+        defer { f.app.stop() }
+        var an = f.client()
+        try an.signIn("an", WebTests.password)
+        func page(_ query: String) throws -> [String: Any] {
+            try #require(try JSONSerialization.jsonObject(with: Data(try an.request("GET", "/api/v1/cases" + query).body)) as? [String: Any])
+        }
+        let first = try page("?limit=7")
+        let total = try #require(first["total"] as? Int)
+        let expected = try f.store.caseCount(for: try f.store.users().first { $0.username == "an" }!)
+        #expect(total == expected && total > 7)
+        var seen = ((first["cases"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? Int }
+        var cursor = first["next_cursor"] as? String
+        var pages = 1
+        while let c = cursor {
+            let next = try page("?limit=7&cursor=\(c)")
+            seen += ((next["cases"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? Int }
+            cursor = next["next_cursor"] as? String
+            pages += 1
+        }
+        #expect(seen.count == total && Set(seen).count == total, "every case once")
+        #expect(pages == (total + 6) / 7)
+        #expect(try an.request("GET", "/api/v1/cases?limit=0").status == 400)
+        #expect(try an.request("GET", "/api/v1/cases?limit=501").status == 400)
+        #expect(try an.request("GET", "/api/v1/cases?cursor=bogus").status == 400)
+    }
+}

@@ -7,11 +7,25 @@ import NIOCore
 /// The JSON API under `/api/v1`: the same data and actions as the pages, with the same scoping.
 /// Sign in through `/login` (session cookie); send the session's CSRF token (from `/api/v1/me`)
 /// in `X-CSRF-Token` with every POST.
-struct API: Sendable {
+struct APIRoutes: Sendable {
     let app: WebApp
 
+    /// Every endpoint, as the OpenAPI document must describe it (a test holds the two together).
+    static let endpoints: [(method: String, path: String)] = [
+        ("GET", "/openapi.json"), ("GET", "/me"), ("GET", "/cases"), ("GET", "/cases/{id}"), ("POST", "/cases/{id}/visit"),
+    ]
+
     func register(on router: Router<HubRequestContext>) {
-        let api = router.group("api/v1")
+        let api = RouteCollection(context: HubRequestContext.self)
+        let cases = RouteCollection(context: HubRequestContext.self)
+            .add(middleware: RolePolicy(app: app, style: .json, allowed: { $0.seesCases }))
+        let visits = RouteCollection(context: HubRequestContext.self)
+            .add(middleware: RolePolicy(app: app, style: .json, allowed: { $0.verifies }))
+        defer {
+            router.addRoutes(api, atPath: "api/v1")
+            router.addRoutes(cases, atPath: "api/v1")
+            router.addRoutes(visits, atPath: "api/v1")
+        }
         api.get("openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
@@ -21,9 +35,7 @@ struct API: Sendable {
         }
         // Paged: `limit` (1–500, default 50) cases from `cursor` (the `next_cursor` of the page
         // before; none for the first page), with the total the filter selects.
-        get(api, "cases") { request, context in
-            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
-            guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
+        get(cases, "cases") { request, context, u in
             let today = CivilDate.today
             var f = app.filter(request)
             let q = request.uri.queryParameters
@@ -45,9 +57,7 @@ struct API: Sendable {
             out["next_cursor"] = cases.count == f.limit && next < total ? Self.cursor(offset: next) : NSNull()
             return Self.json(out)
         }
-        get(api, "cases/:id") { request, context in
-            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
-            guard u.role.seesCases else { return Self.json(["error": "无权访问"], status: .forbidden) }
+        get(cases, "cases/:id") { request, context, u in
             guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
                 return Self.json(["error": "案件不存在"], status: .notFound)
             }
@@ -73,17 +83,42 @@ struct API: Sendable {
                                             "monitoring_type": $0.monitoringType as Any, "reason": $0.reason as Any] }
             return Self.json(out)
         }
-        api.post("cases/:id/visit") { request, context in
-            var req = request
-            let body = try await req.collectBody(upTo: 64 << 10)
-            return try await BlockingPool.run { try visit(request, context, body: body) }
+        visits.post("cases/:id/visit") { request, context in
+            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            guard let token = request.headers[HTTPField.Name("X-CSRF-Token")!], let csrf = context.csrf, WebApp.constantTimeEqual(token, csrf) else {
+                let store = app.store, address = context.address, path = request.uri.path
+                try? await BlockingPool.run { try store.audit(u.username, "表单校验失败", target: path, detail: "API：X-CSRF-Token 缺失或不符", address: address) }
+                return Self.json(["error": "缺少或错误的 X-CSRF-Token"], status: .forbidden)
+            }
+            let body: VisitBody
+            do { body = try await request.decode(as: VisitBody.self, context: context) } catch {
+                return Self.json(["error": "请求体应为 JSON 对象：visited_on、visitors、findings、outcome（\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))），可选 monitoring_type、reason"],
+                                 status: .badRequest)
+            }
+            return try await BlockingPool.run { try visit(request, context, u, body) }
         }
     }
 
-    /// A page of the API that works with the store: run on `BlockingPool`.
-    func get(_ group: RouterGroup<HubRequestContext>, _ path: RouterPath,
-             _ handler: @Sendable @escaping (Request, HubRequestContext) throws -> Response) {
-        group.get(path) { request, context in try await BlockingPool.run { try handler(request, context) } }
+    /// The body of `POST /cases/{id}/visit`.
+    struct VisitBody: Decodable, Sendable {
+        var visitedOn: String?
+        var visitors: String?
+        var findings: String?
+        var outcome: String?
+        var monitoringType: String?
+        var reason: String?
+        enum CodingKeys: String, CodingKey {
+            case visitedOn = "visited_on", visitors, findings, outcome, monitoringType = "monitoring_type", reason
+        }
+    }
+
+    /// An endpoint behind a `RolePolicy`: runs on `BlockingPool` with the signed-in user.
+    func get(_ routes: RouteCollection<HubRequestContext>, _ path: RouterPath,
+             _ handler: @Sendable @escaping (Request, HubRequestContext, User) throws -> Response) {
+        routes.get(path) { request, context in
+            guard let user = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
+            return try await BlockingPool.run { try handler(request, context, user) }
+        }
     }
 
     /// Cursors are opaque to clients; today they carry the offset of the next page.
@@ -93,29 +128,23 @@ struct API: Sendable {
         return n
     }
 
-    func visit(_ request: Request, _ context: HubRequestContext, body: ByteBuffer) throws -> Response {
-            guard let u = context.user else { return Self.json(["error": "未登录"], status: .unauthorized) }
-            guard u.role.verifies else { return Self.json(["error": "无权记录核实"], status: .forbidden) }
-            guard let token = request.headers[HTTPField.Name("X-CSRF-Token")!], let csrf = context.csrf, WebApp.constantTimeEqual(token, csrf) else {
-                return Self.json(["error": "缺少或错误的 X-CSRF-Token"], status: .forbidden)
-            }
-            guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
-                return Self.json(["error": "案件不存在"], status: .notFound)
-            }
-            guard u.sees(township: d.summary.townshipCode) else {
-                try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API 核实，不在本人负责的乡镇", address: context.address)
-                return Self.json(["error": "无权处理该案件"], status: .forbidden)
-            }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
-                  let outcome = VisitOutcome(rawValue: obj["outcome"] as? String ?? "") else {
-                return Self.json(["error": "请求体应为 JSON，outcome 取值：\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
-            }
-            let v = VisitRecord(visitedOn: obj["visited_on"] as? String ?? "", visitors: obj["visitors"] as? String ?? "", findings: obj["findings"] as? String ?? "",
-                                outcome: outcome, monitoringType: obj["monitoring_type"] as? String, reason: obj["reason"] as? String)
-            do { try app.store.recordVisit(caseID: id, by: u, visit: v) }
-            catch let e as CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
-            try app.store.audit(u.username, "入户核实销号", target: "案件 #\(id)", detail: "API：\(outcome.chinese)", address: context.address)
-            return Self.json(["ok": true, "status": "closed"])
+    func visit(_ request: Request, _ context: HubRequestContext, _ u: User, _ body: VisitBody) throws -> Response {
+        guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
+            return Self.json(["error": "案件不存在"], status: .notFound)
+        }
+        guard u.sees(township: d.summary.townshipCode) else {
+            try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API 核实，不在本人负责的乡镇", address: context.address)
+            return Self.json(["error": "无权处理该案件"], status: .forbidden)
+        }
+        guard let outcome = VisitOutcome(rawValue: body.outcome ?? "") else {
+            return Self.json(["error": "outcome 取值：\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
+        }
+        let v = VisitRecord(visitedOn: body.visitedOn ?? "", visitors: body.visitors ?? "", findings: body.findings ?? "",
+                            outcome: outcome, monitoringType: body.monitoringType.nonEmpty, reason: body.reason.nonEmpty)
+        do { try app.store.recordVisit(caseID: id, by: u, visit: v) }
+        catch let e as CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
+        try app.store.audit(u.username, "入户核实销号", target: "案件 #\(id)", detail: "API：\(outcome.chinese)", address: context.address)
+        return Self.json(["ok": true, "status": "closed"])
     }
 
     static func summary(_ c: CaseSummary, _ today: CivilDate) -> [String: Any] {
@@ -158,6 +187,7 @@ enum OpenAPIDocument {
       },
       "security": [ { "session": [] } ],
       "paths": {
+        "/openapi.json": { "get": { "summary": "本说明文档（OpenAPI 3.1）", "responses": { "200": { "description": "OpenAPI 文档" } } } },
         "/me": { "get": { "summary": "当前用户及 CSRF 令牌", "responses": { "200": { "description": "当前用户" }, "401": { "description": "未登录" } } } },
         "/cases": { "get": { "summary": "本人范围内的案件，未销号的在前，按期限排序；分页：limit 条一页，下一页用上一页返回的 next_cursor",
           "parameters": [
