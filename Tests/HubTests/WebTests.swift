@@ -278,8 +278,10 @@ import SimCounty
     }
 }
 
-/// The API against its own OpenAPI document, and its paging.
-@Suite(.serialized) struct APITests {
+/// The API against its own OpenAPI document, and its paging. In `WebTests`' serialized suite:
+/// the test client blocks its thread while the server answers, and two such tests at once
+/// would hold both of this machine's cooperative threads that the server needs.
+extension WebTests {
     @Test func theOpenAPIDocumentDescribesExactlyTheRoutesAndEachAnswers() async throws {
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])
         let paths = try #require(doc["paths"] as? [String: [String: Any]])
@@ -288,10 +290,10 @@ import SimCounty
         #expect(documented == routed, "only documented: \(documented.subtracting(routed)); only routed: \(routed.subtracting(documented))")
         // Every endpoint is really there (signed in as the county, with a real case id), and a
         // path that is not documented is not served.
-        let f = try await WebTests.fixture()
+        let f = try await Self.fixture()
         defer { f.app.stop() }
         var admin = f.client()
-        try admin.signIn("admin", WebTests.password)
+        try admin.signIn("admin", Self.password)
         let token = try #require((try JSONSerialization.jsonObject(with: Data(try admin.request("GET", "/api/v1/me").body)) as? [String: Any])?["csrf_token"] as? String)
         for e in APIRoutes.endpoints {
             let path = "/api/v1" + e.path.replacingOccurrences(of: "{id}", with: String(f.caseA.id))
@@ -302,10 +304,10 @@ import SimCounty
     }
 
     @Test func casesArePagedWithACursorAndATotal() async throws {
-        let f = try await WebTests.fixture()
+        let f = try await Self.fixture()
         defer { f.app.stop() }
         var an = f.client()
-        try an.signIn("an", WebTests.password)
+        try an.signIn("an", Self.password)
         func page(_ query: String) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(try an.request("GET", "/api/v1/cases" + query).body)) as? [String: Any])
         }
