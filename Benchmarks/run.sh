@@ -6,69 +6,9 @@
 # Prints wall time, rows/s, peak memory and each tool's time relative to the hub.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --bench
-N="${1:-1000000}"
-B=var/bench
-mkdir -p "$B"
-if [ ! -f "$B/data/claims.csv" ] || [ "$(($(wc -l < "$B/data/claims.csv") - 1))" != "$N" ]; then
-  python3 Benchmarks/generate.py "$B/data" "$N" 300000
-fi
+source Benchmarks/lib.sh
 swift build -c release --product hubd 2>&1 | tail -n 1
 HUBD=.build/release/hubd
-
-# The hub's mappings and the one rule the job needs.
-M="$B/Mappings"; rm -rf "$M"; mkdir -p "$M/rules"; cp -r Mappings/types "$M/"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat > "$M/claims.yaml" <<YAML
-source: claims
-connector: http
-fetch: { url: "http://127.0.0.1:$PORT/claims.csv", timeout: 3600 }
-format: csv
-csv: { encoding: utf-8 }
-record: medical_claim
-key: [settlement_id]
-fields:
-  settlement_id: setl_id
-  person_no: psn_no
-  id_number: certno
-  name: psn_name
-  med_type: { from: med_type, map: { "21": 住院, "11": 门诊, "14": 门诊慢特病 } }
-  settled_at: { from: setl_time, format: "yyyy-MM-dd HH:mm:ss" }
-  total_cost: medfee_sumamt
-  fund_pay: hifp_pay
-  self_pay: psn_part_amt
-YAML
-cat > "$M/roster.yaml" <<YAML
-source: roster
-connector: file
-fetch: { path: "$(pwd)/$B/data/roster.csv" }
-format: csv
-record: person
-fields: { id_number: id_number, household_id: household_id, name: name }
-YAML
-cat > "$M/rules/large_claim.yaml" <<YAML
-rule: large_claim
-title: 监测名单内人员大额自付
-subject: person
-by: id_number
-trigger: claims
-uses:
-  claims: { type: medical_claim, where: "self_pay >= 20000" }
-when: "in_roster"
-message: "自付 {max(claims.self_pay)} 元"
-YAML
-
-( cd "$B/data" && exec python3 -m http.server "$PORT" --bind 127.0.0.1 ) > /dev/null 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-sleep 1
-
-measure() {  # name, command… → appends "name wall maxrss_kb"
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$B/time.txt" "$@" > "$B/$name.out" 2>&1 || { echo "$name failed:"; tail -5 "$B/$name.out"; return 1; }
-  read -r wall rss < "$B/time.txt"
-  echo "$name $wall $rss" >> "$B/results.txt"
-}
 rm -f "$B/results.txt" "$B"/*.sqlite*
 # Hub: the roster, then the claims over HTTP through the real connector, decoder, mapping and
 # store, then the join rule. One process each; wall times add, peak memory is the largest.
