@@ -363,10 +363,10 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
 
     static func now() -> String { Timestamp.now() }
 
-    public func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 {
+    public func startRun(source: String, period: Period, mappingVersion: String, startedAt: Date) throws -> Int64 {
         try pool.write { db in
             try db.execute(sql: "INSERT INTO runs (source, period, status, started_at, mapping_version) VALUES (?, ?, 'running', ?, ?)",
-                           arguments: [source, period.description, Self.now(), mappingVersion])
+                           arguments: [source, period.description, Timestamp.string(startedAt), mappingVersion])
             return db.lastInsertedRowID
         }
     }

@@ -39,7 +39,7 @@ import SimCounty
     }
 
     @Test func theHTTPConnectorKeepsTheContract() throws {
-        let served = LockedBytes()
+        let served = Locked<[UInt8]>([])
         let server = try LoopbackHTTPServer { req in
             switch req.path {
             case "/feed": return .init(status: 200, headers: [("Content-Type", "text/csv")], body: served.value, chunked: true, chunkSize: 65536)
@@ -107,15 +107,5 @@ import SimCounty
         }
         let swallowed = ConnectorConformance(serving: { .init(connector: Swallowing(bytes: $0), context: context) }, failing: []).run()
         #expect(swallowed.map(\.check) == ["stopsWhenTheSinkFails"], "\(swallowed)")
-    }
-}
-
-/// Bytes shared with the server's handler thread.
-final class LockedBytes: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bytes: [UInt8] = []
-    var value: [UInt8] {
-        get { lock.lock(); defer { lock.unlock() }; return bytes }
-        set { lock.lock(); bytes = newValue; lock.unlock() }
     }
 }

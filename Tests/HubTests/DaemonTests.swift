@@ -30,7 +30,7 @@ import SimCounty
         #expect(throws: Schedule.Invalid.self) { try Schedule("cron: 61 * * * *") }
     }
 
-    @Test func aMissedSlotRunsOnceNotOncePerSlot() throws {
+    @Test func theLatestSlotBeforeAMomentIsTheOneOwed() throws {
         let monthly = try Schedule("monthly on day 3 at 02:00")
         // The server was off from August to late November: only the latest slot is owed.
         #expect(monthly.previous(atOrBefore: cst(2026, 11, 20)) == cst(2026, 11, 3, 2))
@@ -108,12 +108,33 @@ import SimCounty
         #expect(runs.map(\.period) == ["2026-11", "2026-09"])
     }
 
+    /// The daemon driven by a clock it does not own: the server is off over three monthly slots
+    /// (November, December, January); when it is back it pulls once, for the latest slot, and
+    /// ticking on does not pull again until the next slot.
+    @Test func aGapOfThreeSlotsRunsOnceNotOncePerSlot() throws {
+        let (dir, store, daemon) = try setup()
+        for p in ["2026-12"] { try feed(5, period: p).write(to: dir.appendingPathComponent("drop/claims-\(p).csv"), atomically: true, encoding: .utf8) }
+        try daemon.tick(now: cst(2026, 10, 4), environment: [:])
+        #expect(try store.runs(source: "claims", limit: 10).map(\.period) == ["2026-09"])
+        // Off from October 4 to January 10: the slots of November 3, December 3 and January 3 pass.
+        for day in [10, 11, 12] { try daemon.tick(now: cst(2027, 1, day), environment: [:]) }
+        let runs = try store.runs(source: "claims", limit: 10)
+        #expect(runs.map(\.period) == ["2026-12", "2026-09"], "one run for the latest slot (January 3 pulls December): \(runs.map(\.period))")
+        #expect(runs.allSatisfy { $0.status == .succeeded })
+    }
+
+    /// Gives a rewritten file a modification time of its own (instead of waiting out the
+    /// file system's timestamp resolution).
+    func touch(_ url: URL, _ seconds: Double) throws {
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(seconds)], ofItemAtPath: url.path)
+    }
+
     @Test func aBrokenMappingIsRefusedAndThePreviousOneKeepsPulling() throws {
         let (dir, store, daemon) = try setup()
         let file = dir.appendingPathComponent("Mappings/claims.yaml")
         let before = daemon.mappings["claims.yaml"]!.version
-        Thread.sleep(forTimeInterval: 1.1)   // file times have one-second resolution on some systems
         try mapping(version: 2, broken: true).write(to: file, atomically: true, encoding: .utf8)
+        try touch(file, 10)
         daemon.reload()
         #expect(daemon.problems["claims.yaml"]?.isEmpty == false)
         #expect(daemon.problems["claims.yaml"]!.map(\.description).contains { $0.contains("claims.yaml:15:") && $0.contains("keep_if") })
@@ -122,8 +143,8 @@ import SimCounty
         let stored = try store.records(of: shippedTypes["medical_claim"]!, source: "claims")
         #expect(stored.count == 5 && stored.allSatisfy { $0["hospital"] == .text("版本1") })
         // A good new version replaces it.
-        Thread.sleep(forTimeInterval: 1.1)
         try mapping(version: 3).write(to: file, atomically: true, encoding: .utf8)
+        try touch(file, 20)
         daemon.reload()
         #expect(daemon.problems["claims.yaml"] == nil)
         #expect(daemon.mappings["claims.yaml"]?.version != before)

@@ -81,7 +81,7 @@ import SimCounty
     }
 
     @Test func anErrorAnswerFailsThePullAndLeavesTheStoreAsItWas() throws {
-        let fail = LockedFlag()
+        let fail = Locked(false)
         let server = try LoopbackHTTPServer { _ in
             fail.value ? .text("系统维护中", status: 503) : .text(Self.page(Self.people[0...]))
         }
@@ -140,11 +140,3 @@ import SimCounty
     }
 }
 
-final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var v = false
-    var value: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return v }
-        set { lock.lock(); v = newValue; lock.unlock() }
-    }
-}

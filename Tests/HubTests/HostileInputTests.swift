@@ -118,38 +118,69 @@ import Testing
 
 /// Inputs that once crashed (or could crash) a fuzz target, replayed through the same code.
 @Suite struct FuzzRegressionTests {
-    @Test func everyKeptInputDecodesOrFailsCleanly() throws {
+    /// What replaying one kept input gives, in words a manifest line can hold:
+    /// `rows=N problems=M` (decoded; M rows carry a problem), `error=…` (refused as a whole, the
+    /// message containing the text), `ok` (a mapping or expression that loads).
+    static func outcome(target: String, _ data: [UInt8], file: String) -> String {
+        func describe(_ error: any Error) -> String {
+            if let e = error as? DecodeError { return "error=" + e.message }
+            if let e = error as? DiagnosticList { return "error=" + e.description }
+            if let e = error as? ExpressionError { return "error=" + e.message }
+            return "error=\(error)"
+        }
+        let format: FeedFormat
+        switch target {
+        case "csv": format = .csv(CSVOptions())
+        case "json": format = .json(JSONOptions())
+        case "ndjson": format = .ndjson
+        case "xml": format = .xml(XMLOptions(recordElement: "Claim"))
+        case "xlsx": format = .xlsx(XLSXOptions())
+        case "mapping":
+            do { _ = try loader().load(text: String(decoding: data, as: UTF8.self), file: file); return "ok" } catch { return describe(error) }
+        case "expression":
+            do {
+                let e = try ExpressionParser.parse(String(decoding: data, as: UTF8.self))
+                try ExpressionChecker.check(e, in: FieldScope(["a": .number]))
+                return "ok"
+            } catch { return describe(error) }
+        default: return "unknown target \(target)"
+        }
+        var d = format.makeDecoder()
+        do {
+            let (rows, _) = try decodeAll(&d, data, chunk: max(1, data.count / 2))
+            return "rows=\(rows.count) problems=\(rows.filter { $0.problem != nil }.count)"
+        } catch { return describe(error) }
+    }
+
+    /// Every kept input has a line in `expected.txt` saying what it must give, and gives it;
+    /// every fuzz target has at least one input, so every branch here runs.
+    @Test func everyKeptInputGivesItsExpectedOutcome() throws {
         let root = repoRoot.appendingPathComponent("Tests/Corpus/fuzz-regressions")
         let fm = FileManager.default
-        var replayed = 0
-        for target in (try? fm.contentsOfDirectory(atPath: root.path)) ?? [] {
-            let dir = root.appendingPathComponent(target)
+        var expected: [String: String] = [:]
+        for line in try String(contentsOf: root.appendingPathComponent("expected.txt"), encoding: .utf8).split(separator: "\n")
+        where !line.hasPrefix("#") && !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            expected[parts[0]] = parts.count > 1 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        }
+        var seen = Set<String>(), targets = Set<String>()
+        for target in try fm.contentsOfDirectory(atPath: root.path).sorted() {
             var isDir: ObjCBool = false
-            guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { continue }
-            for f in try fm.contentsOfDirectory(atPath: dir.path) {
-                let data = Array(try Data(contentsOf: dir.appendingPathComponent(f)))
-                let format: FeedFormat
-                switch target {
-                case "json": format = .json(JSONOptions())
-                case "ndjson": format = .ndjson
-                case "xml": format = .xml(XMLOptions(recordElement: "Claim"))
-                case "xlsx": format = .xlsx(XLSXOptions())
-                case "mapping":
-                    _ = try? loader().load(text: String(decoding: data, as: UTF8.self), file: f)
-                    replayed += 1; continue
-                case "expression":
-                    if let e = try? ExpressionParser.parse(String(decoding: data, as: UTF8.self)) {
-                        _ = try? ExpressionChecker.check(e, in: FieldScope(["a": .number]))
-                    }
-                    replayed += 1; continue
-                default: format = .csv(CSVOptions())
+            guard fm.fileExists(atPath: root.appendingPathComponent(target).path, isDirectory: &isDir), isDir.boolValue else { continue }
+            for f in try fm.contentsOfDirectory(atPath: root.appendingPathComponent(target).path).sorted() {
+                let key = "\(target)/\(f)"
+                seen.insert(key); targets.insert(target)
+                let got = Self.outcome(target: target, Array(try Data(contentsOf: root.appendingPathComponent(key))), file: f)
+                guard let want = expected[key] else { Issue.record("\(key) has no line in expected.txt (it gives: \(got))"); continue }
+                if want.hasPrefix("error=") {
+                    #expect(got.hasPrefix("error=") && got.contains(want.dropFirst(6)), "\(key): expected \(want), got \(got)")
+                } else {
+                    #expect(got == want, "\(key): expected \(want), got \(got)")
                 }
-                var d = format.makeDecoder()
-                _ = try? decodeAll(&d, data, chunk: max(1, data.count / 2))
-                replayed += 1
             }
         }
-        #expect(replayed >= 1)
+        #expect(Set(expected.keys) == seen, "expected.txt lists files that are not there: \(Set(expected.keys).subtracting(seen))")
+        #expect(targets == ["csv", "json", "ndjson", "xml", "xlsx", "mapping", "expression"], "targets with inputs: \(targets.sorted())")
     }
 
     /// Found by the fuzzer: 600 nested "[" exhausted the parser's stack. Nesting and length are

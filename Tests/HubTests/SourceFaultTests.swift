@@ -75,7 +75,7 @@ import SimCounty
             default: return .text(Self.csv, contentType: "text/csv")
             }
         }()
-        let broken = LockedFlag()
+        let broken = Locked(false)
         let server = try LoopbackHTTPServer { _ in broken.value ? sc.response : good }
         defer { server.stop() }
         let dir = scratchDirectory("fault")
@@ -102,17 +102,46 @@ import SimCounty
         #expect(try store.runs(source: "feed", limit: 1).first?.status == .failed)
     }
 
+    /// A 10.5 MB field goes all the way into the store, and costs a `hubd pull` (a child process,
+    /// its peak memory measured by the kernel) a few copies of itself, not more: the same pull
+    /// with a short field is the baseline.
     @Test func aSingleTenMegabyteFieldIsHandledInBoundedMemory() throws {
+        let hubd = repoRoot.appendingPathComponent(".build/debug/hubd").path
+        try #require(FileManager.default.isExecutableFile(atPath: hubd), "build hubd first (swift build)")
         let big = String(repeating: "长", count: 3_500_000)   // 10.5 MB of UTF-8
-        let body = "结算ID,身份证号,结算时间,医疗费总额,备注\nS1,\(makeID("411081", "19600101", 1)),2026-10-01 10:00:00,60000,\"\(big)\"\nS2,\(makeID("411081", "19600101", 2)),2026-10-01 10:00:00,60000,短\n"
-        let server = try LoopbackHTTPServer { _ in .text(body, contentType: "text/csv") }
+        let remark = Locked("")
+        let server = try LoopbackHTTPServer { _ in
+            .text("结算ID,身份证号,结算时间,医疗费总额,备注\nS1,\(makeID("411081", "19600101", 1)),2026-10-01 10:00:00,60000,\"\(remark.value)\"\n"
+                  + "S2,\(makeID("411081", "19600101", 2)),2026-10-01 10:00:00,60000,短\n", contentType: "text/csv")
+        }
         defer { server.stop() }
         let dir = scratchDirectory("big")
-        let m = try loader().load(text: Self.mapping("csv", url: server.baseURL + "/feed").replacingOccurrences(of: "max_bytes: 2000000", with: "max_bytes: 50000000"),
-                                  file: "feed.yaml", directory: dir.path)
-        let store = try SQLiteStore(path: dir.appendingPathComponent("hub.sqlite").path)
-        let r = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
-        #expect(r.counts.read == 2 && r.counts.inserted == 2)
+        let m = dir.appendingPathComponent("Mappings")
+        try FileManager.default.createDirectory(at: m, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repoRoot.appendingPathComponent("Mappings/types"), to: m.appendingPathComponent("types"))
+        try """
+        source: feed
+        connector: http
+        fetch: { url: "\(server.baseURL)/feed", max_bytes: 50000000 }
+        format: csv
+        record: medical_claim
+        fields: { settlement_id: 结算ID, id_number: 身份证号, settled_at: 结算时间, total_cost: 医疗费总额, hospital: 备注 }
+        """.write(to: m.appendingPathComponent("feed.yaml"), atomically: true, encoding: .utf8)
+        func pull(_ text: String, _ db: String) throws -> Int {
+            remark.value = text
+            let r = try runMeasuringPeak(hubd, ["pull", "feed", "--period", "2026-10", "--db", dir.appendingPathComponent(db).path,
+                                                "--mappings", m.path, "--skip-rules"])
+            #expect(r.status == 0, "hubd pull exited with \(r.status)")
+            return r.peakKB
+        }
+        let baseline = try pull("短", "small.sqlite")
+        let peak = try pull(big, "big.sqlite")
+        let store = try SQLiteStore(path: dir.appendingPathComponent("big.sqlite").path)
+        let stored = try store.records(of: shippedTypes["medical_claim"]!, source: "feed")
+        #expect(stored.count == 2 && stored.contains { $0["hospital"]?.description.count == 3_500_000 }, "the whole field is stored")
+        let fieldKB = big.utf8.count / 1024
+        print("10.5 MB field: peak \(peak / 1024) MB against \(baseline / 1024) MB with a short one (+\((peak - baseline) / 1024) MB)")
+        #expect(peak - baseline < 6 * fieldKB, "a 10.5 MB field cost \((peak - baseline) / 1024) MB more than a short one")
     }
 
 }

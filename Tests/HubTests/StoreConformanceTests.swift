@@ -82,7 +82,9 @@ final class BrokenStore: HubStore, @unchecked Sendable {
 
     // Records and runs.
     func prepare(_ types: [RecordType]) throws { try base.prepare(types) }
-    func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 { try base.startRun(source: source, period: period, mappingVersion: mappingVersion) }
+    func startRun(source: String, period: Period, mappingVersion: String, startedAt: Date) throws -> Int64 {
+        try base.startRun(source: source, period: period, mappingVersion: mappingVersion, startedAt: startedAt)
+    }
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts {
         try base.withRun(runID) { w in try body(fault == .repeatCountsAsUpdate ? Writer(w) : w) }
     }

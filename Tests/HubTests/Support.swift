@@ -52,3 +52,36 @@ func unusedLoopbackPort() throws -> Int {
     defer { probe.stop() }
     return probe.port
 }
+
+/// Runs a program to its end, its output discarded, and returns its exit status and its peak
+/// resident memory in KB as the kernel accounted it for that child alone (`wait4`).
+func runMeasuringPeak(_ executable: String, _ arguments: [String]) throws -> (status: Int32, peakKB: Int) {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard rc == 0 else { throw CocoaError(.executableNotLoadable) }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    let exited = status & 0x7F == 0
+    return (exited ? (status >> 8) & 0xFF : -1, Int(usage.ru_maxrss))
+}
+
+/// A value shared with another thread (a test server's handler), behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: Value
+    init(_ value: Value) { v = value }
+    var value: Value {
+        get { lock.lock(); defer { lock.unlock() }; return v }
+        set { lock.lock(); v = newValue; lock.unlock() }
+    }
+    /// Changes the value in one step (a read and a write with no other thread in between).
+    func update<R>(_ change: (inout Value) -> R) -> R { lock.lock(); defer { lock.unlock() }; return change(&v) }
+}

@@ -18,11 +18,28 @@ import Glibc
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
+        // Wait for the exit itself (waitUntilExit can hang in Foundation on Linux), with a deadline.
+        let exited = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in exited.signal() }
         try p.run()
-        // Poll rather than waitUntilExit, which can hang in Foundation on Linux.
-        let end = Date().addingTimeInterval(30)
-        while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
-        guard !p.isRunning, p.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        guard exited.wait(timeout: .now() + 30) == .success, p.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+    }
+
+    /// Waits until something accepts connections on the port, up to the deadline.
+    func waitForListener(_ port: Int, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        repeat {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_in()
+            addr.sin_family = sa_family_t(AF_INET)
+            addr.sin_port = in_port_t(UInt16(port).bigEndian)
+            addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            close(fd)
+            if ok == 0 { return true }
+            usleep(20_000)
+        } while Date() < end
+        return false
     }
 
     @Test(.timeLimit(.minutes(1))) func privateCAIsTrustedOnlyThroughCAFile() throws {
@@ -44,8 +61,8 @@ import Glibc
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
-        defer { pkillChild(server.processIdentifier); Thread.sleep(forTimeInterval: 0.2); kill(server.processIdentifier, SIGKILL) }
-        Thread.sleep(forTimeInterval: 0.5)
+        defer { pkillChild(server.processIdentifier); kill(server.processIdentifier, SIGKILL) }
+        try #require(waitForListener(probe, seconds: 20), "openssl s_server did not start listening")
 
         func mapping(_ extra: String) -> String {
             """

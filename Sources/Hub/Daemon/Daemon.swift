@@ -173,6 +173,8 @@ public final class Daemon: @unchecked Sendable {
             let loader = MappingLoader(types: loaded.types, connectors: connectors)
             var pull = Pull(mapping: m, connector: try loader.connector(for: m), store: store, logger: log)
             pull.isCancelled = { [cancellation] in cancellation.isSet }
+            // The run is dated by the daemon's clock, which `due(now:)` compares slots with.
+            pull.clock = { now }
             do {
                 let r = try pull.run(period: period, environment: environment)
                 retries.withLock { $0[m.source] = nil }

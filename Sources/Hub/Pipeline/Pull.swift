@@ -39,6 +39,8 @@ public struct Pull {
     public var progressEvery = 10_000
     /// Checked at every row: returning true stops the pull, which then rolls back whole.
     public var isCancelled: @Sendable () -> Bool = { false }
+    /// When the run is recorded as started: the caller's clock (the daemon's, which tests control).
+    public var clock: @Sendable () -> Date = { Date() }
 
     public init(mapping: Mapping, connector: any Connector, store: any RecordStore, logger: Logger = Logger(label: "hub.pull")) {
         self.mapping = mapping; self.connector = connector; self.store = store; self.logger = logger
@@ -47,7 +49,7 @@ public struct Pull {
     public func run(period: Period, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PullResult {
         let started = Date()
         try store.prepare(mapping.outputs.map(\.type))
-        let runID = try store.startRun(source: mapping.source, period: period, mappingVersion: mapping.version)
+        let runID = try store.startRun(source: mapping.source, period: period, mappingVersion: mapping.version, startedAt: clock())
         var log = logger
         log[metadataKey: "run"] = "\(runID)"
         log[metadataKey: "source"] = "\(mapping.source)"

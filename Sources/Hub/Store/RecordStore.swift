@@ -134,7 +134,8 @@ public protocol RunWriter {
 public protocol RecordStore: AnyObject, Sendable {
     /// Creates or extends the tables for these record types.
     func prepare(_ types: [RecordType]) throws
-    func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64
+    /// Records a run as running; `startedAt` is the caller's clock (the daemon's, which tests control).
+    func startRun(source: String, period: Period, mappingVersion: String, startedAt: Date) throws -> Int64
     /// Runs `body` atomically; on success the run is marked succeeded with the counts it returns.
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts
     func failRun(_ runID: Int64, error: String, counts: RunCounts) throws
@@ -160,6 +161,9 @@ public protocol RecordStore: AnyObject, Sendable {
 }
 
 extension RecordStore {
+    public func startRun(source: String, period: Period, mappingVersion: String) throws -> Int64 {
+        try startRun(source: source, period: period, mappingVersion: mappingVersion, startedAt: Date())
+    }
     public func runs(source: String? = nil) throws -> [RunRecord] { try runs(source: source, limit: 50) }
     public func records(of type: RecordType) throws -> [[String: Value]] { try records(of: type, source: nil) }
     public func recordCount(of type: RecordType) throws -> Int { try recordCount(of: type, source: nil) }
