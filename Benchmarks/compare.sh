@@ -26,13 +26,14 @@ import statistics, sys
 n, rounds = int(sys.argv[1]), int(sys.argv[2])
 runs = {}
 for line in open(sys.argv[3]):
-    name, wall, kb = line.split()
-    runs.setdefault(name, []).append((float(wall), int(kb)))
-print(f"\n{n:,} claim rows, {rounds} rounds each, alternating; median wall seconds (peak MB)")
-print(f"{'step':<10} {'before':>16} {'after':>16} {'after/before':>13}")
+    name, wall, kb, cpu = line.split()
+    runs.setdefault(name, []).append((float(wall), int(kb), float(cpu)))
+print(f"\n{n:,} claim rows, {rounds} rounds each, alternating; medians of wall and CPU (user + system) seconds, peak MB")
+print(f"{'step':<8} {'before wall':>12} {'cpu':>7} {'MB':>5} {'after wall':>11} {'cpu':>7} {'MB':>5} {'wall ×':>7} {'cpu ×':>6}")
 for step in ["roster", "claims", "rules", "repull"]:
     o, a = runs[f"old-{step}"], runs[f"new-{step}"]
-    mo, ma = statistics.median(w for w, _ in o), statistics.median(w for w, _ in a)
-    po, pa = max(k for _, k in o) / 1024, max(k for _, k in a) / 1024
-    print(f"{step:<10} {mo:>8.2f} ({po:>4.0f} MB) {ma:>8.2f} ({pa:>4.0f} MB) {ma / mo:>13.2f}")
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
+    wo, wa, co, ca = med(o, 0), med(a, 0), med(o, 2), med(a, 2)
+    po, pa = max(x[1] for x in o) / 1024, max(x[1] for x in a) / 1024
+    print(f"{step:<8} {wo:>12.2f} {co:>7.2f} {po:>5.0f} {wa:>11.2f} {ca:>7.2f} {pa:>5.0f} {wa / wo:>7.2f} {ca / co:>6.2f}")
 PYEOF

@@ -1,6 +1,6 @@
 # Shared by the benchmarks that run the hub's claims job: makes the data (if needed), the
 # mappings and rule the job uses, serves the data over HTTP on 127.0.0.1, and defines
-# `measure NAME COMMAND…` (appends "NAME wall-seconds peak-KB" to $B/results.txt).
+# `measure NAME COMMAND…` (appends "NAME wall-seconds peak-KB cpu-seconds" to $B/results.txt).
 # Expects N (rows); sets B, M, PORT, SERVER.
 scripts/setup.sh --bench
 N="${1:-1000000}"
@@ -57,9 +57,9 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 sleep 1
 
-measure() {  # name, command… → appends "name wall maxrss_kb"
+measure() {  # name, command… → appends "name wall maxrss_kb cpu_seconds"
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$B/time.txt" "$@" > "$B/$name.out" 2>&1 || { echo "$name failed:"; tail -5 "$B/$name.out"; return 1; }
-  read -r wall rss < "$B/time.txt"
-  echo "$name $wall $rss" >> "$B/results.txt"
+  /usr/bin/time -f "%e %M %U %S" -o "$B/time.txt" "$@" > "$B/$name.out" 2>&1 || { echo "$name failed:"; tail -5 "$B/$name.out"; return 1; }
+  read -r wall rss user sys < "$B/time.txt"
+  echo "$name $wall $rss $(python3 -c "print($user + $sys)")" >> "$B/results.txt"
 }

@@ -39,7 +39,7 @@ measure pandas "$PY" Benchmarks/pandas_job.py "$B/data" "$B/pandas.sqlite"
 python3 - "$N" "$B/results.txt" <<'PYEOF'
 import sys
 n = int(sys.argv[1]); rows = [l.split() for l in open(sys.argv[2])]
-r = {name: (float(w), int(kb)) for name, w, kb in rows}
+r = {name: (float(w), int(kb)) for name, w, kb, *_ in rows}
 hub_wall = r["hub-roster"][0] + r["hub-claims"][0] + r["hub-rules"][0]
 hub_rss = max(r["hub-roster"][1], r["hub-claims"][1], r["hub-rules"][1])
 table = [("hub (pull roster + pull claims over HTTP + rule)", hub_wall, hub_rss),
