@@ -7,6 +7,9 @@ import Glibc
 /// simulated feeds to the real connectors, and can misbehave on purpose (truncate a body,
 /// stall, answer 503) so tests see real transport failures. One connection at a time per
 /// thread, `Connection: close` after each answer.
+///
+/// Sendable: `stopped`, `threads` and `requestLog` are read and written with `lock` held; the
+/// rest is `let`.
 public final class LoopbackHTTPServer: @unchecked Sendable {
     public struct Request: Sendable {
         public var method: String
@@ -53,7 +56,9 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private var threads: [Thread] = []
-    public private(set) var requestLog: [Request] = []
+    private var log: [Request] = []
+    /// The requests served so far, in order.
+    public var requestLog: [Request] { lock.lock(); defer { lock.unlock() }; return log }
 
     /// Starts listening on 127.0.0.1 (port 0: any free port) with `workers` accepting threads.
     public init(port: Int = 0, workers: Int = 4, handler: @escaping Handler) throws {
@@ -130,7 +135,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         var query: [String: String] = [:]
         for item in comps?.queryItems ?? [] { query[item.name] = item.value ?? "" }
         let request = Request(method: String(parts[0]), path: comps?.path ?? target, query: query, headers: headers)
-        lock.lock(); requestLog.append(request); lock.unlock()
+        lock.lock(); log.append(request); lock.unlock()
         let response = handler(request)
         send(fd, response)
     }

@@ -4,6 +4,9 @@ import Hub
 /// The simulated departments of one county: serves each feed over HTTP on 127.0.0.1 the way
 /// the department does (a paged JSON API with a token, an XML export, NDJSON events, CSV, an
 /// Excel roster) and drops the 医保 file where an SFTP upload would land.
+///
+/// Sendable: the county, feeds and truth are `let`; `server` is set by `start` before any
+/// other thread sees the simulator and only read after.
 public final class Simulator: @unchecked Sendable {
     public let county: County
     public let feeds: [FeedFile]

@@ -1,4 +1,6 @@
 /// The column names of a decoded document, shared by all its rows so lookups resolve once.
+///
+/// Sendable: every property is a `let` set in `init`; rows read it from the mapping thread.
 public final class Columns: @unchecked Sendable {
     /// Names as the source wrote them (CSV header text, JSON paths).
     public let names: [String]

@@ -2,6 +2,8 @@ import Foundation
 
 /// A bounded blocking queue between a producing thread (decoding a feed, evaluating rules) and
 /// the thread that writes what it produced inside the store's transaction.
+///
+/// Sendable: every field is read and written with `condition` locked.
 final class BoundedQueue<Item>: @unchecked Sendable {
     private let condition = NSCondition()
     private var items: [Item] = []

@@ -12,6 +12,9 @@ public struct RuleEvaluation: Sendable {
 }
 
 /// The evaluating thread's work: walk the rules and hand each chunk to the writer.
+///
+/// Sendable: handed to one thread at its start; the engine is read only there, chunks cross
+/// through the `BoundedQueue` (locked) and the end through the semaphore.
 final class EvaluationJob: @unchecked Sendable {
     let engine: RuleEngine
     let period: Period
