@@ -8,8 +8,17 @@ public enum FieldParser {
         case failure(String)
     }
 
-    public static func parse(_ raw: String, _ spec: FieldSpec) -> Outcome {
+    /// `fromSource` is false for a field's `value` or `default`, which the operator wrote in the
+    /// field's own terms: they skip `extract`, and `map` applies only when it lists them.
+    public static func parse(_ raw: String, _ spec: FieldSpec, fromSource: Bool = true) -> Outcome {
         var text = trim(raw)
+        if !fromSource {
+            if let map = spec.codeMap, let v = map[text] ?? map[Suggest.normalize(text)] { text = v }
+            var plain = spec
+            plain.extract = nil
+            plain.codeMap = nil
+            return parse(text, plain)
+        }
         if let box = spec.extract {
             let ns = text as NSString
             guard let m = box.regex.firstMatch(in: text, range: NSRange(location: 0, length: ns.length)),

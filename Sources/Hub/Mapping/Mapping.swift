@@ -59,8 +59,10 @@ public struct FieldSpec: Sendable {
     /// Multiplier for money written in larger units (`unit: 万元` → 10000).
     public var moneyScale: Int64 = 1
     public var allowNegative = false
-    /// Source value → canonical value, applied before parsing.
+    /// Source value → canonical value, applied before parsing (keys normalized).
     public var codeMap: [String: String]? = nil
+    /// The code table as written, for filling in period values (`PeriodValues`).
+    public var rawCodeMap: [String: String]? = nil
     /// Allowed canonical values (from the type's declaration).
     public var allowedValues: [String] = []
     /// A regular expression whose first group is the value.

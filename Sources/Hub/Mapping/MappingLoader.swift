@@ -168,8 +168,7 @@ public struct MappingLoader: Sendable {
             keepText = text
             var scopeTypes: [String: ExprType] = [:]
             for f in type.fields { scopeTypes[f.name] = ExprType.of(f.type) }
-            scopeTypes["period_start"] = .date
-            scopeTypes["period_end"] = .date
+            scopeTypes.merge(PeriodValues.variables) { field, _ in field }
             do {
                 let e = try ExpressionParser.parse(text)
                 let t = try ExpressionChecker.check(e, in: FieldScope(scopeTypes))
@@ -180,6 +179,14 @@ public struct MappingLoader: Sendable {
             }
         }
         return OutputSpec(type: type, key: key, fields: specs, keepIf: keepIf, keepIfText: keepText)
+    }
+
+    /// Period placeholders (`{period}` …) must be ones the hub knows.
+    func checkPlaceholders(_ text: String?, at node: ConfigNode?, what: String, _ r: ConfigReader, location: SourceLocation? = nil) {
+        guard let text, let node else { return }
+        for name in PeriodValues.unknown(in: text) {
+            r.error(location ?? node.location, "\(what) 中的 {\(name)} 不是期间变量\(Suggest.hint(name, PeriodValues.names))（可用：\(PeriodValues.names.map { "{\($0)}" }.joined(separator: "、"))）")
+        }
     }
 
     func readField(_ decl: RecordType.Field, _ node: ConfigNode, keyLocation: SourceLocation, r: ConfigReader, inKey: Bool) -> FieldSpec? {
@@ -195,6 +202,7 @@ public struct MappingLoader: Sendable {
             if node.isNull { r.error(node.location, "\(what) 须写明来源列，如 \(decl.name): 列名") ; return nil }
             spec.from = r.strings(m["from"]?.0, what: "\(what).from") ?? []
             spec.constant = r.string(m["value"]?.0, what: "\(what).value")
+            checkPlaceholders(spec.constant, at: m["value"]?.0, what: "\(what).value", r)
             if spec.from.isEmpty && spec.constant == nil {
                 r.error(node.location, "\(what) 须有 from（来源列）或 value（固定值）")
             }
@@ -220,6 +228,7 @@ public struct MappingLoader: Sendable {
                 spec.required = req || decl.required || inKey
             }
             spec.defaultValue = r.string(m["default"]?.0, what: "\(what).default")
+            checkPlaceholders(spec.defaultValue, at: m["default"]?.0, what: "\(what).default", r)
             if let fnode = m["format"]?.0 {
                 guard decl.type == .date || decl.type == .datetime else {
                     r.error(fnode.location, "只有 date/datetime 字段需要 format，\(decl.name) 是 \(decl.type.rawValue)")
@@ -248,21 +257,27 @@ public struct MappingLoader: Sendable {
             }
             if let mn = m["map"]?.0 {
                 if let entries = mn.entries {
-                    var map: [String: String] = [:]
+                    var map: [String: String] = [:], raw: [String: String] = [:]
                     for e in entries {
                         let v = r.string(e.value, what: "\(what).map[\(e.key)]") ?? ""
-                        if !decl.values.isEmpty && !decl.values.contains(v) {
+                        checkPlaceholders(e.key, at: e.value, what: "\(what).map 的键", r, location: e.keyLocation)
+                        checkPlaceholders(v, at: e.value, what: "\(what).map[\(e.key)]", r)
+                        raw[e.key] = v
+                        if !decl.values.isEmpty && !decl.values.contains(v) && !PeriodValues.mentioned(in: v) {
                             r.error(e.value.location, "代码 \"\(v)\" 不是字段 \(decl.name) 的允许取值\(Suggest.hint(v, decl.values))（取值：\(decl.values.joined(separator: ", "))）")
                         }
                         map[Suggest.normalize(e.key)] = v
                     }
                     spec.codeMap = map
+                    spec.rawCodeMap = raw
                 } else {
                     r.error(mn.location, "\(what).map 应为映射（来源值: 标准值），实为 \(mn.kindName)")
                 }
             }
             if let en = m["extract"]?.0, let p = r.string(en, what: "\(what).extract") {
-                if let re = try? NSRegularExpression(pattern: p), re.numberOfCaptureGroups >= 1 {
+                checkPlaceholders(p, at: en, what: "\(what).extract", r)
+                // Checked with a month filled in; each pull compiles it for its own month.
+                if let re = try? NSRegularExpression(pattern: PeriodValues.substitute(p, Period(year: 2026, month: 10)!)), re.numberOfCaptureGroups >= 1 {
                     spec.extract = NSRegularExpressionBox(re, p)
                 } else {
                     r.error(en.location, "\(what).extract 应为含一个括号分组的正则表达式，如 \"证号[:：](\\\\d+)\"")
@@ -275,8 +290,10 @@ public struct MappingLoader: Sendable {
                 }
             }
         }
+        // Checked with a month filled in, as a pull would read it.
         if let d = spec.defaultValue ?? spec.constant {
-            if case .failure(let why) = FieldParser.parse(d, spec) {
+            let sample = spec.resolved(for: Period(year: 2026, month: 10)!)
+            if case .failure(let why) = FieldParser.parse(PeriodValues.substitute(d, Period(year: 2026, month: 10)!), sample, fromSource: false) {
                 r.error(spec.location, "\(what) 的 default/value \"\(d)\" 本身无效：\(why)")
             }
         }

@@ -25,16 +25,19 @@ public final class RowMapper {
         let spec: FieldSpec
         /// Column positions of the `from:` names (nil: not in this document).
         let positions: [Int?]
+        /// The column a reason names when no value was found: the first of the `from:` names
+        /// this document has (else the first listed).
         let column: String?
         let missingMessage: String
         init(spec: FieldSpec, positions: [Int?], title: String) {
-            self.spec = spec; self.positions = positions; self.column = spec.from.first
+            self.spec = spec; self.positions = positions
+            self.column = zip(spec.from, positions).first { $0.1 != nil }?.0 ?? spec.from.first
             self.missingMessage = "缺少必填字段 \(title)"
         }
     }
 
     public init(mapping: Mapping, period: Period) {
-        self.mapping = mapping
+        self.mapping = mapping.resolved(for: period)
         self.period = period
         keyIndices = mapping.outputs.map { out in out.key.map { k in out.type.fields.firstIndex(where: { $0.name == k })! } }
         fieldIndex = mapping.outputs.map { out in
@@ -106,11 +109,14 @@ public final class RowMapper {
                 guard let plan = outPlans[fi] else { continue }
                 let spec = plan.spec
                 var text: String? = spec.constant
+                var fromSource = spec.constant == nil
+                // The column the value came from, for the reasons (the one present, not the first listed).
+                var column = plan.column
                 if spec.constant == nil {
                     let cols = plan.positions
                     switch spec.combine {
                     case .first:
-                        for p in cols { if let p, let v = row.value(at: p), !Self.blank(v) { text = v; break } }
+                        for (k, p) in cols.enumerated() { if let p, let v = row.value(at: p), !Self.blank(v) { text = v; column = spec.from[k]; break } }
                     case .join:
                         let parts = cols.compactMap { $0.flatMap { row.value(at: $0) } }.map(FieldParser.trim).filter { !$0.isEmpty }
                         text = parts.isEmpty ? nil : parts.joined(separator: spec.separator)
@@ -132,22 +138,22 @@ public final class RowMapper {
                         continue
                     }
                 }
-                if text == nil || Self.blank(text!) { text = spec.defaultValue }
+                if text == nil || Self.blank(text!) { text = spec.defaultValue; fromSource = false }
                 guard let t = text, !Self.blank(t) else {
                     if spec.required {
                         outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: plan.missingMessage))
                     }
                     continue
                 }
-                switch FieldParser.parse(t, spec) {
+                switch FieldParser.parse(t, spec, fromSource: fromSource) {
                 case .success(let v):
                     if v.isNull && spec.required {
-                        outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: plan.missingMessage))
+                        outReasons.append(QuarantineReason(field: spec.name, column: column, message: plan.missingMessage))
                     }
                     values[fi] = v
                 case .failure(let why):
                     if spec.onInvalid == .empty { continue }
-                    outReasons.append(QuarantineReason(field: spec.name, column: plan.column, message: why))
+                    outReasons.append(QuarantineReason(field: spec.name, column: fromSource ? column : nil, message: fromSource ? why : "固定值或默认值 \"\(t)\"：\(why)"))
                 }
             }
             if !outReasons.isEmpty { reasons += outReasons; continue }
@@ -155,9 +161,7 @@ public final class RowMapper {
                 let index = fieldIndex[oi]
                 let v = ExpressionEvaluator.evaluate(cond) { name in
                     if let i = index[name] { return values[i] }
-                    if name == "period_start" { return .date(self.period.firstDay) }
-                    if name == "period_end" { return .date(self.period.lastDay) }
-                    return .null
+                    return PeriodValues.variable(name, self.period) ?? .null
                 }
                 if ExpressionEvaluator.truth(v) != true { continue }
             }

@@ -211,7 +211,7 @@ public struct RuleLoader: Sendable {
     }
 
     func fieldScope(_ t: RecordType) -> FieldScope {
-        var m: [String: ExprType] = ["period_start": .date, "period_end": .date]
+        var m: [String: ExprType] = PeriodValues.variables
         for f in t.fields { m[f.name] = ExprType.of(f.type) }
         for (k, _) in params.values { m[k] = .number }
         return FieldScope(m)
@@ -260,7 +260,7 @@ public struct RuleLoader: Sendable {
 /// the parameters (`income_threshold`), `period_start`/`period_end`, and its record sets
 /// inside aggregates (`sum(claims.self_pay)`).
 public struct RuleScope: ExpressionScope {
-    var vars: [String: ExprType] = ["period_start": .date, "period_end": .date]
+    var vars: [String: ExprType] = PeriodValues.variables
     var sets: [String: RecordType] = [:]
     var computed: [String: [String: ExprType]] = [:]
 

@@ -231,7 +231,8 @@ public final class RuleEngine {
     }
 
     func baseVars(_ period: Period) -> [String: Value] {
-        var v: [String: Value] = ["period_start": .date(period.firstDay), "period_end": .date(period.lastDay)]
+        var v: [String: Value] = [:]
+        for name in PeriodValues.variables.keys { v[name] = PeriodValues.variable(name, period) }
         for (k, _) in params.values { if let x = params.value(k, year: period.year) { v[k] = .decimal(x) } }
         return v
     }
@@ -495,14 +496,12 @@ public final class RuleEngine {
             }
             for c in use.computed {
                 r[c.name] = ExpressionEvaluator.evaluate(c.expression) { name in
-                    if name == "period_start" { return .date(period.firstDay) }
-                    if name == "period_end" { return .date(period.lastDay) }
-                    return r[name] ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
+                    r[name] ?? PeriodValues.variable(name, period) ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
                 }
             }
             if let f = use.filter {
                 let keep = ExpressionEvaluator.evaluate(f) { name in
-                    r[name] ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
+                    r[name] ?? PeriodValues.variable(name, period) ?? self.params.value(name, year: period.year).map(Value.decimal) ?? .null
                 }
                 if ExpressionEvaluator.truth(keep) != true { continue }
             }

@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import Hub
+
+/// A mapping that never needs a monthly edit: the month being pulled fills `value`, `default`,
+/// `map`, `extract` and expressions, checked when the mapping loads.
+@Suite struct PeriodValuesTests {
+    static let text = """
+    source: dibao
+    connector: file
+    fetch: { path: "dibao-{period}.csv" }
+    format: csv
+    record: assistance_enrollment
+    fields:
+      id_number: 身份证号
+      program: { value: 农村低保 }
+      # The list says 停保 with the month it stopped (202610), or nothing: this month's stops.
+      status: { from: 停保月份, map: { "{period_compact}": 停保 }, default: 在保 }
+      # The year is part of a longer text: 2026年度新增.
+      dibao_class: { from: 类别, extract: "^({year})年度(新增)$", map: { 新增: A }, on_invalid: empty }
+      started_on: { from: 开始日期, default: "{period_start}" }
+      stopped_on: { value: "{period_end}" }
+      region: { from: 区划, extract: "(\\\\d{6})" }
+    keep_if: "period == '2026-10' or period_compact == '202611'"
+    """
+
+    func map(_ period: String, _ rows: [[String?]]) throws -> [RowMapper.Result] {
+        let m = try loader().load(text: Self.text, file: "dibao.yaml")
+        let mapper = RowMapper(mapping: m, period: Period(period)!)
+        let columns = Columns(["身份证号", "停保月份", "类别", "开始日期", "区划"], fixed: true)
+        return try rows.enumerated().map { try mapper.map(RawRow(number: $0.offset + 2, columns: columns, values: $0.element), document: "d.csv") }
+    }
+
+    func values(_ r: RowMapper.Result) -> [String: String] {
+        guard case .records(let recs) = r, let rec = recs.first else { return [:] }
+        var out: [String: String] = [:]
+        for (f, v) in zip(rec.type.fields, rec.values) where !v.isNull { out[f.name] = v.description }
+        return out
+    }
+
+    @Test func theSameMappingReadsOctoberThenNovember() throws {
+        let id = makeID("411081", "19600101", 1)
+        let rows: [[String?]] = [[id, "202610", "2026年度新增", nil, "河南省411081"], [id, "202611", "2025年度新增", "2026-09-15", "411081"]]
+        let october = try map("2026-10", rows).map(values)
+        #expect(october[0]["status"] == "停保" && october[0]["started_on"] == "2026-10-01" && october[0]["stopped_on"] == "2026-10-31")
+        #expect(october[0]["dibao_class"] == nil, "extract takes the group, the map turns it into A: \(october[0])")
+        #expect(october[0]["region"] == "411081")
+        // 202611 is not a stop in October: the code table has no such key, the row is refused with the column.
+        let octoberSecond = try map("2026-10", [rows[1]])[0]
+        guard case .rejected(let why) = octoberSecond else { Issue.record("expected a rejection, got \(octoberSecond)"); return }
+        #expect(why.first?.column == "停保月份" && why.first?.message.contains("202611") == true)
+        // November, no edit: its own month is the stop month, its own dates fill the defaults.
+        let november = try map("2026-11", rows).map(values)
+        #expect(november[1]["status"] == "停保" && november[1]["started_on"] == "2026-09-15" && november[1]["stopped_on"] == "2026-11-30")
+        // keep_if sees the period too: December keeps nothing.
+        let december = try map("2026-12", [[id, nil, nil, nil, "411081"]])
+        guard case .skipped = december[0] else { Issue.record("keep_if should skip December: \(december[0])"); return }
+    }
+
+    @Test func aDefaultOrValueIsNotPutThroughExtract() throws {
+        let m = try loader().load(text: """
+            source: m
+            connector: file
+            fetch: { path: "m.csv" }
+            format: csv
+            record: assistance_measure
+            fields:
+              household_id: 户编号
+              measure: { from: 措施, extract: "^措施[:：](.+)$", default: 其他 }
+              started_on: { value: "{period_start}" }
+            """, file: "m.yaml")
+        let mapper = RowMapper(mapping: m, period: Period("2026-10")!)
+        let columns = Columns(["户编号", "措施"], fixed: true)
+        let r = try mapper.map(RawRow(number: 2, columns: columns, values: ["H1", nil]), document: "m.csv")
+        #expect(values(r)["measure"] == "其他", "\(r)")
+    }
+
+    @Test func anUnknownPlaceholderIsRefusedWhenTheMappingLoads() throws {
+        let bad = Self.text.replacingOccurrences(of: "{period_compact}", with: "{perod_compact}")
+        #expect { _ = try loader().load(text: bad, file: "dibao.yaml") } throws: { e in
+            let text = (e as? DiagnosticList)?.description ?? ""
+            return text.contains("dibao.yaml:10:") && text.contains("{perod_compact} 不是期间变量") && text.contains("period_compact")
+        }
+    }
+}
