@@ -102,3 +102,26 @@ import Testing
         #expect(Evidence.json([]) == "[]")
     }
 }
+
+/// Timestamps with a UTC offset, in the default formats and in explicit ones, converted to the
+/// county's time (UTC+8).
+@Suite struct UTCOffsetTests {
+    func local(_ text: String, _ format: String? = nil) -> String? {
+        let formats = format.map { [try! DateFormat($0)] } ?? DateFormat.defaults
+        for f in formats { if let (d, s) = f.parse(text) { return Value.datetime(d, s).description } }
+        return nil
+    }
+
+    @Test func offsetsAreConvertedToChinaStandardTime() {
+        #expect(local("2026-10-03T09:00:00+08:00") == "2026-10-03 09:00:00")
+        #expect(local("2026-10-03T01:30:00Z") == "2026-10-03 09:30:00")
+        #expect(local("2026-10-02T20:00:00-0500") == "2026-10-03 09:00:00")
+        #expect(local("2026-12-31T23:30:00+00:00") == "2027-01-01 07:30:00", "the day and the year change")
+        #expect(local("2026-10-03T09:00:00.250+08:00") == "2026-10-03 09:00:00", "fractional seconds before the offset")
+        #expect(local("2026-10-03 09:00:00+08") == "2026-10-03 09:00:00")
+        #expect(local("2026-10-03 09:00:00+0800", "yyyy-MM-dd HH:mm:ssXXX") == "2026-10-03 09:00:00")
+        #expect(local("2026-10-03T09:00:00+25:00") == nil, "no such offset")
+        #expect(local("2026-10-03T09:00:00+08:00x") == nil, "nothing may trail")
+        #expect(local("2026-10-03T09:00:00") == "2026-10-03 09:00:00", "without an offset the time is the county's already")
+    }
+}

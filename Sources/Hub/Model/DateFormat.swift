@@ -2,11 +2,14 @@
 /// or one of the named forms `excel` (a spreadsheet serial day number), `unix` and `unix_ms`.
 ///
 /// Letters: `yyyy` year, `MM`/`M` month, `dd`/`d` day, `HH`/`H` hour, `mm`/`m` minute,
-/// `ss`/`s` second. A doubled letter needs exactly two digits; a single letter takes one or two.
+/// `ss`/`s` second, `XXX` (or `X`, `XX`, `Z`) a UTC offset — `Z`, `+08:00`, `+0800` or `+08` —
+/// after which the time is converted to the county's time (UTC+8). A doubled letter needs
+/// exactly two digits; a single letter takes one or two.
 /// Every other character must appear as written; quote letters to use them as text: `yyyy-MM-dd'T'HH:mm:ss`.
 public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
     enum Token: Sendable, Hashable {
         case year, month(fixed: Bool), day(fixed: Bool), hour(fixed: Bool), minute(fixed: Bool), second(fixed: Bool)
+        case offset
         case literal(Character)
     }
     enum Kind: Sendable, Hashable { case pattern([Token]), excel, unix, unixMillis }
@@ -19,7 +22,7 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
     /// Formats tried, in order, when a mapping gives none.
     public static let defaults: [DateFormat] = [
         "yyyy-M-d H:m:s", "yyyy-M-d H:m", "yyyy-M-d", "yyyy/M/d H:m:s", "yyyy/M/d", "yyyyMMddHHmmss", "yyyyMMdd",
-        "yyyy年M月d日", "yyyy.M.d", "yyyy-M-d'T'H:m:s",
+        "yyyy年M月d日", "yyyy.M.d", "yyyy-M-d'T'H:m:s", "yyyy-M-d'T'H:m:sXXX", "yyyy-M-d H:m:sXXX", "yyyy-M-d'T'H:mXXX",
     ].map { try! DateFormat($0) }
 
     public struct Invalid: Error { public let reason: String }
@@ -66,8 +69,11 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
             case "s":
                 guard run <= 2 else { throw Invalid(reason: "秒写作 ss 或 s") }
                 tokens.append(.second(fixed: run == 2))
+            case "X", "Z":
+                guard run <= 3 else { throw Invalid(reason: "时区偏移写作 XXX（+08:00、Z）") }
+                tokens.append(.offset)
             default:
-                if c.isLetter && c.isASCII { throw Invalid(reason: "格式中的字母 '\(c)' 无含义；可用 yyyy MM dd HH mm ss") }
+                if c.isLetter && c.isASCII { throw Invalid(reason: "格式中的字母 '\(c)' 无含义；可用 yyyy MM dd HH mm ss XXX") }
                 for _ in 0..<run { tokens.append(.literal(c)) }
             }
             i += run
@@ -84,6 +90,7 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
     private static func parse(_ u: UnsafeBufferPointer<UInt8>, _ tokens: [Token], hasTime: Bool) -> (CivilDate, Int)? {
         var i = 0
         var y = 0, mo = 0, d = 1, h = 0, mi = 0, s = 0
+        var offset: Int? = nil
         func number(_ minDigits: Int, _ maxDigits: Int) -> Int? {
             var n = 0, k = 0
             while k < maxDigits, i < u.count, u[i] >= 48, u[i] <= 57 {
@@ -99,6 +106,20 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
             case .hour(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; h = v
             case .minute(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; mi = v
             case .second(let f): guard let v = number(f ? 2 : 1, 2) else { return nil }; s = v
+            case .offset:
+                // Fractional seconds may come before the offset.
+                if i < u.count, u[i] == 0x2E { i += 1; while i < u.count, u[i] >= 48, u[i] <= 57 { i += 1 } }
+                guard i < u.count else { return nil }
+                if u[i] == 0x5A { offset = 0; i += 1; continue }   // Z
+                guard u[i] == 0x2B || u[i] == 0x2D else { return nil }
+                let sign = u[i] == 0x2D ? -1 : 1
+                i += 1
+                guard let oh = number(2, 2), oh <= 14 else { return nil }
+                var om = 0
+                if i < u.count, u[i] == 0x3A { i += 1; guard let m = number(2, 2) else { return nil }; om = m }
+                else if i < u.count, u[i] >= 48, u[i] <= 57 { guard let m = number(2, 2) else { return nil }; om = m }
+                guard om < 60 else { return nil }
+                offset = sign * (oh * 3600 + om * 60)
             case .literal(let c):
                 for x in c.utf8 {
                     guard i < u.count, u[i] == x else { return nil }
@@ -109,7 +130,11 @@ public struct DateFormat: Sendable, Hashable, CustomStringConvertible {
         // Allow fractional seconds (".000") after a time; nothing else may trail.
         if i < u.count, hasTime, u[i] == 0x2E { i += 1; while i < u.count, u[i] >= 48, u[i] <= 57 { i += 1 } }
         guard i == u.count, let date = CivilDate(year: y, month: mo, day: d), h < 24, mi < 60, s < 60 else { return nil }
-        return (date, h * 3600 + mi * 60 + s)
+        guard let offset else { return (date, h * 3600 + mi * 60 + s) }
+        // To the county's time, UTC+8: the day may change.
+        let local = date.daysSinceEpoch * 86400 + h * 3600 + mi * 60 + s - offset + 8 * 3600
+        let days = local >= 0 ? local / 86400 : (local - 86399) / 86400
+        return (CivilDate(daysSinceEpoch: days), local - days * 86400)
     }
 
     public func parse(_ text: String) -> (CivilDate, Int)? {
