@@ -191,3 +191,53 @@ import SimCounty
         }
     }
 }
+
+/// Events with a start and an end (`until:`): one that has not ended counts up to the end of
+/// the period, and one that began before the window but overlaps it counts too — no invented
+/// end date needed in the data.
+@Suite struct OpenEventTests {
+    @Test func anOutageStillGoingOnCountsUpToThePeriodsEnd() throws {
+        let dir = scratchDirectory("events")
+        try """
+        事件编号,村代码,开始,恢复
+        E1,411081100201,2026-10-05 08:00:00,
+        E2,411081100202,2026-10-05 08:00:00,2026-10-10 08:00:00
+        E3,411081100203,2025-12-01 08:00:00,
+        E4,411081100204,2025-11-01 08:00:00,2025-12-20 08:00:00
+        """.write(to: dir.appendingPathComponent("water.csv"), atomically: true, encoding: .utf8)
+        let m = try loader().load(text: """
+            source: water
+            connector: file
+            fetch: { path: water.csv }
+            format: csv
+            record: water_supply_event
+            fields: { event_id: 事件编号, village_code: 村代码, started_at: 开始, ended_at: 恢复 }
+            """, file: "water.yaml", directory: dir.path)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("h.sqlite").path)
+        _ = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
+        let params = try RuleParams.load(text: "params:\n  limit_days: 20\n", file: "p.yaml")
+        let rule = try RuleLoader(types: shippedTypes, params: params).load(text: """
+            rule: long_outage
+            title: 长时间停水
+            severity: medium
+            subject: group
+            by: village_code
+            uses:
+              outages:
+                type: water_supply_event
+                window: year
+                date: started_at
+                until: ended_at
+                compute:
+                  days: "days_between(started_at, coalesce(ended_at, period_end))"
+            when: "sum(outages.days) > limit_days"
+            message: "停水 {sum(outages.days)} 天"
+            """, file: "long_outage.yaml")
+        let engine = try RuleEngine(rules: [rule], params: params, types: shippedTypes, store: store)
+        let alerts = try engine.evaluate(period: Period("2026-10")!)
+        // E1: open since Oct 5 → 26 days to Oct 31. E2: closed after 5. E3: open since last
+        // December, overlaps this year → 334 days. E4: over before this year began → not counted.
+        #expect(Set(alerts.map(\.subjectID)) == ["411081100201", "411081100203"], "\(alerts.map { ($0.subjectID, $0.message) })")
+        #expect(alerts.first { $0.subjectID == "411081100201" }?.message == "停水 26 天")
+    }
+}

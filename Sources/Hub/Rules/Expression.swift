@@ -28,7 +28,7 @@ public indirect enum Expression: Sendable {
     /// The functions of the language: scalar functions and aggregates over a rule's record
     /// sets (`min` and `max` are both). An unknown name is refused when the expression is parsed.
     public enum Function: String, Sendable, CaseIterable {
-        case empty, len, year, month, abs, min, max, date, contains
+        case empty, len, year, month, abs, min, max, date, contains, coalesce
         case daysBetween = "days_between", monthsBetween = "months_between", startsWith = "starts_with"
         case sum, count, avg, latest, earliest, exists
         case trailingAvg = "trailing_avg"
@@ -399,6 +399,13 @@ public enum ExpressionChecker {
                 }
                 return name == .min || name == .max ? t : .number
             }
+            if name == .coalesce {
+                // The first value that is not empty: `coalesce(ended_at, period_end)`.
+                guard args.count == 2 else { throw ExpressionError(offset: o, message: "函数 coalesce 需要 2 个参数，给了 \(args.count) 个") }
+                let ta = try check(args[0], in: scope), tb = try check(args[1], in: scope)
+                if ta != tb && ta != .null && tb != .null { throw ExpressionError(offset: args[1].offset, message: "coalesce 的两个参数应同类，这里是\(ta.chinese)和\(tb.chinese)") }
+                return ta == .null ? tb : ta
+            }
             guard let sig = functions[name] else {
                 throw ExpressionError(offset: o, message: "\(name.rawValue)() 只能用于规则的记录集，如 \(name.rawValue)(claims.self_pay)")
             }
@@ -499,6 +506,8 @@ public enum ExpressionEvaluator {
             case .contains:
                 guard case .text(let s) = arg(0), case .text(let p) = arg(1) else { return .bool(false) }
                 return .bool(s.contains(p))
+            case .coalesce:
+                return arg(0).isNull ? arg(1) : arg(0)
             case .date:
                 guard case .text(let s) = arg(0) else { return .null }
                 for f in DateFormat.defaults { if let (d, _) = f.parse(s) { return .date(d) } }

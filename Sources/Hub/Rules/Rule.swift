@@ -28,6 +28,9 @@ public struct Rule: Sendable {
         public var yearToDate = false
         /// The date field that places a record in the window and orders it for `latest`.
         public var dateField: String?
+        /// For events with a start (`date`) and an end: the end field. An event counts in the
+        /// window when it overlaps it; one that has not ended (the end empty) is still going on.
+        public var untilField: String?
         public var filter: Expression?
         /// Values computed per record, usable like fields: `days: "days_between(started_at, ended_at)"`.
         public var computed: [(name: String, expression: Expression, type: ExprType)] = []
@@ -143,7 +146,7 @@ public struct RuleLoader: Sendable {
         var uses: [Rule.Use] = []
         if let (un, _) = top["uses"] {
             for e in un.entries ?? [] {
-                let m = r.mapping(e.value, what: "uses.\(e.key)", allowed: ["type", "window", "date", "where", "compute"])
+                let m = r.mapping(e.value, what: "uses.\(e.key)", allowed: ["type", "window", "date", "until", "where", "compute"])
                 guard let tn = r.requiredString(m, "type", in: e.value, what: "uses.\(e.key)") else { continue }
                 guard let t = types[tn] else {
                     r.error(m["type"]!.0.location, "未知的记录类型 \"\(tn)\"\(Suggest.hint(tn, types.names))"); continue
@@ -158,6 +161,11 @@ public struct RuleLoader: Sendable {
                 if let (dn, _) = m["date"], let d = r.string(dn, what: "date") {
                     if let f = t.field(d), f.type == .date || f.type == .datetime { use.dateField = d }
                     else { r.error(dn.location, "date 应为类型 \(t.name) 的日期字段\(Suggest.hint(d, t.fields.filter { $0.type == .date || $0.type == .datetime }.map(\.name)))") }
+                }
+                if let (un, _) = m["until"], let u = r.string(un, what: "until") {
+                    if let f = t.field(u), f.type == .date || f.type == .datetime { use.untilField = u }
+                    else { r.error(un.location, "until 应为类型 \(t.name) 的日期字段（事件结束）\(Suggest.hint(u, t.fields.filter { $0.type == .date || $0.type == .datetime }.map(\.name)))") }
+                    if m["date"] == nil { r.error(un.location, "until 须与 date（事件开始）同用") }
                 }
                 if (use.windowMonths != nil || use.yearToDate) && use.dateField == nil {
                     r.error(e.value.location, "uses.\(e.key) 有 window，须用 date 指明按哪个日期字段划分")

@@ -185,7 +185,12 @@ public final class RuleEngine {
         if let f = use.filter, let s = RecordFilter.narrowing(f, use.type) { parts.append(s) }
         if let d = use.dateField, use.windowMonths != nil || use.yearToDate {
             let start = use.yearToDate ? CivilDate(year: period.year, month: 1, day: 1)! : period.adding(months: -((use.windowMonths ?? 1) - 1)).firstDay
-            parts.append(.window(d, from: start, until: period.lastDay.adding(days: 1)))
+            if use.untilField != nil {
+                // Events: anything begun by the window's end (whether it overlaps is checked per record).
+                parts.append(.compare(d, .less, .date(period.lastDay.adding(days: 1))))
+            } else {
+                parts.append(.window(d, from: start, until: period.lastDay.adding(days: 1)))
+            }
         }
         return parts.isEmpty ? nil : parts.count == 1 ? parts[0] : .all(parts)
     }
@@ -492,7 +497,11 @@ public final class RuleEngine {
         var out: [Rec] = []
         for var r in rows {
             if let start, let f = use.dateField {
-                guard let d = Self.date(r[f]), d >= start, d <= end else { continue }
+                guard let d = Self.date(r[f]), d <= end else { continue }
+                if let u = use.untilField {
+                    // An event overlapping the window: begun by its end, not over before its start.
+                    if let stop = Self.date(r[u]), stop < start { continue }
+                } else if d < start { continue }
             }
             for c in use.computed {
                 r[c.name] = ExpressionEvaluator.evaluate(c.expression) { name in
