@@ -41,7 +41,7 @@ func evaluateRules(_ store: StoreOptions, db: any HubStore, period: Period, runI
     let saved = result.totals
     if !quiet {
         for r in rules { print("  \(r.name)（\(r.title)）：\(saved.byRule[r.name] ?? 0) 条") }
-        print("预警 \(saved.alerts) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)\(saved.withdrawn > 0 ? "，撤回 \(saved.withdrawn)" : "")），新立案件 \(saved.newCases) 件"
+        print("预警 \(saved.alerts) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)\("，撤回 \(saved.withdrawn)")），新立案件 \(saved.newCases) 件"
               + (only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? (runID != nil ? "；本次涉及的对象超过 10 万个，已评估全部对象" : "")))
     }
     return result.alerts
@@ -99,14 +99,23 @@ func printScore(_ s: RuleScore) {
 struct AlertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "alerts", abstract: "预警", subcommands: [Export.self])
 
+    /// How alerts are exported.
+    enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
+        /// With a BOM and Chinese headers, for Excel and WPS.
+        case csv
+        /// One JSON array.
+        case json
+        /// One JSON object per line.
+        case ndjson
+    }
+
     struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "导出某一期间的预警：每条一行，含规则、严重度、对象、户编号、乡镇和村代码、案件号")
         @Option(help: "期间 YYYY-MM") var period: String
-        @Option(help: "csv 或 json（每行一个 JSON）") var format: String = "csv"
+        @Option(help: "csv（带 BOM，可用 Excel/WPS 打开）、json（一个数组）或 ndjson（每行一个对象）") var format: ExportFormat = .csv
         @Flag(help: "显示完整身份证号（默认按前 6 后 4 位遮蔽）") var unmasked = false
         @OptionGroup var store: StoreOptions
         func run() throws {
-            guard ["csv", "json"].contains(format) else { throw ValidationError("--format 应为 csv 或 json") }
             let p = try parsePeriod(period)
             let db = try openStore(store.db)
             let count = try db.alertCount(period: p.description)
@@ -119,7 +128,13 @@ struct AlertsCommand: ParsableCommand {
                 return c == "message" ? ResidentID.maskEmbedded(v) : v
             }
             // Streamed: one row at a time, written out in 64 KB pieces.
-            var out = format == "csv" ? "\u{FEFF}" + ["规则", "名称", "严重度", "对象类型", "对象", "户编号", "乡镇代码", "村代码", "案件号", "说明", "预警时间"].joined(separator: ",") + "\r\n" : ""
+            var out: String
+            switch format {
+            case .csv: out = "\u{FEFF}" + ["规则", "名称", "严重度", "对象类型", "对象", "户编号", "乡镇代码", "村代码", "案件号", "说明", "预警时间"].joined(separator: ",") + "\r\n"
+            case .json: out = "["
+            case .ndjson: out = ""
+            }
+            var first = true
             func flush(_ force: Bool) {
                 guard force || out.utf8.count >= 1 << 16 else { return }
                 FileHandle.standardOutput.write(Data(out.utf8))
@@ -129,15 +144,18 @@ struct AlertsCommand: ParsableCommand {
                 let r = ["rule": a.rule, "title": a.title, "severity": a.severity, "subject_kind": a.subjectKind, "subject_id": a.subjectID,
                          "household_id": a.householdID ?? "", "township_code": a.townshipCode ?? "", "village_code": a.villageCode ?? "",
                          "case_id": String(a.caseID), "message": a.message, "raised_at": a.raisedAt]
-                if format == "csv" {
+                if format == .csv {
                     out += cols.map { CSVText.cell(shown(r, $0)) }.joined(separator: ",") + "\r\n"
                 } else {
                     var o: [String: String] = [:]
                     for c in cols { o[c] = shown(r, c) }
-                    out += String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self) + "\n"
+                    let object = String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+                    out += format == .json ? (first ? "\n" : ",\n") + object : object + "\n"
                 }
+                first = false
                 flush(false)
             }
+            if format == .json { out += first ? "]\n" : "\n]\n" }
             flush(true)
         }
     }

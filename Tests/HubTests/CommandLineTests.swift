@@ -78,9 +78,12 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
         #expect(lines.count == stored + 1 && lines[0].hasPrefix("\u{FEFF}规则,名称"))
         let persons = try county.store.query("SELECT subject_id FROM alerts WHERE subject_kind = 'person'").map { $0["subject_id"]! }
         #expect(!persons.isEmpty && persons.allSatisfy { !csv.contains($0) && csv.contains(ResidentID.mask($0)) })
-        let json = try capturingStandardOutput { try AlertsCommand.Export.parse(args + ["--format", "json", "--unmasked"]).run() }
-        #expect(json.split(separator: "\n").count == stored && persons.allSatisfy { json.contains("\"\($0)\"") })
+        let ndjson = try capturingStandardOutput { try AlertsCommand.Export.parse(args + ["--format", "ndjson", "--unmasked"]).run() }
+        #expect(ndjson.split(separator: "\n").count == stored && persons.allSatisfy { ndjson.contains("\"\($0)\"") })
+        let json = try capturingStandardOutput { try AlertsCommand.Export.parse(args + ["--format", "json"]).run() }
+        let array = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: String]]
+        #expect(array?.count == stored && array?.first?["rule"] != nil, "one JSON array")
         let audit = try county.store.auditLog(limit: 10).filter { $0.action == "导出预警" }
-        #expect(audit.count == 2 && audit.contains { $0.detail.contains("完整身份证号") && $0.detail.contains("\(stored) 条") })
+        #expect(audit.count == 3 && audit.contains { $0.detail.contains("完整身份证号") && $0.detail.contains("\(stored) 条") })
     }
 }
