@@ -15,12 +15,17 @@ struct MappingCommand: ParsableCommand {
             abstract: "检查映射文件：每个错误按 文件:行:列: 说明 输出；有错时退出码非零",
             discussion: "给出 --sample 时还会读取样本文件的表头，核对每个来源列是否存在。")
         @Argument(help: "映射文件") var files: [String]
-        @Option(help: "记录类型目录") var types: String = "Mappings/types"
+        @Option(help: "记录类型目录；默认用映射文件所在目录下的 types/，没有时用 Mappings/types") var types: String?
         @Option(help: "样本数据文件：核对来源列") var sample: String?
 
         func run() throws {
             let catalog: TypeCatalog
-            do { catalog = try TypeCatalog.load(directory: URL(fileURLWithPath: types)) } catch { throw report(error) }
+            let typesDir = typesDirectory(for: files.first ?? ".", types)
+            do { catalog = try TypeCatalog.load(directory: typesDir) } catch {
+                printErr("（记录类型目录：\(typesDir.path)）")
+                throw report(error)
+            }
+            if catalog.names.isEmpty { printErr("在 \(typesDir.path) 中没有找到记录类型（*.yaml）；用 --types 指定目录") }
             let loader = MappingLoader(types: catalog, connectors: BuiltinConnectors.registry)
             var failed = false
             for f in files {
@@ -48,24 +53,40 @@ struct MappingCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "用样本文件试用映射：显示映射后的记录和被拒的行及原因，不写入任何数据")
         @Argument(help: "映射文件") var file: String
-        @Option(help: "样本数据文件") var sample: String
-        @Option(help: "记录类型目录") var types: String = "Mappings/types"
+        @Option(help: "样本数据文件") var sample: String?
+        @Flag(help: "不用样本文件，而是通过映射自己的连接器实时拉取（认证、分页照常；密钥从环境变量读取），只读前 --rows 行，不写入任何数据") var live = false
+        @Option(help: "--live 时最多读取多少行") var rows: Int = 200
+        @Option(help: "记录类型目录；默认用映射文件所在目录下的 types/，没有时用 Mappings/types") var types: String?
         @Option(help: "期间（keep_if 中的 period_start/period_end），默认本月") var period: String?
-        @Option(help: "最多显示多少条记录") var limit: Int = 20
+        @Option(help: "最多显示多少条记录和多少行拒收（各自计数，最后给出总数）") var limit: Int = 20
         @Flag(help: "以 NDJSON 输出（每行一个 JSON）") var json = false
+
+        func validate() throws {
+            if sample == nil && !live { throw ValidationError("请用 --sample 给出样本文件，或用 --live 通过连接器实时拉取") }
+            if sample != nil && live { throw ValidationError("--sample 与 --live 二选一") }
+            if rows < 1 { throw ValidationError("--rows 至少为 1") }
+        }
 
         func run() throws {
             let catalog: TypeCatalog
-            do { catalog = try TypeCatalog.load(directory: URL(fileURLWithPath: types)) } catch { throw report(error) }
+            let typesDir = typesDirectory(for: file, types)
+            do { catalog = try TypeCatalog.load(directory: typesDir) } catch {
+                printErr("（记录类型目录：\(typesDir.path)）")
+                throw report(error)
+            }
+            if catalog.names.isEmpty { printErr("在 \(typesDir.path) 中没有找到记录类型（*.yaml）；用 --types 指定目录") }
             let mapping: Mapping
             do { mapping = try MappingLoader(types: catalog, connectors: BuiltinConnectors.registry).load(file: URL(fileURLWithPath: file)) }
             catch { throw report(error) }
             let p = try period.map(parsePeriod) ?? Period(year: Calendar.current.component(.year, from: Date()), month: Calendar.current.component(.month, from: Date()))!
             let result: SampleCheck.Result
-            do { result = try SampleCheck.run(mapping, sample: sample, period: p) }
+            do {
+                if let sample { result = try SampleCheck.run(mapping, sample: sample, period: p) }
+                else { result = try SampleCheck.live(mapping, period: p, rows: rows) }
+            }
             catch let e as RowMapper.MissingColumns {
-                for line in try SampleCheck.columns(of: mapping, sample: sample) { printErr(line) }
-                _ = e
+                if let sample { for line in try SampleCheck.columns(of: mapping, sample: sample) { printErr(line) } }
+                else { printErr(e.description) }
                 throw ExitCode(1)
             }
             let enc = JSONSerialization.self
@@ -81,7 +102,7 @@ struct MappingCommand: ParsableCommand {
                     print("第 \(r.row) 行 → \(r.type.name)：\(fields.joined(separator: "  "))")
                 }
             }
-            for (row, reasons) in result.rejected {
+            for (row, reasons) in result.rejected.prefix(limit) {
                 if json {
                     let obj: [String: Any] = ["_row": row, "_rejected": reasons.map(\.text)]
                     print(String(decoding: try enc.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
@@ -89,7 +110,11 @@ struct MappingCommand: ParsableCommand {
                     print("第 \(row) 行 ✗ 拒收：\(reasons.map(\.text).joined(separator: "；"))")
                 }
             }
-            let summary = "共 \(result.read) 行：映射 \(result.records.count) 条记录，拒收 \(result.rejected.count) 行，跳过 \(result.skipped) 行（keep_if）。未写入任何数据。"
+            var summary = "共 \(result.read) 行：映射 \(result.records.count) 条记录，拒收 \(result.rejected.count) 行，跳过 \(result.skipped) 行（keep_if）。未写入任何数据。"
+            if result.records.count > limit || result.rejected.count > limit {
+                summary += "（只显示了前 \(min(limit, result.records.count)) 条记录和前 \(min(limit, result.rejected.count)) 行拒收；--limit 可调）"
+            }
+            if live { summary = "实时拉取（最多 \(rows) 行）" + summary }
             if json { printErr(summary) } else { print(summary) }
         }
 
@@ -97,6 +122,15 @@ struct MappingCommand: ParsableCommand {
             t == .residentID ? ResidentID.mask(v.description) : v.description
         }
     }
+}
+
+/// The record types for a mapping file: `--types`, else `types/` beside the mapping, else `Mappings/types`.
+func typesDirectory(for mappingFile: String, _ types: String?) -> URL {
+    if let types { return URL(fileURLWithPath: types) }
+    let beside = URL(fileURLWithPath: mappingFile).deletingLastPathComponent().appendingPathComponent("types")
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: beside.path, isDirectory: &isDir), isDir.boolValue { return beside }
+    return URL(fileURLWithPath: "Mappings/types")
 }
 
 /// Runs a mapping over a local sample file without a store: for `mapping try` and `check --sample`.
@@ -129,6 +163,46 @@ enum SampleCheck {
             throw ValidationError("\(sample)：\(e.message)")
         }
         return result
+    }
+
+    /// Fetches through the mapping's own connector (its auth and paging, secrets from the
+    /// environment) and maps the first `rows` rows; stores nothing.
+    static func live(_ mapping: Mapping, period: Period, rows: Int) throws -> Result {
+        final class Sink: DocumentSink {
+            struct Enough: Error {}
+            let mapping: Mapping
+            let mapper: RowMapper
+            let limit: Int
+            var decoder: (any RowDecoder)?
+            var document = ""
+            var result = Result()
+            init(_ mapping: Mapping, _ period: Period, _ limit: Int) {
+                self.mapping = mapping; mapper = RowMapper(mapping: mapping, period: period); self.limit = limit
+            }
+            func handle(_ row: RawRow) throws {
+                if result.read >= limit { throw Enough() }
+                result.read += 1
+                switch try mapper.map(row, document: document) {
+                case .records(let rs): result.records += rs
+                case .skipped: result.skipped += 1
+                case .rejected(let why): result.rejected.append((row.number, why))
+                }
+            }
+            func begin(document name: String) throws { document = name; decoder = mapping.format.makeDecoder() }
+            func write(_ bytes: UnsafeRawBufferPointer) throws { try decoder?.feed(bytes, handle) }
+            func end() throws -> DocumentInfo {
+                let info = try decoder?.finish(handle) ?? DocumentInfo(rows: 0)
+                if result.read >= limit { throw Enough() }
+                return info
+            }
+        }
+        let connector = try MappingLoader(types: TypeCatalog(), connectors: BuiltinConnectors.registry).connector(for: mapping)
+        let sink = Sink(mapping, period, rows)
+        do { try connector.fetch(FetchContext(source: mapping.source, period: period), into: sink) }
+        catch is Sink.Enough {}
+        catch let e as FetchError { throw ValidationError("拉取失败：\(e.message)") }
+        catch let e as DecodeError { throw ValidationError("数据无法解析：\(e.message)") }
+        return sink.result
     }
 
     /// Column problems of a mapping against a sample's header, as `FILE:LINE:COLUMN: message`.

@@ -87,3 +87,42 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
         #expect(audit.count == 3 && audit.contains { $0.detail.contains("完整身份证号") && $0.detail.contains("\(stored) 条") })
     }
 }
+
+@Suite(.serialized) struct MappingTryTests {
+    /// `mapping try` reads the record types beside the mapping (a new department's own type),
+    /// and `--live` fetches through the mapping's own connector, reading only the first rows.
+    @Test func liveTryUsesTheConnectorAndTheTypesBesideTheMapping() throws {
+        let rows = (1...500).map { "H\($0),\(["A", "B", "C", "D"][$0 % 4]),2026-10-0\($0 % 9 + 1)" }
+        let server = try LoopbackHTTPServer { _ in .text("户编号,鉴定等级,鉴定日期\n" + rows.joined(separator: "\n") + "\n", contentType: "text/csv") }
+        defer { server.stop() }
+        let dir = scratchDirectory("try")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("types"), withIntermediateDirectories: true)
+        try """
+        type: housing_safety
+        title: 危房鉴定
+        subject: household
+        link: household_id
+        key: [household_id, appraised_on]
+        fields:
+          household_id: { type: text, title: 户编号, required: true }
+          grade: { type: code, title: 鉴定等级, values: [A, B, C, D] }
+          appraised_on: { type: date, title: 鉴定日期 }
+        """.write(to: dir.appendingPathComponent("types/housing_safety.yaml"), atomically: true, encoding: .utf8)
+        let mapping = dir.appendingPathComponent("housing.yaml")
+        try """
+        source: housing
+        connector: http
+        fetch: { url: "\(server.baseURL)/housing.csv" }
+        format: csv
+        record: housing_safety
+        fields: { household_id: 户编号, grade: { from: 鉴定等级, map: { A: A, B: B, C: C } }, appraised_on: 鉴定日期 }
+        """.write(to: mapping, atomically: true, encoding: .utf8)
+        let out = try capturingStandardOutput { try MappingCommand.Try.parse([mapping.path, "--live", "--rows", "50", "--limit", "3"]).run() }
+        #expect(out.contains("实时拉取（最多 50 行）共 50 行"), "\(out)")
+        #expect(out.contains("拒收 12 行"), "grade D is not in the code table: 12 of the first 50 rows")
+        #expect(out.components(separatedBy: "→ housing_safety").count - 1 == 3, "three records shown")
+        #expect(out.components(separatedBy: "✗ 拒收").count - 1 == 3, "and three rejected rows, not all twelve")
+        #expect(server.requestLog.count == 1)
+        #expect(throws: (any Error).self) { _ = try MappingCommand.Try.parse([mapping.path]) }   // neither --sample nor --live
+    }
+}
