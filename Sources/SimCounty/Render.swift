@@ -57,6 +57,8 @@ extension CountyFeeds {
                     } else if k == 1, !badDateDone, h.status == "监测中", !truth.planted.values.joined().contains(h.id), !truth.negatives.values.joined().contains(h.id) {
                         monitored = .text("\(P.year)-02-30"); badDateDone = true
                         bad("roster", p.id, "日期 \(P.year)-02-30 无效")
+                        // The row's household part is refused; its person part stands on its own.
+                        persons += 1
                     } else {
                         persons += 1
                     }

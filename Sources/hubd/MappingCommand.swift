@@ -154,6 +154,7 @@ enum SampleCheck {
             case .records(let rs): result.records += rs
             case .skipped: result.skipped += 1
             case .rejected(let why): result.rejected.append((row.number, why))
+            case .partial(let rs, let why): result.records += rs; result.rejected.append((row.number, why))
             }
         }
         do {
@@ -186,6 +187,7 @@ enum SampleCheck {
                 case .records(let rs): result.records += rs
                 case .skipped: result.skipped += 1
                 case .rejected(let why): result.rejected.append((row.number, why))
+                case .partial(let rs, let why): result.records += rs; result.rejected.append((row.number, why))
                 }
             }
             func begin(document name: String) throws { document = name; decoder = mapping.format.makeDecoder() }

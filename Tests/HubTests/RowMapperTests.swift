@@ -27,4 +27,40 @@ import Testing
         guard case .rejected(let why2) = missing else { Issue.record("expected a rejection: \(missing)"); return }
         #expect(why2.map(\.column) == ["证件号码"], "\(why2.map(\.text))")
     }
+
+    /// In a `records:` list each output stands on its own: a row whose measure is missing still
+    /// yields its household and person, and is quarantined for the measure; an output that its
+    /// `keep_if` leaves out is skipped even when its other fields are bad.
+    @Test func eachOutputOfARowIsKeptSkippedOrRefusedOnItsOwn() throws {
+        let m = try loader().load(text: """
+            source: roster
+            connector: file
+            fetch: { path: "r.csv" }
+            format: csv
+            records:
+              - record: household
+                fields: { household_id: 户编号, village_code: 村代码 }
+              - record: person
+                fields: { id_number: 证件号码, household_id: 户编号, name: 姓名 }
+              - record: assistance_measure
+                fields: { household_id: 户编号, measure: 帮扶措施, started_on: 措施开始 }
+                keep_if: "not empty(measure)"
+            """, file: "roster.yaml")
+        let mapper = RowMapper(mapping: m, period: Period("2026-10")!)
+        let columns = Columns(["户编号", "村代码", "证件号码", "姓名", "帮扶措施", "措施开始"], fixed: true)
+        let id = makeID("411081", "19800101", 7)
+        // A measure without its start date: the household and the person are stored, the row is quarantined for the measure.
+        let partial = try mapper.map(RawRow(number: 2, columns: columns, values: ["H1", "411081100201", id, "张三", "健康帮扶", nil]), document: "r.csv")
+        guard case .partial(let records, let why) = partial else { Issue.record("expected a partial row: \(partial)"); return }
+        #expect(records.map(\.type.name) == ["household", "person"])
+        #expect(why.count == 1 && why[0].field == "started_on" && why[0].message.hasPrefix("（帮扶措施）"), "\(why.map(\.text))")
+        // No measure at all: keep_if leaves the measure out first — nothing to quarantine.
+        let noMeasure = try mapper.map(RawRow(number: 3, columns: columns, values: ["H1", "411081100201", id, "张三", nil, nil]), document: "r.csv")
+        guard case .records(let kept) = noMeasure else { Issue.record("expected records: \(noMeasure)"); return }
+        #expect(kept.map(\.type.name) == ["household", "person"])
+        // A bad ID refuses the person only.
+        let badID = try mapper.map(RawRow(number: 4, columns: columns, values: ["H2", "411081100202", "411081198001010010", "李四", nil, nil]), document: "r.csv")
+        guard case .partial(let hh, let why2) = badID else { Issue.record("expected a partial row: \(badID)"); return }
+        #expect(hh.map(\.type.name) == ["household"] && why2.first?.field == "id_number")
+    }
 }

@@ -344,6 +344,13 @@ final class PullSink: DocumentSink {
         try queue!.put(full)
     }
 
+    private func quarantine(_ row: RawRow, _ reasons: [QuarantineReason]) {
+        counts.quarantined += 1
+        batch.items.append(.quarantine(QuarantineEntry(source: mapping.source, period: mapper.period.description, document: document,
+                                                      row: row.number, raw: row.pairs.map { [$0.0, $0.1] }, reasons: reasons,
+                                                      rowHash: Hashing.fingerprint(row.values))))
+    }
+
     private func handle(_ row: RawRow) throws {
         if isCancelled() { throw PullCancelled() }
         counts.read += 1
@@ -354,10 +361,11 @@ final class PullSink: DocumentSink {
         case .skipped:
             counts.skipped += 1
         case .rejected(let reasons):
-            counts.quarantined += 1
-            batch.items.append(.quarantine(QuarantineEntry(source: mapping.source, period: mapper.period.description, document: document,
-                                                          row: row.number, raw: row.pairs.map { [$0.0, $0.1] }, reasons: reasons,
-                                                          rowHash: Hashing.fingerprint(row.values))))
+            quarantine(row, reasons)
+        case .partial(let records, let reasons):
+            documentRecords += records.count
+            for r in records { batch.items.append(.record(r)) }
+            quarantine(row, reasons)
         }
         if batch.items.count >= Self.batchSize { try send() }
     }

@@ -8,6 +8,9 @@ public final class RowMapper {
         case skipped
         /// The row is refused, with every reason.
         case rejected([QuarantineReason])
+        /// Some outputs of the row yield records, others are refused (a `records:` list): the
+        /// records are stored and the row is quarantined with the refused outputs' reasons.
+        case partial([MappedRecord], [QuarantineReason])
     }
 
     public let mapping: Mapping
@@ -18,6 +21,8 @@ public final class RowMapper {
     /// Per output: the positions of the key fields and the field positions by name (for `keep_if`).
     private let keyIndices: [[Int]]
     private let fieldIndex: [[String: Int]]
+    /// Per output: the fields its `keep_if` reads (a bad value there is a reason, not a skip).
+    private let keepIfFields: [Set<String>]
 
     /// One field of one output, resolved against a document's columns. A class, so the loop
     /// over a row's fields borrows it instead of copying a FieldSpec with all its references.
@@ -45,6 +50,7 @@ public final class RowMapper {
             for (i, f) in out.type.fields.enumerated() where d[f.name] == nil { d[f.name] = i }
             return d
         }
+        keepIfFields = mapping.outputs.map { Set($0.keepIf?.names ?? []) }
     }
 
     /// Columns named in the mapping that a tabular document lacks: a feed-level problem
@@ -105,6 +111,8 @@ public final class RowMapper {
             let outPlans = plans[oi]
             var values = [Value](repeating: .null, count: outPlans.count)
             var outReasons: [QuarantineReason] = []
+            /// Fields whose value was there but wrong (a missing one is no obstacle to keep_if).
+            var invalid = Set<String>()
             for fi in outPlans.indices {
                 guard let plan = outPlans[fi] else { continue }
                 let spec = plan.spec
@@ -128,6 +136,7 @@ public final class RowMapper {
                             case .success(let x):
                                 total = Self.add(total, x)
                             case .failure(let why):
+                                invalid.insert(spec.name)
                                 outReasons.append(QuarantineReason(field: spec.name, column: spec.from[k], message: why))
                             }
                         }
@@ -153,11 +162,14 @@ public final class RowMapper {
                     values[fi] = v
                 case .failure(let why):
                     if spec.onInvalid == .empty { continue }
+                    invalid.insert(spec.name)
                     outReasons.append(QuarantineReason(field: spec.name, column: fromSource ? column : nil, message: fromSource ? why : "固定值或默认值 \"\(t)\"：\(why)"))
                 }
             }
-            if !outReasons.isEmpty { reasons += outReasons; continue }
-            if let cond = out.keepIf {
+            // Each output on its own, keep_if first: an output that keep_if leaves out is skipped
+            // even when other fields of it are bad or missing — unless keep_if reads a bad value itself.
+            let keepIfReadsABadField = !invalid.isDisjoint(with: keepIfFields[oi])
+            if let cond = out.keepIf, !keepIfReadsABadField {
                 let index = fieldIndex[oi]
                 let v = ExpressionEvaluator.evaluate(cond) { name in
                     if let i = index[name] { return values[i] }
@@ -165,12 +177,19 @@ public final class RowMapper {
                 }
                 if ExpressionEvaluator.truth(v) != true { continue }
             }
+            if !outReasons.isEmpty {
+                // With several outputs, say which one was refused.
+                reasons += mapping.outputs.count == 1 ? outReasons : outReasons.map {
+                    var r = $0; r.message = "（\(out.type.title)）" + r.message; return r
+                }
+                continue
+            }
             anyKept = true
             let keys = keyIndices[oi]
             let key = keys.count == 1 ? values[keys[0]].description : keys.map { values[$0].description }.joined(separator: "\u{1F}")
             records.append(MappedRecord(type: out.type, key: key, values: values, document: document, row: row.number, rowHash: rowHash))
         }
-        if !reasons.isEmpty { return .rejected(reasons) }
+        if !reasons.isEmpty { return records.isEmpty ? .rejected(reasons) : .partial(records, reasons) }
         return anyKept ? .records(records) : .skipped
     }
 

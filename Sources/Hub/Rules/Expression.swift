@@ -34,6 +34,18 @@ public indirect enum Expression: Sendable {
         case trailingAvg = "trailing_avg"
     }
 
+    /// Every name the expression reads (fields, variables, `set.field`).
+    public var names: [String] {
+        switch self {
+        case .literal: return []
+        case .list(let items, _): return items.flatMap(\.names)
+        case .field(let n, _): return [n]
+        case .unary(_, let x, _): return x.names
+        case .binary(_, let a, let b, _): return a.names + b.names
+        case .call(_, let args, _): return args.flatMap(\.names)
+        }
+    }
+
     public var offset: Int {
         switch self {
         case .literal(_, let o), .list(_, let o), .field(_, let o), .unary(_, _, let o), .binary(_, _, _, let o), .call(_, _, let o): return o

@@ -136,17 +136,7 @@ public final class RuleEngine {
     func fields(_ t: RecordType) -> [String] { Array(needed[t.name] ?? Set(t.fields.map(\.name))) }
 
     /// The names an expression reads (`claims.self_pay`, `household.size`, `members`).
-    static func names(_ e: Expression?) -> [String] {
-        guard let e else { return [] }
-        switch e {
-        case .literal: return []
-        case .list(let items, _): return items.flatMap { names($0) }
-        case .field(let n, _): return [n]
-        case .unary(_, let x, _): return names(x)
-        case .binary(_, let a, let b, _): return names(a) + names(b)
-        case .call(_, let args, _): return args.flatMap { names($0) }
-        }
-    }
+    static func names(_ e: Expression?) -> [String] { e?.names ?? [] }
 
     /// The names a rule's condition, suppression and message read.
     static func references(_ rule: Rule) -> [String] {
