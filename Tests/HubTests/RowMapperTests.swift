@@ -63,4 +63,40 @@ import Testing
         guard case .partial(let hh, let why2) = badID else { Issue.record("expected a partial row: \(badID)"); return }
         #expect(hh.map(\.type.name) == ["household"] && why2.first?.field == "id_number")
     }
+
+    /// A cell with several values gives one record per value; a bad one among them is a reason.
+    @Test func splitGivesOneRecordPerValue() throws {
+        let m = try loader().load(text: """
+            source: measures
+            connector: file
+            fetch: { path: "m.csv" }
+            format: csv
+            record: assistance_measure
+            fields:
+              household_id: 户编号
+              measure: { from: 帮扶措施, split: "、" }
+              started_on: 开始日期
+            """, file: "measures.yaml")
+        let mapper = RowMapper(mapping: m, period: Period("2026-10")!)
+        let columns = Columns(["户编号", "帮扶措施", "开始日期"], fixed: true)
+        let r = try mapper.map(RawRow(number: 2, columns: columns, values: ["H1", "健康帮扶、产业帮扶、 就业帮扶", "2026-03-01"]), document: "m.csv")
+        guard case .records(let recs) = r else { Issue.record("expected records: \(r)"); return }
+        #expect(recs.map { $0.values[1].description } == ["健康帮扶", "产业帮扶", "就业帮扶"])
+        #expect(Set(recs.map(\.key)).count == 3, "three keys")
+        let bad = try mapper.map(RawRow(number: 3, columns: columns, values: ["H1", "健康帮扶、吃饭帮扶", "2026-03-01"]), document: "m.csv")
+        guard case .rejected(let why) = bad else { Issue.record("expected a rejection: \(bad)"); return }
+        #expect(why.count == 1 && why[0].message.contains("吃饭帮扶"))
+        // split on a field outside the key is refused when the mapping loads.
+        #expect(throws: DiagnosticList.self) {
+            _ = try loader().load(text: """
+                source: measures
+                connector: file
+                fetch: { path: "m.csv" }
+                format: csv
+                record: assistance_measure
+                key: [household_id, started_on]
+                fields: { household_id: 户编号, measure: { from: 帮扶措施, split: "、" }, started_on: 开始日期 }
+                """, file: "measures.yaml")
+        }
+    }
 }

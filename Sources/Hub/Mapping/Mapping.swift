@@ -68,6 +68,8 @@ public struct FieldSpec: Sendable {
     /// A regular expression whose first group is the value.
     public var extract: NSRegularExpressionBox? = nil
     public var onInvalid: OnInvalid = .quarantine
+    /// A cell holding several values ("健康帮扶、产业帮扶"), split on this text: one record per value.
+    public var split: String? = nil
     public var location: SourceLocation
 }
 

@@ -16,7 +16,7 @@ public struct MappingLoader: Sendable {
                           "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
     static let outputKeys = ["record", "key", "fields", "keep_if"]
     static let fieldKeys = ["from", "as", "value", "combine", "separator", "required", "default", "format", "unit",
-                            "negative", "map", "extract", "on_invalid"]
+                            "negative", "map", "extract", "on_invalid", "split"]
 
     /// Loads a mapping file from disk.
     public func load(file url: URL) throws(DiagnosticList) -> Mapping {
@@ -158,6 +158,13 @@ public struct MappingLoader: Sendable {
         } else {
             r.error(node.location, "缺少 fields：每个字段从哪一列来")
         }
+        let splitting = specs.compactMap { $0 }.filter { $0.split != nil }
+        if splitting.count > 1 {
+            r.error(splitting[1].location, "一项产出只能有一个字段用 split（这里 \(splitting.map(\.name).joined(separator: "、")) 都用了）")
+        }
+        if let s = splitting.first, !key.contains(s.name) {
+            r.error(s.location, "用 split 的字段 \(s.name) 须在 key 中，否则拆出的几条记录键相同（key：\(key.joined(separator: ", "))）")
+        }
         for (i, f) in type.fields.enumerated() where specs[i] == nil && (f.required || key.contains(f.name)) {
             r.error(m["fields"]?.0.location ?? node.location, "类型 \(type.name) 的必填字段 \(f.name)（\(f.title)）未在 fields 中给出")
         }
@@ -282,6 +289,10 @@ public struct MappingLoader: Sendable {
                 } else {
                     r.error(en.location, "\(what).extract 应为含一个括号分组的正则表达式，如 \"证号[:：](\\\\d+)\"")
                 }
+            }
+            if let sn = m["split"]?.0, let sep = r.string(sn, what: "\(what).split") {
+                if sep.isEmpty { r.error(sn.location, "\(what).split 不能为空，如 split: \"、\"") }
+                else { spec.split = sep }
             }
             if let o = r.oneOf(m["on_invalid"]?.0, what: "\(what).on_invalid", FieldSpec.OnInvalid.allCases.map(\.rawValue)) {
                 spec.onInvalid = FieldSpec.OnInvalid(rawValue: o)!

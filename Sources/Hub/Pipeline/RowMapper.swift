@@ -1,3 +1,5 @@
+import Foundation
+
 /// Applies a mapping to raw rows: finds the columns, parses each field, checks required
 /// fields and `keep_if`, and says for each row what it becomes.
 public final class RowMapper {
@@ -113,6 +115,8 @@ public final class RowMapper {
             var outReasons: [QuarantineReason] = []
             /// Fields whose value was there but wrong (a missing one is no obstacle to keep_if).
             var invalid = Set<String>()
+            /// A `split:` field: its position and its values, one record each.
+            var split: (index: Int, values: [Value])? = nil
             for fi in outPlans.indices {
                 guard let plan = outPlans[fi] else { continue }
                 let spec = plan.spec
@@ -154,6 +158,25 @@ public final class RowMapper {
                     }
                     continue
                 }
+                if let sep = spec.split, fromSource {
+                    // "健康帮扶、产业帮扶": one record per value.
+                    var parts: [Value] = []
+                    for part in t.components(separatedBy: sep).map(FieldParser.trim) where !part.isEmpty {
+                        switch FieldParser.parse(part, spec) {
+                        case .success(let v): if !v.isNull { parts.append(v) }
+                        case .failure(let why):
+                            if spec.onInvalid == .empty { continue }
+                            invalid.insert(spec.name)
+                            outReasons.append(QuarantineReason(field: spec.name, column: column, message: why))
+                        }
+                    }
+                    if parts.isEmpty && spec.required {
+                        outReasons.append(QuarantineReason(field: spec.name, column: column, message: plan.missingMessage))
+                    }
+                    values[fi] = parts.first ?? .null
+                    split = (fi, parts)
+                    continue
+                }
                 switch FieldParser.parse(t, spec, fromSource: fromSource) {
                 case .success(let v):
                     if v.isNull && spec.required {
@@ -166,16 +189,24 @@ public final class RowMapper {
                     outReasons.append(QuarantineReason(field: spec.name, column: fromSource ? column : nil, message: fromSource ? why : "固定值或默认值 \"\(t)\"：\(why)"))
                 }
             }
+            // The output's records: one, or one per value of its `split:` field.
+            var variants = [values]
+            if let split, split.values.count > 1 {
+                variants = split.values.map { v in var copy = values; copy[split.index] = v; return copy }
+            }
             // Each output on its own, keep_if first: an output that keep_if leaves out is skipped
             // even when other fields of it are bad or missing — unless keep_if reads a bad value itself.
             let keepIfReadsABadField = !invalid.isDisjoint(with: keepIfFields[oi])
             if let cond = out.keepIf, !keepIfReadsABadField {
                 let index = fieldIndex[oi]
-                let v = ExpressionEvaluator.evaluate(cond) { name in
-                    if let i = index[name] { return values[i] }
-                    return PeriodValues.variable(name, self.period) ?? .null
+                variants = variants.filter { values in
+                    let v = ExpressionEvaluator.evaluate(cond) { name in
+                        if let i = index[name] { return values[i] }
+                        return PeriodValues.variable(name, self.period) ?? .null
+                    }
+                    return ExpressionEvaluator.truth(v) == true
                 }
-                if ExpressionEvaluator.truth(v) != true { continue }
+                if variants.isEmpty { continue }
             }
             if !outReasons.isEmpty {
                 // With several outputs, say which one was refused.
@@ -186,8 +217,10 @@ public final class RowMapper {
             }
             anyKept = true
             let keys = keyIndices[oi]
-            let key = keys.count == 1 ? values[keys[0]].description : keys.map { values[$0].description }.joined(separator: "\u{1F}")
-            records.append(MappedRecord(type: out.type, key: key, values: values, document: document, row: row.number, rowHash: rowHash))
+            for values in variants {
+                let key = keys.count == 1 ? values[keys[0]].description : keys.map { values[$0].description }.joined(separator: "\u{1F}")
+                records.append(MappedRecord(type: out.type, key: key, values: values, document: document, row: row.number, rowHash: rowHash))
+            }
         }
         if !reasons.isEmpty { return records.isEmpty ? .rejected(reasons) : .partial(records, reasons) }
         return anyKept ? .records(records) : .skipped
