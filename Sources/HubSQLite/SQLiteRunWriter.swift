@@ -60,7 +60,7 @@ final class SQLiteRunWriter: RunWriter {
             }
         }
         let s = TypeStatements(
-            find: try db.makeStatement(sql: "SELECT _id, _hash FROM \(table) WHERE _source = ? AND _key = ?"),
+            find: try db.makeStatement(sql: "SELECT _id, _hash, _run_id, _row, _document FROM \(table) WHERE _source = ? AND _key = ?"),
             insert: try db.makeStatement(sql: "INSERT INTO \(table) (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period, \(cols)) VALUES (\(marks)) ON CONFLICT(_source, _key) DO NOTHING"),
             touch: try db.makeStatement(sql: "UPDATE \(table) SET _hash = ? WHERE _id = ?"),
             update: "UPDATE \(table) SET \(sets), _hash = ?, _row_hash = ?, _document = ?, _row = ?, _run_id = ?, _period = ? WHERE _id = ?",
@@ -116,6 +116,10 @@ final class SQLiteRunWriter: RunWriter {
                     let id = sqlite3_column_int64(find, 0)
                     let stored = UnsafeBufferPointer(start: sqlite3_column_text(find, 1), count: Int(sqlite3_column_bytes(find, 1)))
                     if stored.elementsEqual(hashText) { return .unchanged }
+                    if sqlite3_column_int64(find, 2) == runID {
+                        let document = String(cString: sqlite3_column_text(find, 4))
+                        return .conflict(document: document, row: Int(sqlite3_column_int64(find, 3)))
+                    }
                     sqlite3_reset(find)
                     return try update(r, id: id, hash: String(decoding: hashText, as: UTF8.self), rowHash: String(decoding: UnsafeBufferPointer(start: rh, count: 16), as: UTF8.self), s)
                 case SQLITE_DONE:

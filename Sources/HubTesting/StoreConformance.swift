@@ -123,6 +123,7 @@ public struct StoreConformance {
             case .inserted: counts.inserted += 1
             case .updated: counts.updated += 1
             case .unchanged: counts.unchanged += 1
+            case .conflict: counts.quarantined += 1
             }
             return o
         }

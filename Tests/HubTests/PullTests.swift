@@ -210,3 +210,20 @@ import Connectors
         #expect(ids.allSatisfy { (try? ResidentID(parsing: $0)) != nil })
     }
 }
+
+extension PullTests {
+    /// Two rows with the same key and different content in one pull: the first stands, the
+    /// second is quarantined with the row it clashes with; a repeat of the first is just unchanged.
+    @Test func aKeyRepeatedWithOtherContentInOnePullIsQuarantined() throws {
+        let f = try fixture()
+        let id = makeID("411081", "19600101", 3)
+        try f.write(["S1,\(id),2026-10-01 09:00:00,60000,100", "S2,\(id),2026-10-02 09:00:00,70000,200",
+                     "S1,\(id),2026-10-01 09:00:00,99999,100", "S1,\(id),2026-10-01 09:00:00,60000,100"])
+        let r = try f.pull()
+        #expect(r.counts.read == 4 && r.counts.inserted == 2 && r.counts.unchanged == 1 && r.counts.quarantined == 1, "\(r.counts)")
+        let q = try f.store.quarantine(runID: r.runID)
+        #expect(q.count == 1 && q[0].row == 5 && q[0].reasons.first?.message.contains("与第 3 行键相同") == true, "\(q.map { ($0.row, $0.reasons.map(\.text)) })")
+        let s1 = f.claims.first { $0["settlement_id"] == .text("S1") }
+        #expect(s1?["total_cost"] == .money(6_000_000), "the first row stands")
+    }
+}

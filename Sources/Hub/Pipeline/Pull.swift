@@ -108,6 +108,15 @@ public struct Pull {
                         case .inserted: counts.inserted += 1
                         case .updated: counts.updated += 1
                         case .unchanged: counts.unchanged += 1
+                        case .conflict(let document, let row):
+                            // Kept aside with the values as mapped (the source row is not at hand here).
+                            counts.quarantined += 1
+                            let place = document == r.document ? "第 \(row) 行" : "\(document) 第 \(row) 行"
+                            try writer.quarantine(QuarantineEntry(
+                                source: sink.mapping.source, period: sink.mapper.period.description, document: r.document, row: r.row,
+                                raw: zip(r.type.fields, r.values).filter { !$0.1.isNull }.map { [$0.0.title, $0.1.description] },
+                                reasons: [QuarantineReason(message: "与\(place)键相同（\(r.type.title)：\(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))）、内容不同；以先出现的一行为准，请部门核实")],
+                                rowHash: Hashing.hex(r.rowHash)))
                         }
                     case .quarantine(let e):
                         try writer.quarantine(e)
@@ -136,6 +145,7 @@ public struct Pull {
         }
         var total = sink.counts
         total.inserted = counts.inserted; total.updated = counts.updated; total.unchanged = counts.unchanged
+        total.quarantined += counts.quarantined
         return total
     }
 

@@ -91,7 +91,12 @@ public struct MappedRecord: Sendable {
     }
 }
 
-public enum UpsertOutcome: Sendable { case inserted, updated, unchanged }
+public enum UpsertOutcome: Sendable, Equatable {
+    case inserted, updated, unchanged
+    /// The same run already wrote this key from another row with other content (one ID listed
+    /// in two households): the earlier row stands, this one is refused.
+    case conflict(document: String, row: Int)
+}
 
 /// One document a run read (a file, a page of an API): its size and fingerprint, and what
 /// came of it. A later pull of the same source and month that receives the same bytes, under
