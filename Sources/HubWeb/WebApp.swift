@@ -25,6 +25,8 @@ public struct WebConfiguration: Sendable {
     public var ready: (@Sendable () -> Bool)? = nil
     /// Errors of mapping and rule files the daemon refused (its previous versions keep running).
     public var refused: (@Sendable () -> [String])? = nil
+    /// Rules that cannot fire with the mappings loaded (see `RuleCoverage`).
+    public var cannotFire: (@Sendable () -> [String])? = nil
     public init() {}
 }
 

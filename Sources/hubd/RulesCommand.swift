@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hub
 import SimCounty
+import Connectors
 
 /// Loads the record types and the rules; prints problems with `FILE:LINE:COLUMN`.
 func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rule], RuleParams) {
@@ -57,9 +58,18 @@ struct RulesCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "检查全部规则文件：每个错误按 文件:行:列: 说明 输出；有错时退出码非零")
         @OptionGroup var store: StoreOptions
         func run() throws {
-            let (_, rules, params) = try loadRules(store, strict: true)
+            let (types, rules, params) = try loadRules(store, strict: true)
+            let dir = URL(fileURLWithPath: store.mappings).appendingPathComponent("rules")
+            if rules.isEmpty {
+                printErr("在 \(dir.path) 中没有找到规则文件（*.yaml）；用 --mappings 指定映射目录（规则在其下的 rules/）")
+                throw ExitCode(1)
+            }
             for r in rules { print("\(r.file)：正确（\(r.name)，对象 \(r.subject.rawValue)，严重度 \(r.severity.chinese)）") }
             print("参数（\(params.province)）：" + params.values.keys.sorted().joined(separator: "、"))
+            // Rules whose condition reads fields no mapping fills cannot fire: say so.
+            let loader = MappingLoader(types: types, connectors: BuiltinConnectors.registry)
+            let mappings = store.mappingFiles().compactMap { try? loader.load(file: $0) }
+            for line in RuleCoverage.describe(RuleCoverage.gaps(rules: rules, mappings: mappings, types: types)) { print("警告：" + line) }
         }
     }
 

@@ -173,6 +173,7 @@ struct ServeCommand: AsyncParsableCommand {
         web.connectors = BuiltinConnectors.registry
         web.ready = { !daemon.mappings.isEmpty }
         web.refused = { daemon.problems.values.flatMap { $0.map(\.description) } }
+        web.cannotFire = { daemon.loaded.cannotFire }
         if try store.users().isEmpty {
             logger.notice("还没有用户：先用 hubd users add 管理员用户名 --role admin 创建一个")
         }

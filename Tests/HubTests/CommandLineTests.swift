@@ -126,3 +126,24 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
         #expect(throws: (any Error).self) { _ = try MappingCommand.Try.parse([mapping.path]) }   // neither --sample nor --live
     }
 }
+
+@Suite(.serialized) struct RulesCheckTests {
+    /// A roster without an update date leaves roster_stale unable to fire; rules check says so.
+    @Test func rulesThatCannotFireAreNamedWithTheFieldsTheyLack() throws {
+        let dir = scratchDirectory("rules-check")
+        let m = dir.appendingPathComponent("Mappings")
+        try FileManager.default.copyItem(at: repoRoot.appendingPathComponent("Mappings"), to: m)
+        let roster = m.appendingPathComponent("roster.yaml")
+        let text = try String(contentsOf: roster, encoding: .utf8)
+        try text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("updated_on:") }.joined(separator: "\n")
+            .write(to: roster, atomically: true, encoding: .utf8)
+        let out = try capturingStandardOutput { try RulesCommand.Check.parse(["--mappings", m.path]).run() }
+        #expect(out.contains("警告：规则 roster_stale 不会触发：没有映射填写 household.updated_on（信息更新日期）"), "\(out)")
+        #expect(!out.contains("规则 medical_burden 不会触发"), "the other rules can fire")
+        // Where no rules are found, it says where it looked and fails.
+        let empty = dir.appendingPathComponent("Empty")
+        try FileManager.default.createDirectory(at: empty.appendingPathComponent("rules"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: m.appendingPathComponent("types"), to: empty.appendingPathComponent("types"))
+        #expect(throws: ExitCode.self) { _ = try capturingStandardOutput { try RulesCommand.Check.parse(["--mappings", empty.path]).run() } }
+    }
+}

@@ -21,6 +21,8 @@ public final class Daemon: @unchecked Sendable {
         public var params = RuleParams()
         /// Errors of files that were refused, by file name (the previous version keeps running).
         public var problems: [String: [Diagnostic]] = [:]
+        /// Rules that cannot fire with the mappings loaded (fields no mapping fills), in Chinese.
+        public var cannotFire: [String] = []
     }
     struct Retry { var attempt: Int; var waited: Double; var at: Date; var slot: Date }
     public struct Settings: Sendable {
@@ -70,7 +72,9 @@ public final class Daemon: @unchecked Sendable {
         var types = before.types, rules = before.rules, params = before.params, problems = before.problems, mappings = before.mappings
         // Readers see the old set or the new one whole, never a mix.
         defer {
-            let next = Loaded(types: types, mappings: mappings, rules: rules, params: params, problems: problems)
+            let cannotFire = RuleCoverage.describe(RuleCoverage.gaps(rules: rules, mappings: Array(mappings.values), types: types))
+            if cannotFire != before.cannotFire { for line in cannotFire { logger.warning("\(line)") } }
+            let next = Loaded(types: types, mappings: mappings, rules: rules, params: params, problems: problems, cannotFire: cannotFire)
             state.withLock { $0 = next }
         }
         let fm = FileManager.default

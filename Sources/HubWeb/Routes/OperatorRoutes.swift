@@ -59,8 +59,11 @@ extension WebApp {
         problems += ruleProblems.map(\.description)
         problems += config.refused?() ?? []
         problems = Array(Set(problems)).sorted()
+        let warnings = config.cannotFire?() ?? RuleCoverage.describe(RuleCoverage.gaps(
+            rules: rules, mappings: ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".yaml") }
+                .compactMap { try? loader.load(file: dir.appendingPathComponent($0)) }, types: config.types))
         return page("mappings", "映射与规则", context, [
-            "problems": problems, "mappings": maps,
+            "problems": problems, "mappings": maps, "warnings": warnings,
             "rules": rules.map { ["name": $0.name, "title": $0.title, "subject": $0.subject.rawValue, "severity": $0.severity.chinese, "version": $0.version.prefix(8)] as [String: Any] },
         ])
     }

@@ -178,6 +178,7 @@ enum Views {
         "mappings": """
         <h1>映射与规则</h1>
         {{#problems.count}}<section class="card"><h2 class="error">有错误的文件（已跳过，原来的版本继续使用）</h2><ul>{{#problems}}<li class="mono">{{.}}</li>{{/problems}}</ul></section>{{/problems.count}}
+        {{#warnings.count}}<section class="card"><h2 class="error">不会触发的规则</h2><p>这些规则读取的字段没有任何映射填写，请补上映射或停用规则。</p><ul>{{#warnings}}<li>{{.}}</li>{{/warnings}}</ul></section>{{/warnings.count}}
         <section class="card"><h2>映射</h2><table><thead><tr><th>来源</th><th>名称</th><th>连接器</th><th>格式</th><th>产出</th><th>版本</th></tr></thead>
         <tbody>{{#mappings}}<tr><td>{{source}}</td><td>{{title}}</td><td>{{connector}}</td><td>{{format}}</td><td>{{outputs}}</td><td class="mono">{{version}}</td></tr>{{/mappings}}</tbody></table></section>
         <section class="card"><h2>规则</h2><table><thead><tr><th>规则</th><th>名称</th><th>对象</th><th>等级</th><th>版本</th></tr></thead>
