@@ -116,3 +116,26 @@ import Connectors
         #expect(Suggest.closest(to: "完全不同", in: ["姓名", "证件号码"]) == nil)
     }
 }
+
+@Suite struct YAMLMergeTests {
+    /// Anchors and merge keys work in mappings: shared field settings written once.
+    @Test func mergeKeysBringInTheAnchoredEntriesAndOwnKeysWin() throws {
+        let withAnchor = """
+            source: claims
+            connector: file
+            fetch: { path: "c.csv" }
+            format: csv
+            record: medical_claim
+            fields:
+              settlement_id: 结算ID
+              id_number: 身份证号
+              settled_at: 结算时间
+              total_cost: &money { from: 医疗费总额, unit: 万元, negative: allow }
+              self_pay: { <<: *money, from: 个人负担, negative: reject }
+            """
+        let mapping = try loader().load(text: withAnchor, file: "claims.yaml")
+        let fields = mapping.outputs[0].fields.compactMap { $0 }
+        let selfPay = try #require(fields.first { $0.name == "self_pay" })
+        #expect(selfPay.from == ["个人负担"] && selfPay.moneyScale == 10000 && !selfPay.allowNegative, "merged unit, own from and negative")
+    }
+}

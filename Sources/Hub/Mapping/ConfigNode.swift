@@ -23,10 +23,24 @@ public struct ConfigNode: Sendable {
             if s.style == .plain && (s.string == "~" || s.string == "null" || s.string.isEmpty) { kind = .null }
             else { kind = .scalar(s.string) }
         case .mapping(let m):
-            kind = .mapping(m.map { pair in
+            var entries: [(key: String, keyLocation: SourceLocation, value: ConfigNode)] = []
+            var merged: [(key: String, keyLocation: SourceLocation, value: ConfigNode)] = []
+            for pair in m {
                 let km = pair.key.mark
-                return (pair.key.string ?? "", SourceLocation(file: file, line: km?.line ?? 1, column: km?.column ?? 1), ConfigNode(pair.value, file: file))
-            })
+                let key = pair.key.string ?? ""
+                let value = ConfigNode(pair.value, file: file)
+                if key == "<<" {
+                    // A YAML merge key: `<<: *defaults` (or a list of them) brings in the anchored
+                    // mapping's entries; the keys written here win.
+                    for source in value.items ?? [value] { merged += source.entries ?? [] }
+                    continue
+                }
+                entries.append((key, SourceLocation(file: file, line: km?.line ?? 1, column: km?.column ?? 1), value))
+            }
+            let own = Set(entries.map(\.key))
+            var seen = own
+            for e in merged where seen.insert(e.key).inserted { entries.append(e) }
+            kind = .mapping(entries)
         case .sequence(let s):
             kind = .sequence(s.map { ConfigNode($0, file: file) })
         case .alias:
