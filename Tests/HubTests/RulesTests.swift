@@ -231,13 +231,14 @@ import SimCounty
                 compute:
                   days: "days_between(started_at, coalesce(ended_at, period_end))"
             when: "sum(outages.days) > limit_days"
-            message: "停水 {sum(outages.days)} 天"
+            message: "停水 {sum(outages.days)} 天，原因 {latest(outages.cause)}"
             """, file: "long_outage.yaml")
         let engine = try RuleEngine(rules: [rule], params: params, types: shippedTypes, store: store)
         let alerts = try engine.evaluate(period: Period("2026-10")!)
         // E1: open since Oct 5 → 26 days to Oct 31. E2: closed after 5. E3: open since last
         // December, overlaps this year → 334 days. E4: over before this year began → not counted.
         #expect(Set(alerts.map(\.subjectID)) == ["411081100201", "411081100203"], "\(alerts.map { ($0.subjectID, $0.message) })")
-        #expect(alerts.first { $0.subjectID == "411081100201" }?.message == "停水 26 天")
+        // No cause was given: the message says which field is missing instead of a bare dash.
+        #expect(alerts.first { $0.subjectID == "411081100201" }?.message == "停水 26 天，原因 （缺“原因”）")
     }
 }

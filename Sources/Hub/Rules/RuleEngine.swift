@@ -470,6 +470,21 @@ public final class RuleEngine {
         try emit(RuleChunk(rule: rule.name, subjectKind: rule.subject, period: period.description, alerts: alerts, evaluated: keys))
     }
 
+    /// In place of an empty value in a message: which field is missing, in words
+    /// (“（缺“收入年度”）”), so nobody reads a bare dash as a figure.
+    func missing(_ e: Expression, _ lookup: (String) -> Value, _ rule: Rule) -> String {
+        var titles: [String] = []
+        for name in e.names where lookup(name).isNull {
+            let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            let type = parts[0] == "household" ? types["household"]
+                : parts[0] == "person" ? types["person"] : rule.uses.first { $0.name == parts[0] }?.type
+            let title = type?.field(parts[1])?.title ?? parts[1]
+            if !titles.contains(title) { titles.append(title) }
+        }
+        return titles.isEmpty ? "（无数据）" : "（缺“\(titles.joined(separator: "”“"))”）"
+    }
+
     static func evidence(_ type: RecordType, _ r: [String: Value]) -> Evidence {
         var fields: [String: String] = [:]
         fields.reserveCapacity(type.fields.count)
@@ -528,7 +543,9 @@ public final class RuleEngine {
         for part in rule.message {
             switch part {
             case .text(let t): message += t
-            case .expression(let e): message += Self.display(ExpressionEvaluator.evaluate(e, lookup, aggregate: agg))
+            case .expression(let e):
+                let v = ExpressionEvaluator.evaluate(e, lookup, aggregate: agg)
+                message += v.isNull ? missing(e, lookup, rule) : Self.display(v)
             }
         }
         // The first 20 records of each set, whole; a record in several sets is evidence once.
