@@ -82,4 +82,47 @@ import Testing
             return text.contains("dibao.yaml:10:") && text.contains("{perod_compact} 不是期间变量") && text.contains("period_compact")
         }
     }
+
+    /// A status that depends on dates, computed by `expr:` with `if()`: the same mapping through
+    /// October and November, no edit.
+    @Test func aComputedStatusFollowsTheMonth() throws {
+        let m = try loader().load(text: """
+            source: dibao
+            connector: file
+            fetch: { path: "d.csv" }
+            format: csv
+            record: assistance_enrollment
+            fields:
+              id_number: 身份证号
+              program: { value: 农村低保 }
+              started_on: 开始日期
+              stopped_on: 停止日期
+              status:
+                expr: "if(stopped_on >= period_start and stopped_on <= period_end, '停保', if(started_on >= period_start and started_on <= period_end, '新增', '在保'))"
+              monthly_amount: { expr: "if(empty(stopped_on), 500, 0)" }
+            """, file: "dibao.yaml")
+        let columns = Columns(["身份证号", "开始日期", "停止日期"], fixed: true)
+        let rows: [[String?]] = [[makeID("411081", "19600101", 1), "2026-10-08", nil],
+                                 [makeID("411081", "19600101", 2), "2025-01-01", "2026-11-20"],
+                                 [makeID("411081", "19600101", 3), "2025-01-01", nil]]
+        func statuses(_ period: String) throws -> [String] {
+            let mapper = RowMapper(mapping: m, period: Period(period)!)
+            return try rows.enumerated().map { i, r in values(try mapper.map(RawRow(number: i + 2, columns: columns, values: r), document: "d.csv"))["status"] ?? "?" }
+        }
+        #expect(try statuses("2026-10") == ["新增", "在保", "在保"])
+        #expect(try statuses("2026-11") == ["在保", "停保", "在保"])
+        let first = values(try RowMapper(mapping: m, period: Period("2026-10")!).map(RawRow(number: 2, columns: columns, values: rows[0]), document: "d.csv"))
+        #expect(first["monthly_amount"] == "500.00", "a number is yuan for a money field: \(first)")
+        // A computed value of the wrong type is refused when the mapping loads.
+        #expect(throws: DiagnosticList.self) {
+            _ = try loader().load(text: """
+                source: dibao
+                connector: file
+                fetch: { path: "d.csv" }
+                format: csv
+                record: assistance_enrollment
+                fields: { id_number: 身份证号, program: { value: 农村低保 }, status: { expr: "started_on" }, started_on: 开始日期 }
+                """, file: "dibao.yaml")
+        }
+    }
 }

@@ -70,6 +70,9 @@ public struct FieldSpec: Sendable {
     public var onInvalid: OnInvalid = .quarantine
     /// A cell holding several values ("健康帮扶、产业帮扶"), split on this text: one record per value.
     public var split: String? = nil
+    /// `expr:` — computed from the output's other fields and the period, instead of a column.
+    public var expression: Expression? = nil
+    public var expressionText: String? = nil
     public var location: SourceLocation
 }
 

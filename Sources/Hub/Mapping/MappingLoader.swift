@@ -15,7 +15,7 @@ public struct MappingLoader: Sendable {
     static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format",
                           "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
     static let outputKeys = ["record", "key", "fields", "keep_if"]
-    static let fieldKeys = ["from", "as", "value", "combine", "separator", "required", "default", "format", "unit",
+    static let fieldKeys = ["from", "as", "value", "expr", "combine", "separator", "required", "default", "format", "unit",
                             "negative", "map", "extract", "on_invalid", "split"]
 
     /// Loads a mapping file from disk.
@@ -158,6 +158,27 @@ public struct MappingLoader: Sendable {
         } else {
             r.error(node.location, "缺少 fields：每个字段从哪一列来")
         }
+        // Computed fields (`expr:`), checked against the other fields' types like keep_if.
+        var fieldTypes: [String: ExprType] = [:]
+        for f in type.fields { fieldTypes[f.name] = ExprType.of(f.type) }
+        fieldTypes.merge(PeriodValues.variables) { field, _ in field }
+        if let (fn, _) = m["fields"], let entries = fn.entries {
+            for e in entries {
+                guard let idx = fieldNames.firstIndex(of: e.key), var spec = specs[idx], let text = spec.expressionText,
+                      let en = e.value["expr"] else { continue }
+                do {
+                    let ex = try ExpressionParser.parse(text)
+                    let t = try ExpressionChecker.check(ex, in: FieldScope(fieldTypes))
+                    let want = ExprType.of(type.fields[idx].type)
+                    if t != want && t != .null { r.error(en.location, "字段 \(e.key) 的 expr 结果是\(t.chinese)，字段是\(want.chinese)") }
+                    if ex.names.contains(e.key) { r.error(en.location, "字段 \(e.key) 的 expr 不能读它自己") }
+                    spec.expression = ex
+                    specs[idx] = spec
+                } catch {
+                    r.error(SourceLocation(file: en.location.file, line: en.location.line, column: en.location.column + error.offset + (en.quoted ? 1 : 0)), "字段 \(e.key) 的 expr：\(error.message)")
+                }
+            }
+        }
         let splitting = specs.compactMap { $0 }.filter { $0.split != nil }
         if splitting.count > 1 {
             r.error(splitting[1].location, "一项产出只能有一个字段用 split（这里 \(splitting.map(\.name).joined(separator: "、")) 都用了）")
@@ -210,8 +231,12 @@ public struct MappingLoader: Sendable {
             spec.from = r.strings(m["from"]?.0, what: "\(what).from") ?? []
             spec.constant = r.string(m["value"]?.0, what: "\(what).value")
             checkPlaceholders(spec.constant, at: m["value"]?.0, what: "\(what).value", r)
-            if spec.from.isEmpty && spec.constant == nil {
-                r.error(node.location, "\(what) 须有 from（来源列）或 value（固定值）")
+            spec.expressionText = r.string(m["expr"]?.0, what: "\(what).expr")
+            if spec.from.isEmpty && spec.constant == nil && spec.expressionText == nil {
+                r.error(node.location, "\(what) 须有 from（来源列）、value（固定值）或 expr（由其他字段算出）")
+            }
+            if spec.expressionText != nil && (!spec.from.isEmpty || spec.constant != nil) {
+                r.error(m["expr"]!.1, "\(what) 的 expr 不能与 from 或 value 同用")
             }
             if !spec.from.isEmpty && spec.constant != nil {
                 r.error(m["value"]!.1, "\(what) 的 from 与 value 只能二选一")

@@ -118,7 +118,7 @@ public final class RowMapper {
             /// A `split:` field: its position and its values, one record each.
             var split: (index: Int, values: [Value])? = nil
             for fi in outPlans.indices {
-                guard let plan = outPlans[fi] else { continue }
+                guard let plan = outPlans[fi], plan.spec.expression == nil else { continue }
                 let spec = plan.spec
                 var text: String? = spec.constant
                 var fromSource = spec.constant == nil
@@ -189,6 +189,25 @@ public final class RowMapper {
                     outReasons.append(QuarantineReason(field: spec.name, column: fromSource ? column : nil, message: fromSource ? why : "固定值或默认值 \"\(t)\"：\(why)"))
                 }
             }
+            // Computed fields (`expr:`), in declaration order, from the fields read above.
+            for fi in outPlans.indices {
+                guard let plan = outPlans[fi], let ex = plan.spec.expression else { continue }
+                let index = fieldIndex[oi]
+                let v = ExpressionEvaluator.evaluate(ex) { name in
+                    if let i = index[name] { return values[i] }
+                    return PeriodValues.variable(name, self.period) ?? .null
+                }
+                switch Self.typed(v, plan.spec) {
+                case .success(let tv):
+                    values[fi] = tv
+                    if tv.isNull && plan.spec.required {
+                        outReasons.append(QuarantineReason(field: plan.spec.name, message: "计算结果为空：\(plan.missingMessage)"))
+                    }
+                case .failure(let why):
+                    invalid.insert(plan.spec.name)
+                    outReasons.append(QuarantineReason(field: plan.spec.name, message: "计算字段（\(plan.spec.expressionText ?? "")）：\(why)"))
+                }
+            }
             // The output's records: one, or one per value of its `split:` field.
             var variants = [values]
             if let split, split.values.count > 1 {
@@ -224,6 +243,21 @@ public final class RowMapper {
         }
         if !reasons.isEmpty { return records.isEmpty ? .rejected(reasons) : .partial(records, reasons) }
         return anyKept ? .records(records) : .skipped
+    }
+
+    /// An expression's value as the field's type holds it (numbers are yuan for money).
+    static func typed(_ v: Value, _ spec: FieldSpec) -> FieldParser.Outcome {
+        if v.isNull { return .success(.null) }
+        switch (spec.type, v) {
+        case (.money, .money), (.date, .date), (.datetime, .datetime), (.bool, .bool), (.integer, .integer), (.decimal, .decimal): return .success(v)
+        case (.date, .datetime(let d, _)): return .success(.date(d))
+        case (.datetime, .date(let d)): return .success(.datetime(d, 0))
+        case (.money, _): return v.number.map { .success(.money(Int64(($0 * 100).rounded()))) } ?? .failure("不是金额：\(v)")
+        case (.integer, _): return v.number.map { .success(.integer(Int64($0.rounded()))) } ?? .failure("不是整数：\(v)")
+        case (.decimal, _): return v.number.map { .success(.decimal($0)) } ?? .failure("不是数值：\(v)")
+        default:
+            return FieldParser.parse(v.description, spec, fromSource: false)
+        }
     }
 
     static func add(_ a: Value?, _ b: Value) -> Value {

@@ -29,6 +29,8 @@ public indirect enum Expression: Sendable {
     /// sets (`min` and `max` are both). An unknown name is refused when the expression is parsed.
     public enum Function: String, Sendable, CaseIterable {
         case empty, len, year, month, abs, min, max, date, contains, coalesce
+        /// `if(condition, then, else)`.
+        case ifThen = "if"
         case daysBetween = "days_between", monthsBetween = "months_between", startsWith = "starts_with"
         case sum, count, avg, latest, earliest, exists
         case trailingAvg = "trailing_avg"
@@ -411,6 +413,14 @@ public enum ExpressionChecker {
                 }
                 return name == .min || name == .max ? t : .number
             }
+            if name == .ifThen {
+                guard args.count == 3 else { throw ExpressionError(offset: o, message: "函数 if 需要 3 个参数（条件, 成立时, 不成立时），给了 \(args.count) 个") }
+                let tc = try check(args[0], in: scope)
+                guard tc == .bool || tc == .null else { throw ExpressionError(offset: args[0].offset, message: "if 的第一个参数应为条件（真假值），这里是\(tc.chinese)") }
+                let ta = try check(args[1], in: scope), tb = try check(args[2], in: scope)
+                if ta != tb && ta != .null && tb != .null { throw ExpressionError(offset: args[2].offset, message: "if 的两个结果应同类，这里是\(ta.chinese)和\(tb.chinese)") }
+                return ta == .null ? tb : ta
+            }
             if name == .coalesce {
                 // The first value that is not empty: `coalesce(ended_at, period_end)`.
                 guard args.count == 2 else { throw ExpressionError(offset: o, message: "函数 coalesce 需要 2 个参数，给了 \(args.count) 个") }
@@ -520,6 +530,8 @@ public enum ExpressionEvaluator {
                 return .bool(s.contains(p))
             case .coalesce:
                 return arg(0).isNull ? arg(1) : arg(0)
+            case .ifThen:
+                return truth(arg(0)) == true ? arg(1) : arg(2)
             case .date:
                 guard case .text(let s) = arg(0) else { return .null }
                 for f in DateFormat.defaults { if let (d, _) = f.parse(s) { return .date(d) } }
