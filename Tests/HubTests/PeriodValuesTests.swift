@@ -125,4 +125,46 @@ import Testing
                 """, file: "dibao.yaml")
         }
     }
+
+    /// A wide feed, one column per month: one record per month column, the month taken from the
+    /// header; empty cells give nothing; October's file and November's read by the same mapping.
+    @Test func aWideFeedBecomesOneRecordPerMonthColumn() throws {
+        let m = try loader().load(text: """
+            source: power
+            connector: file
+            fetch: { path: "p.csv" }
+            format: csv
+            record: power_reading
+            fields:
+              meter_no: 户号
+              id_number: 户主身份证号
+            unpivot:
+              columns: "^(\\\\d{4})年(\\\\d{1,2})月用电$"
+              into: kwh
+              fields: { month: "{1}-{2}-01" }
+            """, file: "power.yaml")
+        let id = makeID("411081", "19600101", 1)
+        func months(_ period: String, _ headers: [String], _ cells: [String?]) throws -> [String] {
+            let mapper = RowMapper(mapping: m, period: Period(period)!)
+            let r = try mapper.map(RawRow(number: 2, columns: Columns(["户号", "户主身份证号"] + headers + ["备注"], fixed: true), values: ["M1", id] + cells + ["x"]), document: "p.csv")
+            guard case .records(let recs) = r else { Issue.record("expected records: \(r)"); return [] }
+            return recs.map { rec in "\(rec.values[3])=\(rec.values[4])" }
+        }
+        let october = try months("2026-10", ["2026年09月用电", "2026年10月用电", "2026年8月用电"], ["120.5", "98", nil])
+        #expect(october == ["2026-09-01=120.5", "2026-10-01=98", ], "\(october)")
+        let november = try months("2026-11", ["2026年10月用电", "2026年11月用电"], ["98", "12"])
+        #expect(november == ["2026-10-01=98", "2026-11-01=12"])
+        // A header group that does not exist is refused when the mapping loads.
+        #expect(throws: DiagnosticList.self) {
+            _ = try loader().load(text: """
+                source: power
+                connector: file
+                fetch: { path: "p.csv" }
+                format: csv
+                record: power_reading
+                fields: { meter_no: 户号 }
+                unpivot: { columns: "^(\\\\d{4})年用电$", into: kwh, fields: { month: "{1}-{2}-01" } }
+                """, file: "power.yaml")
+        }
+    }
 }

@@ -39,6 +39,18 @@ public struct OutputSpec: Sendable {
     public var fields: [FieldSpec?]
     public var keepIf: Expression?
     public var keepIfText: String?
+    /// Wide to long: one record per column whose header matches (a column per month).
+    public var unpivot: Unpivot? = nil
+}
+
+/// `unpivot:` — columns selected by a pattern become one record each: the cell goes to
+/// `into`, and fields are taken from the column's header through the pattern's groups.
+public struct Unpivot: Sendable {
+    public var columns: NSRegularExpressionBox
+    /// The field each cell goes to.
+    public var into: FieldSpec
+    /// Fields filled from the header: `{1}`, `{2}` … are the pattern's groups.
+    public var header: [(spec: FieldSpec, template: String)]
 }
 
 /// How one canonical field is read from a row.

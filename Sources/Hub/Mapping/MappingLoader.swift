@@ -13,8 +13,8 @@ public struct MappingLoader: Sendable {
 
     /// Top-level keys besides the formats' own sections.
     static let topKeys = ["source", "title", "department", "description", "connector", "fetch", "format",
-                          "schedule", "expect", "record", "key", "fields", "keep_if", "records"]
-    static let outputKeys = ["record", "key", "fields", "keep_if"]
+                          "schedule", "expect", "record", "key", "fields", "keep_if", "records", "unpivot"]
+    static let outputKeys = ["record", "key", "fields", "keep_if", "unpivot"]
     static let fieldKeys = ["from", "as", "value", "expr", "combine", "separator", "required", "default", "format", "unit",
                             "negative", "map", "extract", "on_invalid", "split"]
 
@@ -179,14 +179,20 @@ public struct MappingLoader: Sendable {
                 }
             }
         }
+        var unpivot: Unpivot? = nil
+        if let (un, _) = m["unpivot"] {
+            unpivot = readUnpivot(un, type: type, given: specs, r: r)
+        }
         let splitting = specs.compactMap { $0 }.filter { $0.split != nil }
+        if unpivot != nil, let s = splitting.first { r.error(s.location, "同一项产出不能既用 unpivot 又用 split") }
         if splitting.count > 1 {
             r.error(splitting[1].location, "一项产出只能有一个字段用 split（这里 \(splitting.map(\.name).joined(separator: "、")) 都用了）")
         }
         if let s = splitting.first, !key.contains(s.name) {
             r.error(s.location, "用 split 的字段 \(s.name) 须在 key 中，否则拆出的几条记录键相同（key：\(key.joined(separator: ", "))）")
         }
-        for (i, f) in type.fields.enumerated() where specs[i] == nil && (f.required || key.contains(f.name)) {
+        let fromUnpivot = Set(([unpivot?.into.name] + (unpivot?.header.map(\.spec.name) ?? [])).compactMap { $0 })
+        for (i, f) in type.fields.enumerated() where specs[i] == nil && (f.required || key.contains(f.name)) && !fromUnpivot.contains(f.name) {
             r.error(m["fields"]?.0.location ?? node.location, "类型 \(type.name) 的必填字段 \(f.name)（\(f.title)）未在 fields 中给出")
         }
 
@@ -206,7 +212,38 @@ public struct MappingLoader: Sendable {
                 r.error(SourceLocation(file: kn.location.file, line: kn.location.line, column: kn.location.column + error.offset + (kn.quoted ? 1 : 0)), "keep_if：\(error.message)")
             }
         }
-        return OutputSpec(type: type, key: key, fields: specs, keepIf: keepIf, keepIfText: keepText)
+        return OutputSpec(type: type, key: key, fields: specs, keepIf: keepIf, keepIfText: keepText, unpivot: unpivot)
+    }
+
+    /// `unpivot: { columns: "^(\\d{4})年(\\d{1,2})月用电$", into: kwh, fields: { month: "{1}-{2}-01" } }`
+    func readUnpivot(_ node: ConfigNode, type: RecordType, given: [FieldSpec?], r: ConfigReader) -> Unpivot? {
+        let m = r.mapping(node, what: "unpivot", allowed: ["columns", "into", "fields"])
+        guard let pattern = r.requiredString(m, "columns", in: node, what: "unpivot"),
+              let into = r.requiredString(m, "into", in: node, what: "unpivot") else { return nil }
+        guard let re = try? NSRegularExpression(pattern: pattern) else {
+            r.error(m["columns"]!.0.location, "unpivot.columns 应为正则表达式，选出一列一列的表头，如 \"^(\\\\d{4})年(\\\\d{1,2})月用电$\""); return nil
+        }
+        func spec(_ name: String, at loc: SourceLocation) -> FieldSpec? {
+            guard let i = type.fields.firstIndex(where: { $0.name == name }) else {
+                r.error(loc, "\"\(name)\" 不是类型 \(type.name) 的字段\(Suggest.hint(name, type.fields.map(\.name)))"); return nil
+            }
+            if given[i] != nil { r.error(loc, "字段 \(name) 由 unpivot 填写，不要再写在 fields 中") }
+            let f = type.fields[i]
+            return FieldSpec(name: f.name, type: f.type, from: [], constant: nil, required: f.required, defaultValue: nil, allowedValues: f.values, location: loc)
+        }
+        guard let intoSpec = spec(into, at: m["into"]!.0.location) else { return nil }
+        var header: [(FieldSpec, String)] = []
+        if let (hn, _) = m["fields"] {
+            for e in hn.entries ?? [] {
+                guard let t = r.string(e.value, what: "unpivot.fields.\(e.key)"), let s = spec(e.key, at: e.keyLocation) else { continue }
+                let groups = t.matches(of: /\{(\d+)\}/).compactMap { Int($0.1) }
+                if let g = groups.first(where: { $0 > re.numberOfCaptureGroups }) {
+                    r.error(e.value.location, "unpivot.fields.\(e.key) 用了 {\(g)}，但 columns 只有 \(re.numberOfCaptureGroups) 个括号分组")
+                }
+                header.append((s, t))
+            }
+        }
+        return Unpivot(columns: NSRegularExpressionBox(re, pattern), into: intoSpec, header: header)
     }
 
     /// Period placeholders (`{period}` …) must be ones the hub knows.

@@ -20,6 +20,8 @@ public final class RowMapper {
     private var resolvedFor: ObjectIdentifier? = nil
     /// Per output, per field: what the hot loop needs, worked out once per document layout.
     private var plans: [[FieldPlan?]] = []
+    /// Per output with `unpivot:`: the matching columns' positions, headers and pattern groups.
+    private var unpivotColumns: [[(position: Int, header: String, groups: [String])]] = []
     /// Per output: the positions of the key fields and the field positions by name (for `keep_if`).
     private let keyIndices: [[Int]]
     private let fieldIndex: [[String: Int]]
@@ -84,6 +86,15 @@ public final class RowMapper {
                     missing.append((spec.name, name, Suggest.closest(to: name, in: columns.names), spec.location))
                 }
                 return FieldPlan(spec: spec, positions: found, title: out.type.field(spec.name)?.title ?? spec.name)
+            }
+        }
+        unpivotColumns = mapping.outputs.map { out in
+            guard let up = out.unpivot else { return [] }
+            return columns.names.enumerated().compactMap { i, name in
+                let ns = name as NSString
+                guard let m = up.columns.regex.firstMatch(in: name, range: NSRange(location: 0, length: ns.length)) else { return nil }
+                let groups = (1..<max(1, m.numberOfRanges)).map { g in m.range(at: g).location == NSNotFound ? "" : ns.substring(with: m.range(at: g)) }
+                return (i, name, groups)
             }
         }
         if !missing.isEmpty {
@@ -208,10 +219,39 @@ public final class RowMapper {
                     outReasons.append(QuarantineReason(field: plan.spec.name, message: "计算字段（\(plan.spec.expressionText ?? "")）：\(why)"))
                 }
             }
-            // The output's records: one, or one per value of its `split:` field.
+            // The output's records: one, or one per value of its `split:` field, or one per
+            // column of its `unpivot:` (empty cells give none).
             var variants = [values]
             if let split, split.values.count > 1 {
                 variants = split.values.map { v in var copy = values; copy[split.index] = v; return copy }
+            }
+            if let up = out.unpivot {
+                let index = fieldIndex[oi]
+                variants = []
+                for (position, header, groups) in unpivotColumns[oi] {
+                    guard let cell = row.value(at: position), !Self.blank(cell), let into = index[up.into.name] else { continue }
+                    var v = values
+                    switch FieldParser.parse(cell, up.into) {
+                    case .success(let x): v[into] = x
+                    case .failure(let why):
+                        invalid.insert(up.into.name)
+                        outReasons.append(QuarantineReason(field: up.into.name, column: header, message: why))
+                        continue
+                    }
+                    var ok = true
+                    for (spec, template) in up.header {
+                        var text = template
+                        for (g, value) in groups.enumerated() { text = text.replacingOccurrences(of: "{\(g + 1)}", with: value) }
+                        switch FieldParser.parse(text, spec, fromSource: false) {
+                        case .success(let x): if let i = index[spec.name] { v[i] = x }
+                        case .failure(let why):
+                            ok = false
+                            outReasons.append(QuarantineReason(field: spec.name, column: header, message: "表头“\(header)”得出“\(text)”：\(why)"))
+                        }
+                    }
+                    if ok { variants.append(v) }
+                }
+                if variants.isEmpty && outReasons.isEmpty { continue }
             }
             // Each output on its own, keep_if first: an output that keep_if leaves out is skipped
             // even when other fields of it are bad or missing — unless keep_if reads a bad value itself.
