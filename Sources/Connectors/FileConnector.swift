@@ -53,7 +53,7 @@ public struct FileConnector: Connector {
         if let path {
             let full = resolve(try context.expand(path))
             guard FileManager.default.fileExists(atPath: full) else {
-                throw FetchError("文件不存在：\(full)（数据可能尚未送达）", retryable: true)
+                throw FetchError("文件不存在：\(full)（数据可能尚未送达）", retryable: true, notDelivered: true)
             }
             files = [full]
         } else if let dir {
@@ -63,7 +63,7 @@ public struct FileConnector: Connector {
                 throw FetchError("投递目录不存在或无法读取：\(folder)", retryable: true)
             }
             files = names.sorted().filter { fnmatch(glob, $0, 0) == 0 && !$0.hasPrefix(".") }.map { (folder as NSString).appendingPathComponent($0) }
-            if files.isEmpty { throw FetchError("投递目录 \(folder) 中没有匹配 \(glob) 的文件（数据可能尚未送达）", retryable: true) }
+            if files.isEmpty { throw FetchError("投递目录 \(folder) 中没有匹配 \(glob) 的文件（数据可能尚未送达）", retryable: true, notDelivered: true) }
         }
         for file in files { try read(file, into: sink) }
     }

@@ -285,7 +285,8 @@ final class CurlClient {
             var after: curl_off_t = -1
             ccurl_getinfo_off(handle, CURLINFO_RETRY_AFTER, &after)
             throw FetchError("\(shown)：服务器返回 HTTP \(code)\(body.isEmpty ? "" : "：" + String(body.prefix(300)))\(after > 0 ? "（要求 \(after) 秒后重试）" : "")",
-                             retryable: code >= 500 || code == 429 || code == 408, retryAfter: after > 0 ? Double(after) : nil)
+                             retryable: code >= 500 || code == 429 || code == 408, retryAfter: after > 0 ? Double(after) : nil,
+                             notDelivered: code == 404)
         }
         // An empty 2xx body is still a document: zero rows.
         if !transfer.begun { try sink.begin(document: document) }

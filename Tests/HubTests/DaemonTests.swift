@@ -123,6 +123,37 @@ import SimCounty
         #expect(runs.allSatisfy { $0.status == .succeeded })
     }
 
+    /// A department that publishes late: the daemon looks again every hour until the due day
+    /// (plus a day of grace) has passed, then raises a late-delivery alert and looks daily — and
+    /// pulls as soon as the file is there, in the same month.
+    @Test func aLateDeliveryIsWaitedForNotSkipped() throws {
+        let (dir, store, daemon) = try setup()
+        let november = dir.appendingPathComponent("drop/claims-2026-11.csv")
+        let held = try String(contentsOf: november, encoding: .utf8)
+        try FileManager.default.removeItem(at: november)
+        try daemon.tick(now: cst(2026, 11, 4), environment: [:])                  // October arrives on time
+        func attempts() throws -> Int { try store.runs(source: "claims", limit: 100).filter { $0.period == "2026-11" }.count }
+        // December 3, 02:00 slot: November's file is not there. Looked for again hourly, not more often.
+        try daemon.tick(now: cst(2026, 12, 3, 3), environment: [:])
+        try daemon.tick(now: cst(2026, 12, 3, 3) + 1800, environment: [:])
+        #expect(try attempts() == 1)
+        try daemon.tick(now: cst(2026, 12, 3, 4) + 60, environment: [:])
+        #expect(try attempts() == 2)
+        #expect(try store.feedAlerts().filter { $0.kind == "late" && $0.period == "2026-11" }.isEmpty, "not late before the due day")
+        // Past the due day (5th) and the day of grace: late, and looked for daily.
+        try daemon.tick(now: cst(2026, 12, 7, 9), environment: [:])
+        #expect(try store.feedAlerts().contains { $0.kind == "late" && $0.period == "2026-11" && $0.message.contains("逾期未送达") })
+        let afterLate = try attempts()
+        try daemon.tick(now: cst(2026, 12, 7, 15), environment: [:])
+        #expect(try attempts() == afterLate, "daily now, not hourly")
+        // It arrives on the 8th: pulled at the next look, in December, for November.
+        try held.write(to: november, atomically: true, encoding: .utf8)
+        try daemon.tick(now: cst(2026, 12, 8, 10), environment: [:])
+        let runs = try store.runs(source: "claims", limit: 100)
+        #expect(runs.first?.period == "2026-11" && runs.first?.status == .succeeded, "\(runs.map { ($0.period, $0.status) })")
+        #expect(try store.recordCount(of: shippedTypes["medical_claim"]!, source: "claims") == 10)
+    }
+
     /// Gives a rewritten file a modification time of its own (instead of waiting out the
     /// file system's timestamp resolution).
     func touch(_ url: URL, _ seconds: Double) throws {

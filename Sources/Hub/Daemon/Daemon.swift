@@ -28,6 +28,12 @@ public final class Daemon: @unchecked Sendable {
     public struct Settings: Sendable {
         public var backoff = Backoff()
         public var utcOffset = 8 * 3600
+        /// A feed not delivered yet is looked for again this often until its due day (plus
+        /// `lateGraceDays`) has passed…
+        public var waitingInterval: Double = 3600
+        public var lateGraceDays = 1
+        /// …then a late-delivery alert is raised and it is looked for this often until it comes.
+        public var lateInterval: Double = 86400
         public init() {}
     }
 
@@ -184,6 +190,19 @@ public final class Daemon: @unchecked Sendable {
                 retries.withLock { $0[m.source] = nil }
                 try checkDelivery(m, period: period, counts: r.counts, now: now)
                 try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
+            } catch let e as PullError where e.notDelivered {
+                // Not there yet: wait for it, never give up on it for the month.
+                if cancellation.isSet { return }
+                let previous = retries.withLock { $0[m.source] }.flatMap { $0.slot == slot ? $0 : nil }
+                let overdue = isOverdue(m, period: period, now: now)
+                if overdue {
+                    try store.raiseFeedAlert(source: m.source, period: period.description, kind: "late",
+                                             message: "\(m.department.isEmpty ? m.title : m.department)：\(period) 的数据逾期未送达（\(e.message)），每天检查一次，送到后自动拉取")
+                }
+                let wait = overdue ? settings.lateInterval : settings.waitingInterval
+                let retry = Retry(attempt: (previous?.attempt ?? 1) + 1, waited: (previous?.waited ?? 0) + wait, at: now.addingTimeInterval(wait), slot: slot)
+                retries.withLock { $0[m.source] = retry }
+                log.notice("数据尚未送达，稍后再看", metadata: ["in_seconds": "\(Int(wait))", "overdue": "\(overdue)", "error": "\(e.message)"])
             } catch let e as PullError {
                 if cancellation.isSet { return }
                 let previous = retries.withLock { $0[m.source] }.flatMap { $0.slot == slot ? $0 : nil }
@@ -234,6 +253,18 @@ public final class Daemon: @unchecked Sendable {
                                          message: "\(who)：\(period) 送来 \(counts.read) 行，比上期 \(p.counts.read) 行减少超过 \(Int(drop * 100))%")
             }
         }
+    }
+
+    /// Whether a feed for `period` is past its due day (in the month after the period, for
+    /// monthly feeds) plus the grace days; feeds without a due day never are.
+    func isOverdue(_ m: Mapping, period: Period, now: Date) -> Bool {
+        guard let dueDay = m.expect?.dueDay else { return false }
+        let next = period.adding(months: 1)
+        let day = min(dueDay, CivilDate.daysIn(year: next.year, month: next.month))
+        guard let due = CivilDate(year: next.year, month: next.month, day: day) else { return false }
+        let local = DateComponentsLite(Int(now.timeIntervalSince1970) + settings.utcOffset)
+        guard let today = CivilDate(year: local.year, month: local.month, day: local.day) else { return false }
+        return today > due.adding(days: settings.lateGraceDays)
     }
 
     /// A feed with a due day that has passed without a successful delivery is late.

@@ -56,8 +56,11 @@ public struct FetchError: Error, Sendable, CustomStringConvertible {
     public var retryable: Bool
     /// Seconds the server asked us to wait (HTTP Retry-After), if it said.
     public var retryAfter: Double? = nil
-    public init(_ message: String, retryable: Bool, retryAfter: Double? = nil) {
-        self.message = message; self.retryable = retryable; self.retryAfter = retryAfter
+    /// The feed is not there yet (no file in the drop folder, HTTP 404): a late delivery to wait
+    /// for, not a failure to give up on.
+    public var notDelivered = false
+    public init(_ message: String, retryable: Bool, retryAfter: Double? = nil, notDelivered: Bool = false) {
+        self.message = message; self.retryable = retryable; self.retryAfter = retryAfter; self.notDelivered = notDelivered
     }
     public var description: String { message }
 }

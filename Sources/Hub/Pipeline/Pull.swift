@@ -20,6 +20,8 @@ public struct PullError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var retryable: Bool
     public var retryAfter: Double? = nil
+    /// Not delivered yet (see `FetchError.notDelivered`).
+    public var notDelivered = false
     public var description: String { "\(source)：拉取失败（运行 #\(runID)）：\(message)" }
 }
 
@@ -76,7 +78,7 @@ public struct Pull {
             log.error("拉取失败", metadata: ["error": "\(message)"])
             try? store.failRun(runID, error: message, counts: sink.counts)
             throw PullError(runID: runID, source: mapping.source, message: message, retryable: (error as? FetchError)?.retryable ?? false,
-                            retryAfter: (error as? FetchError)?.retryAfter)
+                            retryAfter: (error as? FetchError)?.retryAfter, notDelivered: (error as? FetchError)?.notDelivered ?? false)
         }
     }
 
