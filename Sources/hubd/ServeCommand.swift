@@ -19,6 +19,9 @@ struct HubConfig {
     var checkEvery = 30
     var utcOffsetHours = 8
     var backoff = Backoff()
+    /// A feed not delivered yet is looked for again this often (minutes) until its due day plus the grace days.
+    var waitingMinutes = 60
+    var lateGraceDays = 1
     var logLevel: Logger.Level = .info
 
     static func load(_ path: String) throws -> HubConfig {
@@ -41,7 +44,9 @@ struct HubConfig {
             c.deadlineDays = r.int(m["deadline_days"]?.0, what: "cases.deadline_days", range: 1...365) ?? c.deadlineDays
         }
         if let (n, _) = top["scheduler"] {
-            let m = r.mapping(n, what: "scheduler", allowed: ["check_every_seconds", "utc_offset_hours"])
+            let m = r.mapping(n, what: "scheduler", allowed: ["check_every_seconds", "utc_offset_hours", "not_delivered_every_minutes", "late_grace_days"])
+            c.waitingMinutes = r.int(m["not_delivered_every_minutes"]?.0, what: "scheduler.not_delivered_every_minutes", range: 1...1440) ?? c.waitingMinutes
+            c.lateGraceDays = r.int(m["late_grace_days"]?.0, what: "scheduler.late_grace_days", range: 0...31) ?? c.lateGraceDays
             c.checkEvery = r.int(m["check_every_seconds"]?.0, what: "scheduler.check_every_seconds", range: 1...3600) ?? c.checkEvery
             c.utcOffsetHours = r.int(m["utc_offset_hours"]?.0, what: "scheduler.utc_offset_hours", range: -12...14) ?? c.utcOffsetHours
         }
@@ -162,6 +167,8 @@ struct ServeCommand: AsyncParsableCommand {
         var settings = Daemon.Settings()
         settings.backoff = c.backoff
         settings.utcOffset = c.utcOffsetHours * 3600
+        settings.waitingInterval = Double(c.waitingMinutes * 60)
+        settings.lateGraceDays = c.lateGraceDays
         let daemon = Daemon(store: store, mappingsDirectory: URL(fileURLWithPath: c.mappings), connectors: BuiltinConnectors.registry,
                             settings: settings, logger: Logger(label: "hub.daemon"))
         daemon.reload(force: true)
