@@ -147,3 +147,11 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
         #expect(throws: ExitCode.self) { _ = try capturingStandardOutput { try RulesCommand.Check.parse(["--mappings", empty.path]).run() } }
     }
 }
+
+@Suite struct ShippedConfigTests {
+    /// The example configuration an administrator copies loads, every key of it.
+    @Test func theShippedHubYamlLoads() throws {
+        let c = try HubConfig.load(repoRoot.appendingPathComponent("deploy/hub.yaml").path)
+        #expect(c.port == 8080 && c.waitingMinutes == 60 && c.lateGraceDays == 1 && c.backoff.maxAttempts == 6)
+    }
+}
