@@ -32,9 +32,14 @@ extension SQLiteStore {
         }
     }
 
-    public func recordFailedLogin(userID: Int64, failures: Int, lockedUntil: String?) throws {
+    @discardableResult
+    public func recordFailedLogin(userID: Int64, maxFailures: Int, lockUntil: String) throws -> Bool {
         try pool.write { db in
-            try db.execute(sql: "UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?", arguments: [failures, lockedUntil, userID])
+            try db.execute(sql: "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?", arguments: [userID])
+            let failures = try Int.fetchOne(db, sql: "SELECT failed_logins FROM users WHERE id = ?", arguments: [userID]) ?? 0
+            guard failures >= maxFailures else { return false }
+            try db.execute(sql: "UPDATE users SET failed_logins = 0, locked_until = ? WHERE id = ?", arguments: [lockUntil, userID])
+            return true
         }
     }
 

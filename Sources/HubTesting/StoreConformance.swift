@@ -423,8 +423,13 @@ public struct StoreConformance {
         let u = try user(store, "va", .verifier, ["411081101"])
         do { _ = try user(store, "va", .admin); r.fail("a taken name is refused") } catch is AccessError {}
         r.expect(try store.users().map(\.username) == ["va"], "one user")
-        try store.recordFailedLogin(userID: u.id, failures: 0, lockedUntil: "2026-11-01T00:15:00Z")
+        for i in 1...4 {
+            r.expect(try store.recordFailedLogin(userID: u.id, maxFailures: 5, lockUntil: "2026-11-01T00:15:00Z") == false, "failure \(i) does not lock")
+        }
+        r.expect(try store.credentials(username: "va")?.failedLogins == 4, "failures are counted")
+        r.expect(try store.recordFailedLogin(userID: u.id, maxFailures: 5, lockUntil: "2026-11-01T00:15:00Z"), "the fifth locks")
         let locked = try store.credentials(username: "va")
+        r.expect(locked?.failedLogins == 0, "and the count starts again")
         r.expect(locked?.lockedUntil == "2026-11-01T00:15:00Z" && locked?.passwordHash == "hash-of-va", "lock and hash kept: \(String(describing: locked))")
         r.expect(try store.credentials(username: "nobody") == nil, "no credentials for an unknown name")
         try store.startSession(userID: u.id, tokenHash: "t1", csrf: "c1", createdAt: "2026-11-01T00:00:00Z", expiresAt: "2026-11-01T12:00:00Z")

@@ -7,7 +7,9 @@ import ArgumentParser
 import SimCounty
 
 /// The commands an operator types, run in-process.
-@Suite struct CommandLineTests {
+/// The command line, in one serialized suite: several of these capture the process's standard
+/// output, which only one test at a time may do.
+@Suite(.serialized) struct CommandLineTests {
     var mappings: String { repoRoot.appendingPathComponent("Mappings").path }
 
     @Test func mappingCheckPassesOnEveryShippedMapping() throws {
@@ -67,7 +69,7 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
     return String(decoding: try Data(contentsOf: url), as: UTF8.self)   // keeps a byte-order mark
 }
 
-@Suite(.serialized) struct AlertExportTests {
+extension CommandLineTests {
     @Test func theExportStreamsEveryAlertWithIDNumbersMaskedAndIsAudited() throws {
         let county = try RulesTests.pulledCounty()
         let period = county.sim.county.config.period
@@ -88,7 +90,7 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
     }
 }
 
-@Suite(.serialized) struct MappingTryTests {
+extension CommandLineTests {
     /// `mapping try` reads the record types beside the mapping (a new department's own type),
     /// and `--live` fetches through the mapping's own connector, reading only the first rows.
     @Test func liveTryUsesTheConnectorAndTheTypesBesideTheMapping() throws {
@@ -127,7 +129,7 @@ func capturingStandardOutput(_ body: () throws -> Void) throws -> String {
     }
 }
 
-@Suite(.serialized) struct RulesCheckTests {
+extension CommandLineTests {
     /// A roster without an update date leaves roster_stale unable to fire; rules check says so.
     @Test func rulesThatCannotFireAreNamedWithTheFieldsTheyLack() throws {
         let dir = scratchDirectory("rules-check")

@@ -99,4 +99,27 @@ import Testing
                 """, file: "measures.yaml")
         }
     }
+
+    /// A computed field read by keep_if, computed from an invalid value: the row is quarantined
+    /// for that value, not skipped as if keep_if had said no.
+    @Test func aComputedFieldFromAnInvalidValueDoesNotHideTheRow() throws {
+        let m = try loader().load(text: """
+            source: dibao
+            connector: file
+            fetch: { path: "d.csv" }
+            format: csv
+            record: assistance_enrollment
+            fields:
+              id_number: 身份证号
+              program: { value: 农村低保 }
+              started_on: 开始日期
+              status: { expr: "if(started_on >= period_start, '新增', '在保')" }
+            keep_if: "status == '新增'"
+            """, file: "dibao.yaml")
+        let mapper = RowMapper(mapping: m, period: Period("2026-10")!)
+        let columns = Columns(["身份证号", "开始日期"], fixed: true)
+        let r = try mapper.map(RawRow(number: 2, columns: columns, values: [makeID("411081", "19600101", 1), "2026-02-30"]), document: "d.csv")
+        guard case .rejected(let why) = r else { Issue.record("expected a rejection, not \(r)"); return }
+        #expect(why.first?.field == "started_on")
+    }
 }

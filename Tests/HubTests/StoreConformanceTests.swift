@@ -125,7 +125,9 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func addUser(_ user: NewUser, passwordHash: String) throws -> User { try base.addUser(user, passwordHash: passwordHash) }
     func users() throws -> [User] { try base.users() }
     func credentials(username: String) throws -> Credentials? { try base.credentials(username: username) }
-    func recordFailedLogin(userID: Int64, failures: Int, lockedUntil: String?) throws { try base.recordFailedLogin(userID: userID, failures: failures, lockedUntil: lockedUntil) }
+    func recordFailedLogin(userID: Int64, maxFailures: Int, lockUntil: String) throws -> Bool {
+        try base.recordFailedLogin(userID: userID, maxFailures: maxFailures, lockUntil: lockUntil)
+    }
     func startSession(userID: Int64, tokenHash: String, csrf: String, createdAt: String, expiresAt: String) throws {
         try base.startSession(userID: userID, tokenHash: tokenHash, csrf: csrf, createdAt: createdAt, expiresAt: expiresAt)
     }

@@ -200,7 +200,10 @@ public final class Daemon: @unchecked Sendable {
                                              message: "\(m.department.isEmpty ? m.title : m.department)：\(period) 的数据逾期未送达（\(e.message)），每天检查一次，送到后自动拉取")
                 }
                 let wait = overdue ? settings.lateInterval : settings.waitingInterval
-                let retry = Retry(attempt: (previous?.attempt ?? 1) + 1, waited: (previous?.waited ?? 0) + wait, at: now.addingTimeInterval(wait), slot: slot)
+                _ = previous
+                // Waiting spends none of the retry budget: once the feed is there, a real failure
+                // gets its full round of retries.
+                let retry = Retry(attempt: 1, waited: 0, at: now.addingTimeInterval(wait), slot: slot)
                 retries.withLock { $0[m.source] = retry }
                 log.notice("数据尚未送达，稍后再看", metadata: ["in_seconds": "\(Int(wait))", "overdue": "\(overdue)", "error": "\(e.message)"])
             } catch let e as PullError {

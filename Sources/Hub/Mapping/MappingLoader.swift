@@ -172,6 +172,13 @@ public struct MappingLoader: Sendable {
                     let want = ExprType.of(type.fields[idx].type)
                     if t != want && t != .null { r.error(en.location, "字段 \(e.key) 的 expr 结果是\(t.chinese)，字段是\(want.chinese)") }
                     if ex.names.contains(e.key) { r.error(en.location, "字段 \(e.key) 的 expr 不能读它自己") }
+                    // Computed fields read fields taken from the row, not other computed ones, nor
+                    // the ones `split:`/`unpivot:` fill per record.
+                    let derived = Set(specs.compactMap { $0 }.filter { ($0.expressionText != nil || $0.split != nil) && $0.name != e.key }.map(\.name))
+                    if let other = ex.names.first(where: { derived.contains($0) }) {
+                        r.error(en.location, "字段 \(e.key) 的 expr 不能读计算字段或 split 字段 \(other)")
+                    }
+                    if m["unpivot"] != nil { r.error(en.location, "用 unpivot 的产出暂不支持 expr 字段") }
                     spec.expression = ex
                     specs[idx] = spec
                 } catch {

@@ -203,6 +203,8 @@ public final class RowMapper {
             // Computed fields (`expr:`), in declaration order, from the fields read above.
             for fi in outPlans.indices {
                 guard let plan = outPlans[fi], let ex = plan.spec.expression else { continue }
+                // Computed from a value that was invalid: invalid too (its reason is already there).
+                if ex.names.contains(where: invalid.contains) { invalid.insert(plan.spec.name); continue }
                 let index = fieldIndex[oi]
                 let v = ExpressionEvaluator.evaluate(ex) { name in
                     if let i = index[name] { return values[i] }

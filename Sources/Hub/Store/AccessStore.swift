@@ -1,14 +1,17 @@
 /// Users and sessions. Sessions live in the store, so any process serving the web over the
 /// same store knows them. Passwords reach the store only as hashes, tokens only as digests.
-/// Every implementation passes `AccessStoreConformance` (HubTesting).
+/// Every implementation passes `StoreConformance` (HubTesting).
 public protocol AccessStore: AnyObject, Sendable {
     /// Adds a user (checked first with `AccessPolicy.check`); throws `AccessError` when the name is taken.
     func addUser(_ user: NewUser, passwordHash: String) throws -> User
     func users() throws -> [User]
     /// An active user's credentials and lockout state, by user name.
     func credentials(username: String) throws -> Credentials?
-    /// After a wrong password: the failures counted so far, and the lock when they reached the limit.
-    func recordFailedLogin(userID: Int64, failures: Int, lockedUntil: String?) throws
+    /// After a wrong password: counts it in one step (simultaneous guesses each count); when the
+    /// count reaches `maxFailures` the account is locked until `lockUntil` and the count starts
+    /// again. Returns whether this failure locked it.
+    @discardableResult
+    func recordFailedLogin(userID: Int64, maxFailures: Int, lockUntil: String) throws -> Bool
     /// Starts a session (clearing the user's failed logins and every expired session).
     func startSession(userID: Int64, tokenHash: String, csrf: String, createdAt: String, expiresAt: String) throws
     /// The user and CSRF token of a session that has not expired at `now` (both ISO 8601 UTC).
@@ -40,7 +43,7 @@ public struct Credentials: Sendable {
 }
 
 /// The audit log: append-only, each entry's hash covering the previous one (`AuditChain`).
-/// Every implementation passes `AuditStoreConformance` (HubTesting).
+/// Every implementation passes `StoreConformance` (HubTesting).
 public protocol AuditStore: AnyObject, Sendable {
     /// Appends an entry, linked to the newest one, atomically.
     func append(_ event: AuditEvent) throws

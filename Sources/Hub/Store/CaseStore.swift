@@ -1,7 +1,7 @@
 /// The case stage's store: alerts merged into cases, and the changes people make to cases.
 /// The rules of merging, routing and withdrawal are Swift (`CaseMerger`, in Cases/); a store
 /// only offers the steps, inside one transaction. Every implementation passes
-/// `CaseStoreConformance` (HubTesting).
+/// `StoreConformance` (HubTesting).
 public protocol CaseStore: AnyObject, Sendable {
     /// Runs `body` with a ledger inside one write transaction: all of it is stored or, when
     /// anything throws, none of it. `evaluatedRun` is marked evaluated in the same transaction

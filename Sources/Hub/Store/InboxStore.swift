@@ -1,6 +1,6 @@
 /// The inbox's store: the cases a user may see, what the case page shows, the county's
 /// counts. Every query is scoped by the user (a township verifier sees only their townships).
-/// Every implementation passes `InboxStoreConformance` (HubTesting).
+/// Every implementation passes `StoreConformance` (HubTesting).
 public protocol InboxStore: AnyObject, Sendable {
     /// A page of the cases a user may see: open ones first, each by deadline and then id.
     func cases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary]

@@ -135,7 +135,7 @@ public protocol RunWriter {
 ///
 /// A run's records become visible all at once: `withRun` executes the body in one transaction
 /// and records the run as succeeded in it, so a failed fetch leaves the store as it was.
-/// Every implementation passes `RecordStoreConformance` (HubTesting).
+/// Every implementation passes `StoreConformance` (HubTesting).
 public protocol RecordStore: AnyObject, Sendable {
     /// Creates or extends the tables for these record types.
     func prepare(_ types: [RecordType]) throws

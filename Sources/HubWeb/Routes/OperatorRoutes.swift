@@ -38,7 +38,7 @@ extension WebApp {
         try store.audit(user.username, "查看隔离区", target: source, detail: "运行 #\(run.id)", address: context.address)
         let entries = try store.quarantine(runID: run.id)
         return page("quarantine", "隔离的行", context, ["source": source, "run": run.id, "entries": entries.map { e -> [String: Any] in
-            ["document": e.document, "row": e.row, "reasons": e.reasons.map(\.text).joined(separator: "；"),
+            ["document": e.document, "row": e.row, "reasons": ResidentID.maskEmbedded(e.reasons.map(\.text).joined(separator: "；")),
              "raw": e.raw.map { "\($0[0])=\($0.count > 1 ? ResidentID.maskEmbedded(ResidentID.maskIfLikeID($0[1])) : "")" }.joined(separator: "; ")]
         }])
     }

@@ -53,10 +53,8 @@ extension AccessStore {
         }
         if let until = c.lockedUntil, until > AccessPolicy.utcStamp(now) { return .locked(until: until) }
         guard Passwords.verify(password, hash: c.passwordHash) else {
-            let failed = c.failedLogins + 1
-            let lock = failed >= AccessPolicy.maxFailedLogins
-                ? AccessPolicy.utcStamp(now.addingTimeInterval(Double(AccessPolicy.lockMinutes * 60))) : nil
-            try recordFailedLogin(userID: c.user.id, failures: lock == nil ? failed : 0, lockedUntil: lock)
+            try recordFailedLogin(userID: c.user.id, maxFailures: AccessPolicy.maxFailedLogins,
+                                  lockUntil: AccessPolicy.utcStamp(now.addingTimeInterval(Double(AccessPolicy.lockMinutes * 60))))
             return .wrongPassword
         }
         let token = Token.make(), csrf = Token.make(bytes: 16)
