@@ -193,14 +193,12 @@ public final class Daemon: @unchecked Sendable {
             } catch let e as PullError where e.notDelivered {
                 // Not there yet: wait for it, never give up on it for the month.
                 if cancellation.isSet { return }
-                let previous = retries.withLock { $0[m.source] }.flatMap { $0.slot == slot ? $0 : nil }
                 let overdue = isOverdue(m, period: period, now: now)
                 if overdue {
                     try store.raiseFeedAlert(source: m.source, period: period.description, kind: "late",
                                              message: "\(m.department.isEmpty ? m.title : m.department)：\(period) 的数据逾期未送达（\(e.message)），每天检查一次，送到后自动拉取")
                 }
                 let wait = overdue ? settings.lateInterval : settings.waitingInterval
-                _ = previous
                 // Waiting spends none of the retry budget: once the feed is there, a real failure
                 // gets its full round of retries.
                 let retry = Retry(attempt: 1, waited: 0, at: now.addingTimeInterval(wait), slot: slot)
