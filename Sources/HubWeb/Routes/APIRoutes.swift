@@ -90,25 +90,12 @@ struct APIRoutes: Sendable {
                 try? await BlockingPool.run { try store.audit(u.username, "表单校验失败", target: path, detail: "API：X-CSRF-Token 缺失或不符", address: address) }
                 return Self.json(["error": "缺少或错误的 X-CSRF-Token"], status: .forbidden)
             }
-            let body: VisitBody
-            do { body = try await request.decode(as: VisitBody.self, context: context) } catch {
+            let body: VisitForm
+            do { body = try await request.decode(as: VisitForm.self, context: context) } catch {
                 return Self.json(["error": "请求体应为 JSON 对象：visited_on、visitors、findings、outcome（\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))），可选 monitoring_type、reason"],
                                  status: .badRequest)
             }
             return try await BlockingPool.run { try visit(request, context, u, body) }
-        }
-    }
-
-    /// The body of `POST /cases/{id}/visit`.
-    struct VisitBody: Decodable, Sendable {
-        var visitedOn: String?
-        var visitors: String?
-        var findings: String?
-        var outcome: String?
-        var monitoringType: String?
-        var reason: String?
-        enum CodingKeys: String, CodingKey {
-            case visitedOn = "visited_on", visitors, findings, outcome, monitoringType = "monitoring_type", reason
         }
     }
 
@@ -128,7 +115,7 @@ struct APIRoutes: Sendable {
         return n
     }
 
-    func visit(_ request: Request, _ context: HubRequestContext, _ u: User, _ body: VisitBody) throws -> Response {
+    func visit(_ request: Request, _ context: HubRequestContext, _ u: User, _ body: VisitForm) throws -> Response {
         guard let id = context.parameters.get("id").flatMap({ Int64($0) }), let d = try app.store.caseDetail(id) else {
             return Self.json(["error": "案件不存在"], status: .notFound)
         }

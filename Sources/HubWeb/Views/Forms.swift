@@ -20,7 +20,8 @@ struct LoginForm: Decodable, Sendable {
     enum CodingKeys: String, CodingKey { case csrf = "_csrf", username, password }
 }
 
-/// 入户核实: what the verifier found, and the outcome that closes the case.
+/// 入户核实: what the verifier found, and the outcome that closes the case. Also the JSON body
+/// of the API's `POST /cases/{id}/visit` (whose CSRF token comes in a header instead).
 struct VisitForm: CSRFProtectedForm {
     var csrf: String?
     var visitedOn: String?
