@@ -56,6 +56,11 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private var threads: [Thread] = []
+    /// Accepting threads still running: the listening socket is closed only when none is, so
+    /// its descriptor number cannot be reused (by another test's server) while a thread of this
+    /// one may still call accept on it — which once served another server's requests with this
+    /// server's handler, a body cut short.
+    private var running = 0
     private var log: [Request] = []
     /// The requests served so far, in order.
     public var requestLog: [Request] { lock.lock(); defer { lock.unlock() }; return log }
@@ -78,6 +83,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &actual) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         self.port = Int(UInt16(bigEndian: actual.sin_port))
         self.listenFD = fd
+        running = max(1, workers)
         for _ in 0..<max(1, workers) {
             let t = Thread { [weak self] in self?.acceptLoop() }
             t.stackSize = 1 << 20
@@ -89,21 +95,35 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
     public func stop() {
-        lock.lock(); stopped = true; lock.unlock()
+        lock.lock()
+        let already = stopped
+        stopped = true
+        let none = running == 0
+        lock.unlock()
+        guard !already else { return }
+        // Wakes the threads blocked in accept; the last one to leave closes the socket.
         shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
+        if none { close(listenFD) }
     }
 
     deinit { if !stopped { stop() } }
 
     private func acceptLoop() {
+        defer {
+            lock.lock()
+            running -= 1
+            let last = running == 0 && stopped
+            lock.unlock()
+            if last { close(listenFD) }
+        }
         while true {
             let c = accept(listenFD, nil, nil)
+            lock.lock(); let s = stopped; lock.unlock()
             if c < 0 {
-                lock.lock(); let s = stopped; lock.unlock()
                 if s { return }
                 continue
             }
+            if s { close(c); return }
             serve(c)
             close(c)
         }
