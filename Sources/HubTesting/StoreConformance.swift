@@ -11,7 +11,7 @@ import Hub
 /// by the check meant for it.
 ///
 /// ```swift
-/// let failures = StoreConformance(makeStore: { try SQLiteStore(path: scratch()) }).run()
+/// let failures = StoreConformance(makeStore: { try openYourStore(at: scratchFolder()) }).run()
 /// #expect(failures.isEmpty)
 /// ```
 public struct StoreConformance {
