@@ -148,6 +148,18 @@ extension SQLiteStore {
         }
     }
 
+    public func assignCase(_ id: Int64, township: String, event: CaseEvent) throws {
+        try pool.write { db in
+            guard let c = try Row.fetchOne(db, sql: "SELECT status FROM cases WHERE id = ?", arguments: [id]) else { throw CaseChangeError.notFound }
+            guard (c["status"] as String) == CaseStatus.open.rawValue else { throw CaseChangeError.notOpen }
+            let keepVillage = "CASE WHEN substr(village_code, 1, 9) = ?1 THEN village_code END"
+            try db.execute(sql: "UPDATE cases SET township_code = ?1, village_code = \(keepVillage) WHERE id = ?2", arguments: [township, id])
+            try db.execute(sql: "UPDATE alerts SET township_code = ?1, village_code = \(keepVillage) WHERE case_id = ?2", arguments: [township, id])
+            try db.execute(sql: "INSERT INTO case_events (case_id, at, username, action, detail) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [id, event.at, event.username, event.action, event.detail])
+        }
+    }
+
     public func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws {
         try pool.read { db in
             let rows = try Row.fetchCursor(db, sql: """

@@ -20,6 +20,7 @@ extension SQLiteStore {
             args += user.townships as [any DatabaseValueConvertible]
         }
         if let t = filter.township, !t.isEmpty { conditions += " AND c.township_code = ?"; args.append(t) }
+        if filter.awaitingDispatch { conditions += " AND coalesce(c.township_code, '') = ''" }
         if let r = filter.rule, !r.isEmpty { conditions += " AND EXISTS (SELECT 1 FROM alerts a WHERE a.case_id = c.id AND a.rule = ?)"; args.append(r) }
         if let v = filter.village, !v.isEmpty { conditions += " AND c.village_code = ?"; args.append(v) }
         if let s = filter.status { conditions += " AND c.status = ?"; args.append(s.rawValue) }
@@ -186,13 +187,13 @@ extension SQLiteStore {
         let names = try regionNames()
         return try pool.read { db in
             let t = try Row.fetchAll(db, sql: """
-                SELECT township_code AS code,
+                SELECT coalesce(township_code, '') AS code,
                        sum(status = 'open') AS open, sum(status = 'open' AND deadline < ?) AS overdue,
                        sum(status = 'closed') AS closed, sum(outcome = 'monitor') AS monitored
-                FROM cases GROUP BY township_code ORDER BY township_code
+                FROM cases GROUP BY coalesce(township_code, '') ORDER BY 1
                 """, arguments: [today.description]).map { r -> (code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int) in
                 let code: String = r["code"] ?? ""
-                return (code, names[code] ?? (code.isEmpty ? "（未分派乡镇）" : code), r["open"] ?? 0, r["overdue"] ?? 0, r["closed"] ?? 0, r["monitored"] ?? 0)
+                return (code, names[code] ?? (code.isEmpty ? CaseStatus.awaitingDispatchName : code), r["open"] ?? 0, r["overdue"] ?? 0, r["closed"] ?? 0, r["monitored"] ?? 0)
             }
             let rules = try Row.fetchAll(db, sql: """
                 SELECT a.rule, a.title, count(DISTINCT a.case_id) AS cases,

@@ -50,7 +50,7 @@ extension SQLiteStore {
             m.alertsByRule = try Row.fetchAll(db, sql: "SELECT rule, count(*) AS n FROM alerts GROUP BY rule ORDER BY rule").map { ($0["rule"], $0["n"]) }
             m.cases = try Row.fetchAll(db, sql: """
                 SELECT coalesce(township_code, '') AS t, sum(status = 'open') AS open, sum(status = 'open' AND deadline < ?) AS overdue
-                FROM cases GROUP BY township_code ORDER BY township_code
+                FROM cases GROUP BY coalesce(township_code, '') ORDER BY 1
                 """, arguments: [today.description]).map { MetricsSnapshot.Township(code: $0["t"], open: $0["open"] ?? 0, overdue: $0["overdue"] ?? 0) }
             m.feedAlerts = try Row.fetchAll(db, sql: "SELECT source, kind, count(*) AS n FROM feed_alerts GROUP BY source, kind ORDER BY source, kind")
                 .map { ($0["source"], $0["kind"], $0["n"]) }

@@ -4,7 +4,7 @@ import Hub
 /// The behaviours the hub relies on from a store, written once and run against every store
 /// (SQLite now; PostgreSQL runs the same suite): upsert outcomes, quarantine dedup, run
 /// atomicity, document carry-over, snapshot reads, case merging, routing and withdrawal,
-/// visits, inbox scope and paging, lockout and sessions, the audit chain, delivery alerts.
+/// visits, the county's dispatch queue, inbox scope and paging, lockout and sessions, the audit chain, delivery alerts.
 ///
 /// Each check gets a fresh, empty store from `makeStore`. Failures are returned, not thrown, so
 /// a test can assert that a correct store has none and that a deliberately broken one is caught
@@ -35,6 +35,7 @@ public struct StoreConformance {
         ("caseMerging", { try $0.caseMerging($1, &$2) }),
         ("withdrawal", { try $0.withdrawal($1, &$2) }),
         ("caseTransitions", { try $0.caseTransitions($1, &$2) }),
+        ("dispatchQueue", { try $0.dispatchQueue($1, &$2) }),
         ("inboxScopeAndPaging", { try $0.inboxScopeAndPaging($1, &$2) }),
         ("lockoutAndSessions", { try $0.lockoutAndSessions($1, &$2) }),
         ("auditChain", { try $0.auditChain($1, &$2) }),
@@ -371,6 +372,40 @@ public struct StoreConformance {
         do { try store.closeCase(999_999, visit: visit, event: CaseEvent(username: "va", action: "销号", detail: "")); r.fail("no such case") }
         catch let e as CaseChangeError { r.expect(e == .notFound, "not found: \(e)") }
         r.expect(try store.caseDetail(999_999) == nil, "no detail for a missing case")
+    }
+
+    func dispatchQueue(_ store: any HubStore, _ r: inout Recorder) throws {
+        _ = try store.saveAlerts([alert("rule_o", "P1", household: nil, township: nil, kind: .person),
+                                  alert("rule_o", "P2", household: nil, township: nil, kind: .person),
+                                  alert("rule_a", "H1", household: "H1")])
+        let analyst = try user(store, "an", .analyst)
+        let verifier = try user(store, "va", .verifier, ["411081102"])
+        var queue = CaseFilter()
+        queue.awaitingDispatch = true
+        let waiting = try store.cases(for: analyst, filter: queue, today: .today)
+        r.expect(waiting.map(\.subjectID).sorted() == ["P1", "P2"], "the queue holds the cases with no township: \(waiting.map(\.subjectID))")
+        r.expect(try store.caseCount(for: analyst, filter: queue, today: .today) == 2, "and counts them")
+        r.expect(try store.cases(for: verifier, filter: CaseFilter(), today: .today).isEmpty, "a township sees none of them")
+        let before = try store.inboxVersion(for: verifier)
+        let p1 = waiting.first { $0.subjectID == "P1" }!.id
+        try store.assignCase(p1, township: "411081102", event: CaseEvent(username: "an", action: "分派", detail: "分派至二乡"))
+        r.expect(try store.inboxVersion(for: verifier) != before, "the township's inbox version moves")
+        let mine = try store.cases(for: verifier, filter: CaseFilter(), today: .today)
+        r.expect(mine.map(\.id) == [p1], "the township now sees the dispatched case: \(mine.map(\.id))")
+        r.expect(try store.cases(for: analyst, filter: queue, today: .today).map(\.subjectID) == ["P2"], "it left the queue")
+        r.expect(try store.caseDetail(p1)?.events.map(\.action) == ["分派"], "the dispatch is in the case history")
+        var routed: [String: String?] = [:]
+        try store.forEachAlert(period: "2026-10") { routed[$0.subjectID] = $0.townshipCode }
+        r.expect(routed["P1"] == .some("411081102"), "its alerts follow: \(String(describing: routed["P1"]))")
+        let p2 = try store.cases(for: analyst, filter: queue, today: .today)[0].id
+        try store.closeCase(p2, visit: VisitRecord(visitedOn: "2026-10-20", visitors: "王五", findings: "查无此人", outcome: .unverifiable),
+                            event: CaseEvent(username: "an", action: "销号", detail: ""))
+        do { try store.assignCase(p2, township: "411081102", event: CaseEvent(username: "an", action: "分派", detail: "")); r.fail("a closed case is not dispatched") }
+        catch let e as CaseChangeError { r.expect(e == .notOpen, "refused as not open: \(e)") }
+        do { try store.assignCase(999_999, township: "411081102", event: CaseEvent(username: "an", action: "分派", detail: "")); r.fail("no such case") }
+        catch let e as CaseChangeError { r.expect(e == .notFound, "not found: \(e)") }
+        let counts = try store.dashboard(today: .today).byTownship
+        r.expect(counts.filter { $0.code.isEmpty }.map(\.closed) == [1], "the dashboard has one row for unrouted cases: \(counts.map(\.code))")
     }
 
     func inboxScopeAndPaging(_ store: any HubStore, _ r: inout Recorder) throws {

@@ -242,3 +242,35 @@ import SimCounty
         #expect(alerts.first { $0.subjectID == "411081100201" }?.message == "停水 26 天，原因 （缺“原因”）")
     }
 }
+
+@Suite struct OutsideRosterRoutingTests {
+    @Test func aCaseGoesToTheMostPreciseRegionItsRecordsCarryElseToTheCountyQueue() throws {
+        let dir = scratchDirectory("routing")
+        // Three people outside the roster (no roster pulled at all): one claim with a village
+        // code, one with a township code, one with only the county's code.
+        try """
+        结算ID,身份证号,姓名,结算时间,总额,自付,参保地
+        S1,110101199003077774,甲,2026-10-05 09:00:00,90000,40000,411081101203
+        S2,110101199003078558,乙,2026-10-06 09:00:00,90000,40000,411081102
+        S3,110101199003079235,丙,2026-10-07 09:00:00,90000,40000,411081
+        """.write(to: dir.appendingPathComponent("claims.csv"), atomically: true, encoding: .utf8)
+        let m = try loader().load(text: """
+            source: claims
+            connector: file
+            fetch: { path: claims.csv }
+            format: csv
+            record: medical_claim
+            fields: { settlement_id: 结算ID, id_number: 身份证号, name: 姓名, settled_at: 结算时间, total_cost: 总额, self_pay: 自付, insured_region: 参保地 }
+            """, file: "claims.yaml", directory: dir.path)
+        let store = try SQLiteStore(path: dir.appendingPathComponent("h.sqlite").path)
+        let run = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period("2026-10")!)
+        #expect(run.counts.quarantined == 0)
+        let shipped = RuleLoader.loadDirectory(repoRoot.appendingPathComponent("Mappings/rules"), types: shippedTypes)
+        let rule = try #require(shipped.rules.first { $0.name == "medical_outside_roster" })
+        let alerts = try RuleEngine(rules: [rule], params: shipped.params, types: shippedTypes, store: store).evaluate(period: Period("2026-10")!)
+        let by = Dictionary(uniqueKeysWithValues: alerts.map { ($0.subjectID, $0) })
+        #expect(by["110101199003077774"]?.villageCode == "411081101203" && by["110101199003077774"]?.townshipCode == "411081101")
+        #expect(by["110101199003078558"]?.villageCode == nil && by["110101199003078558"]?.townshipCode == "411081102")
+        #expect(by["110101199003079235"]?.townshipCode == nil, "a county code places nothing: the case waits for the county")
+    }
+}

@@ -21,6 +21,7 @@ import HubTesting
         (.repeatCountsAsUpdate, "upsertOutcomes"),
         (.neverWithdraws, "withdrawal"),
         (.rewritesAuditHashes, "auditChain"),
+        (.dispatchesClosedCases, "dispatchQueue"),
     ])
     func aBrokenStoreIsCaughtByItsCheck(fault: BrokenStore.Fault, check: String) {
         let failures = StoreConformance(makeStore: { BrokenStore(try Self.sqlite() as! SQLiteStore, fault) }).run()
@@ -39,6 +40,8 @@ final class BrokenStore: HubStore, @unchecked Sendable {
         case neverWithdraws
         /// The audit log's hashes do not link.
         case rewritesAuditHashes
+        /// A dispatch moves a case whatever its status.
+        case dispatchesClosedCases
     }
     let base: SQLiteStore
     let fault: Fault
@@ -106,6 +109,12 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     }
     func closeCase(_ id: Int64, visit: VisitRecord, event: CaseEvent) throws { try base.closeCase(id, visit: visit, event: event) }
     func reopenCase(_ id: Int64, deadline: CivilDate, event: CaseEvent) throws { try base.reopenCase(id, deadline: deadline, event: event) }
+    func assignCase(_ id: Int64, township: String, event: CaseEvent) throws {
+        if fault == .dispatchesClosedCases, try base.caseDetail(id)?.summary.status == .closed {
+            try base.reopenCase(id, deadline: .today, event: event)
+        }
+        try base.assignCase(id, township: township, event: event)
+    }
     func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws { try base.forEachAlert(period: period, body) }
     func alertCount(period: String) throws -> Int { try base.alertCount(period: period) }
     // Inbox.

@@ -127,6 +127,64 @@ import SimCounty
         #expect(try f.store.verifyAuditLog() == nil)
     }
 
+    @Test func theCountyDispatchesCasesNoTownshipOwns() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        // People outside the roster in feeds without a village or township code (medical claims
+        // carry only the county's code) wait in the county's queue; nobody else can reach them.
+        let admin = try #require(try f.store.users().first { $0.username == "admin" })
+        var queue = CaseFilter()
+        queue.awaitingDispatch = true
+        let waiting = try f.store.cases(for: admin, filter: queue, today: .today)
+        #expect(waiting.count >= 2, "the simulated county has unroutable cases: \(waiting.count)")
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        #expect(try va.request("GET", "/dispatch").status == 403)
+        let vaToken = try #require(TestHTTP.hidden(try va.request("GET", "/inbox").text, "_csrf"))
+        let township = try #require(f.caseA.townshipCode)
+        let picked = Array(waiting.prefix(2)).map(\.id)
+        let form = [("_csrf", vaToken), ("township", township)] + picked.map { ("ids[]", String($0)) }
+        #expect(try va.request("POST", "/dispatch", body: TestHTTP.form(form)).status == 403, "a verifier cannot dispatch")
+        #expect(try va.request("GET", "/cases/\(picked[0])").status == 403)
+        var an = f.client()
+        try an.signIn("an", Self.password)
+        let dashboard = try an.request("GET", "/dashboard").text
+        #expect(dashboard.contains("<b>\(waiting.count)</b> 件案件没有可用的乡镇信息"), "the dashboard says how many wait")
+        let page = try an.request("GET", "/dispatch")
+        #expect(page.status == 200 && page.text.contains("共 <b>\(waiting.count)</b> 件"))
+        // Each case shows who the person is (masked) and what the records say about where.
+        #expect(page.text.contains("姓名："), "name clue")
+        #expect(!page.text.contains(waiting[0].subjectID), "IDs are masked")
+        let anToken = try #require(TestHTTP.hidden(page.text, "_csrf"))
+        // No township chosen, or one that does not exist: refused, nothing moves.
+        let bogus = try an.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", anToken), ("township", "999999999")] + picked.map { ("ids[]", String($0)) }))
+        #expect(bogus.status == 400 && bogus.text.contains("请选择要分派到的乡镇"))
+        #expect(try f.store.cases(for: admin, filter: queue, today: .today).count == waiting.count)
+        let done = try an.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", anToken), ("township", township)] + picked.map { ("ids[]", String($0)) }))
+        #expect(done.status == 200 && done.text.contains("已分派 2 件"), "\(done.status)")
+        #expect(try f.store.cases(for: admin, filter: queue, today: .today).count == waiting.count - 2)
+        // The township's verifier now has them, with the dispatch in the history.
+        let inbox = try va.request("GET", "/inbox?status=open").text
+        #expect(picked.allSatisfy { inbox.contains("/cases/\($0)\"") }, "in the township's inbox")
+        let casePage = try va.request("GET", "/cases/\(picked[0])")
+        #expect(casePage.status == 200 && casePage.text.contains("分派 — 分派至"), "history shows the dispatch")
+        #expect(try f.store.caseDetail(picked[1])?.events.map(\.action) == ["分派"])
+        // From a case page, one case at a time, back to the case: a dispatched case can be
+        // sent on to another township (改派) while it is open.
+        let other = try #require(f.caseB.townshipCode)
+        let caseView = try an.request("GET", "/cases/\(picked[0])").text
+        #expect(caseView.contains("改派乡镇"))
+        let one = try an.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", anToken), ("township", other), ("ids[]", String(picked[0])), ("back", "case")]))
+        #expect(one.status == 303 && one.header("Location") == "/cases/\(picked[0])")
+        #expect(try va.request("GET", "/cases/\(picked[0])").status == 403)
+        #expect(try f.store.caseDetail(picked[0])?.events.map(\.action) == ["分派", "分派"])
+        // /metrics counts what still waits.
+        var anyone = f.client()
+        let metrics = try anyone.request("GET", "/metrics").text
+        #expect(metrics.contains("hub_cases_awaiting_dispatch \(waiting.count - 2)\n"), "metrics")
+        #expect(try f.store.auditLog(limit: 100).contains { $0.action == "分派案件" })
+    }
+
     @Test func apiVisitNeedsItsTokenAndScope() async throws {
         let f = try await Self.fixture()
         defer { f.app.stop() }

@@ -20,6 +20,8 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     public var verifies: Bool { self == .admin || self == .verifier }
     /// The county reopens closed cases.
     public var reopens: Bool { self == .admin || self == .analyst }
+    /// The county routes cases that reached no township (分派).
+    public var dispatches: Bool { self == .admin || self == .analyst }
 }
 
 public struct User: Sendable, Hashable {

@@ -5,6 +5,8 @@ public enum CaseStatus: String, Sendable, Hashable, CaseIterable, Codable {
     case open, closed
 
     public var chinese: String { self == .open ? "未销号" : "已销号" }
+    /// Where the county lists cases routed to no township.
+    public static let awaitingDispatchName = "（待县级分派）"
 }
 
 /// Why a change to a case was refused, in words for the person who tried it.
@@ -40,6 +42,25 @@ extension CaseStore {
         guard user.role.reopens else { throw CaseChangeError.notAllowed("只有县级用户可以重新打开案件") }
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw CaseChangeError.invalid(["请说明重新打开的原因"]) }
         try reopenCase(caseID, deadline: today.adding(days: deadlineDays), event: CaseEvent(username: user.username, action: "重新打开", detail: reason))
+    }
+}
+
+extension CaseStore {
+    /// The county dispatches cases to a township (分派): each must be open; the case history
+    /// records who sent it where and from where. Returns the ids it could not move, with why.
+    @discardableResult
+    public func dispatch(caseIDs: [Int64], to township: String, townshipName: String, by user: User) throws -> [(id: Int64, error: CaseChangeError)] {
+        guard user.role.dispatches else { throw CaseChangeError.notAllowed("只有县级用户可以分派案件") }
+        guard township.count == 9, township.allSatisfy(\.isNumber) else { throw CaseChangeError.invalid(["请选择要分派到的乡镇"]) }
+        var failed: [(Int64, CaseChangeError)] = []
+        for id in caseIDs {
+            do {
+                try assignCase(id, township: township, event: CaseEvent(username: user.username, action: "分派", detail: "分派至\(townshipName)（\(township)）"))
+            } catch let e as CaseChangeError {
+                failed.append((id, e))
+            }
+        }
+        return failed
     }
 }
 

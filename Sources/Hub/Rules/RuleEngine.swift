@@ -459,9 +459,9 @@ public final class RuleEngine {
             case .group, .household:
                 vars["group.key"] = .text(key)
             }
-            if village == nil, let first = walked[trigger.name]?.first {
-                // Outside the roster: route by the trigger record's own region (12-digit village code when given).
-                village = trigger.type.fields.first { $0.type == .region }.flatMap { first[$0.name]?.text }
+            if village == nil {
+                // Outside the roster: route by the best region the subject's own records carry.
+                village = Self.bestRegion(rule.uses.map { sets[$0.name] ?? [] }, types: rule.uses.map(\.type))
             }
             if let a = fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period) {
                 alerts.append(a)
@@ -534,6 +534,25 @@ public final class RuleEngine {
         }
     }
 
+    /// The most precise region code among these records' region fields (the trigger's first):
+    /// a 12-digit village code, else a 9-digit township code; a county code or anything shorter
+    /// places nothing, and the case waits in the county's dispatch queue.
+    static func bestRegion(_ sets: [[Rec]], types: [RecordType]) -> String? {
+        var township: String? = nil
+        for (rows, type) in zip(sets, types) {
+            let fields = type.fields.filter { $0.type == .region }.map(\.name)
+            guard !fields.isEmpty else { continue }
+            for r in rows {
+                for f in fields {
+                    guard let code = r[f]?.text, code.count >= 9, code.allSatisfy(\.isASCII), code.allSatisfy(\.isNumber) else { continue }
+                    if code.count >= 12 { return String(code.prefix(12)) }
+                    if township == nil { township = String(code.prefix(9)) }
+                }
+            }
+        }
+        return township
+    }
+
     func fire(_ rule: Rule, _ ctx: Context, subject: String, household: String?, village: String?, period: Period) -> Alert? {
         let lookup: (String) -> Value = { ctx.vars[$0] ?? .null }
         let agg: (String, String) -> Value? = { fn, arg in Self.aggregate(fn, arg, ctx.sets, rule) }
@@ -561,7 +580,7 @@ public final class RuleEngine {
         evidence.sort { ($0.evidence.type, $0.evidence.source, $0.evidence.row, $0.id) < ($1.evidence.type, $1.evidence.source, $1.evidence.row, $1.id) }
         let township = village.flatMap { $0.count >= 9 ? String($0.prefix(9)) : nil }
         return Alert(rule: rule.name, title: rule.title, severity: rule.severity, subjectKind: rule.subject, subjectID: subject,
-                     householdID: household, villageCode: village, townshipCode: township, period: period.description,
+                     householdID: household, villageCode: village.flatMap { $0.count >= 12 ? $0 : nil }, townshipCode: township, period: period.description,
                      message: message, evidence: evidence.map(\.evidence), ruleVersion: rule.version)
     }
 

@@ -12,6 +12,10 @@ public protocol CaseStore: AnyObject, Sendable {
     func closeCase(_ id: Int64, visit: VisitRecord, event: CaseEvent) throws
     /// Reopens a closed case with a new deadline: throws `.notFound` or `.notClosed`.
     func reopenCase(_ id: Int64, deadline: CivilDate, event: CaseEvent) throws
+    /// Routes an open case (and its alerts) to a township — the county's dispatch of a case
+    /// no roster or record could place, or a correction — keeping its village only when it lies
+    /// in that township: throws `.notFound` or `.notOpen`.
+    func assignCase(_ id: Int64, township: String, event: CaseEvent) throws
     /// Every alert of a period, by case and then rule, one at a time (exports).
     func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws
     func alertCount(period: String) throws -> Int

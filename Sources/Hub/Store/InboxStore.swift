@@ -83,6 +83,8 @@ public struct CaseFilter: Sendable {
     public var overdueOnly = false
     public var period: String?
     public var township: String?
+    /// Only cases routed to no township: the county's dispatch queue (待分派).
+    public var awaitingDispatch = false
     /// Cases per page (the store caps it at `CaseFilter.maxLimit`).
     public var limit = 50
     /// Cases to skip (paging).
@@ -90,7 +92,7 @@ public struct CaseFilter: Sendable {
     public init() {}
     /// Identifies the filter in caches.
     public var cacheKey: String {
-        [rule ?? "", village ?? "", status?.rawValue ?? "", severity?.rawValue ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", String(limit), String(offset)].joined(separator: "\u{1F}")
+        [rule ?? "", village ?? "", status?.rawValue ?? "", severity?.rawValue ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", awaitingDispatch ? "1" : "0", String(limit), String(offset)].joined(separator: "\u{1F}")
     }
 }
 

@@ -147,10 +147,12 @@ extension WebApp {
         let hType = config.types["household"]
         var values: [String: Any] = [
             "id": c.id, "severity": c.severity.rawValue, "severityName": c.severity.chinese,
-            "statusName": c.status.chinese, "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
+            "statusName": c.status.chinese, "township": c.township ?? c.townshipCode ?? CaseStatus.awaitingDispatchName, "village": c.village ?? "",
             "period": c.period, "openedAt": String(c.openedAt.prefix(10)), "deadline": c.deadline, "overdue": c.isOverdue(today: today),
             "subjectText": subjectText(c), "today": today.description, "visitError": opt(visitError),
             "canVisit": user.role.verifies && c.status == .open, "canReopen": user.role.reopens && c.status == .closed,
+            "canDispatch": user.role.dispatches && c.status == .open, "unassigned": (c.townshipCode ?? "").isEmpty,
+            "townships": user.role.dispatches && c.status == .open ? try townshipChoices().map { ["code": $0.code, "name": $0.name] } : [],
             "outcomes": VisitOutcome.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
             "monitoringTypes": VisitRecord.monitoringTypes,
         ]

@@ -21,6 +21,8 @@ enum MetricsText {
         family("hub_alerts_total", "counter", "Alerts raised, by rule.", m.alertsByRule.map { ([("rule", $0.rule)], Double($0.count)) })
         family("hub_cases_open", "gauge", "Open cases per township.", m.cases.map { ([("township", $0.code)], Double($0.open)) })
         family("hub_cases_overdue", "gauge", "Open cases past their deadline, per township.", m.cases.map { ([("township", $0.code)], Double($0.overdue)) })
+        family("hub_cases_awaiting_dispatch", "gauge", "Open cases routed to no township, waiting in the county's dispatch queue.",
+               [([], Double(m.cases.filter { $0.code.isEmpty }.reduce(0) { $0 + $1.open }))])
         family("hub_feed_alerts_total", "counter", "Late, empty, shrunken or failed deliveries.", m.feedAlerts.map { ([("source", $0.source), ("kind", $0.kind)], Double($0.count)) })
         return out
     }

@@ -41,6 +41,16 @@ struct ReopenForm: CSRFProtectedForm {
     enum CodingKeys: String, CodingKey { case csrf = "_csrf", reason }
 }
 
+/// The county's dispatch: the chosen cases (`ids[]`) and the township they go to; `back=case`
+/// returns to the case page.
+struct DispatchForm: CSRFProtectedForm {
+    var csrf: String?
+    var ids: [String]?
+    var township: String?
+    var back: String?
+    enum CodingKeys: String, CodingKey { case csrf = "_csrf", ids, township, back }
+}
+
 struct NewUserForm: CSRFProtectedForm {
     var csrf: String?
     var username: String?

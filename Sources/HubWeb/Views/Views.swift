@@ -31,7 +31,7 @@ enum Views {
           {{#user}}
           <nav>
             {{#canCases}}<a href="/inbox">预警案件</a>{{/canCases}}
-            {{#canDashboard}}<a href="/dashboard">全县概况</a>{{/canDashboard}}
+            {{#canDashboard}}<a href="/dashboard">全县概况</a><a href="/dispatch">待分派</a>{{/canDashboard}}
             {{#canSources}}<a href="/sources">数据来源</a><a href="/mappings">映射与规则</a>{{/canSources}}
             {{#isAdmin}}<a href="/admin/users">用户</a><a href="/admin/audit">审计日志</a>{{/isAdmin}}
           </nav>
@@ -126,6 +126,17 @@ enum Views {
           </form>
         </section>
         {{/canVisit}}
+        {{#canDispatch}}
+        <section class="card">
+          <h2>{{#unassigned}}分派至乡镇{{/unassigned}}{{^unassigned}}改派乡镇{{/unassigned}}</h2>
+          {{#unassigned}}<p>该案件没有可用的乡镇信息，等待县里分派。</p>{{/unassigned}}
+          <form method="post" action="/dispatch" class="dispatch-one">
+            <input type="hidden" name="_csrf" value="{{csrf}}"><input type="hidden" name="ids[]" value="{{id}}"><input type="hidden" name="back" value="case">
+            <label>乡镇<select name="township" required><option value="">请选择</option>{{#townships}}<option value="{{code}}">{{name}}</option>{{/townships}}</select></label>
+            <button type="submit">分派</button>
+          </form>
+        </section>
+        {{/canDispatch}}
         {{#canReopen}}
         <section class="card">
           <h2>重新打开</h2>
@@ -149,8 +160,9 @@ enum Views {
         <h1>全县概况</h1>
         <section class="card">
           <h2>各乡镇案件</h2>
+          {{#awaitingDispatch}}<p class="flash">有 <b>{{awaitingDispatch}}</b> 件案件没有可用的乡镇信息，<a href="/dispatch">等待县里分派</a>。</p>{{/awaitingDispatch}}
           <table><thead><tr><th>乡镇</th><th>未销号</th><th>今日逾期</th><th>已销号</th><th>纳入监测</th></tr></thead>
-          <tbody>{{#townships}}<tr><td><a href="/inbox?township={{code}}">{{name}}</a></td><td>{{open}}</td><td class="{{#overdue}}overdue{{/overdue}}">{{overdue}}</td><td>{{closed}}</td><td>{{monitored}}</td></tr>{{/townships}}</tbody></table>
+          <tbody>{{#townships}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{open}}</td><td class="{{#overdue}}overdue{{/overdue}}">{{overdue}}</td><td>{{closed}}</td><td>{{monitored}}</td></tr>{{/townships}}</tbody></table>
         </section>
         <section class="card">
           <h2>各类预警及核实准确率</h2>
@@ -162,6 +174,26 @@ enum Views {
           <h2>逐月趋势</h2>
           {{{trend}}}
         </section>
+        """,
+        "dispatch": """
+        <h1>待分派案件</h1>
+        <p>这些案件的对象不在监测名单中，部门数据里也没有村或乡镇代码。请根据姓名、住址、就诊机构等线索，勾选后分派给乡镇核实。共 <b>{{waiting}}</b> 件{{#more}}，先显示 {{shown}} 件{{/more}}。</p>
+        {{#message}}<p class="flash">{{message}}</p>{{/message}}
+        {{^hasCases}}<p class="empty">没有等待分派的案件。</p>{{/hasCases}}
+        {{#hasCases}}
+        <form method="post" action="/dispatch" class="dispatch">
+          <input type="hidden" name="_csrf" value="{{csrf}}">
+          <ul class="cases">
+          {{#cases}}<li class="case sev-{{severity}}"><label class="pick"><input type="checkbox" name="ids[]" value="{{id}}">
+            <span><a href="/cases/{{id}}">案件 #{{id}}</a> {{subject}} · 期限 {{deadline}}<br><b>{{titles}}</b>
+            {{#clues}}<br><small>{{.}}</small>{{/clues}}</span></label></li>{{/cases}}
+          </ul>
+          <div class="dispatch-bar">
+            <label>分派至<select name="township" required><option value="">请选择乡镇</option>{{#townships}}<option value="{{code}}">{{name}}</option>{{/townships}}</select></label>
+            <button type="submit" class="primary">分派勾选的案件</button>
+          </div>
+        </form>
+        {{/hasCases}}
         """,
         "sources": """
         <h1>数据来源</h1>
@@ -242,6 +274,10 @@ enum Views {
     .pager { display: flex; gap: 1rem; align-items: center; justify-content: center; margin: 1rem 0; }
     .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: 1rem; }
     ul.cases { list-style: none; padding: 0; margin: 0; }
+    label.pick { display: flex; gap: .7rem; align-items: flex-start; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
+    label.pick input { width: 1.5rem; height: 1.5rem; flex: none; margin-top: .1rem; }
+    .dispatch-bar { position: sticky; bottom: 0; background: #f4f6f8; padding: .6rem 0; display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; }
+    .dispatch-bar button { min-height: 44px; }
     li.case a { display: grid; grid-template-columns: 1fr; gap: .1rem; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-left: 5px solid #8aa0b4; border-radius: 6px; color: inherit; text-decoration: none; }
     li.case.sev-high a { border-left-color: #d35400; }
     li.case.is-overdue a { border-left-color: var(--red); background: #fff6f5; }
