@@ -35,6 +35,10 @@ struct PullCommand: ParsableCommand {
             let r = try pull.run(period: p)
             ProgressPrinter.clear()
             print(summaryLine(r))
+            if let conflict = r.conflictMessage(mapping) {
+                try db.raiseFeedAlert(source: mapping.source, period: p.description, kind: "conflict", message: conflict)
+                printErr("数据质量预警：" + conflict)
+            }
             if !skipRules {
                 // Incremental: only the subjects this run's new or changed records concern.
                 try evaluateRules(store, db: db, period: p, runID: r.runID)

@@ -225,5 +225,7 @@ extension PullTests {
         #expect(q.count == 1 && q[0].row == 5 && q[0].reasons.first?.message.contains("与第 3 行键相同") == true, "\(q.map { ($0.row, $0.reasons.map(\.text)) })")
         let s1 = f.claims.first { $0["settlement_id"] == .text("S1") }
         #expect(s1?["total_cost"] == .money(6_000_000), "the first row stands")
+        // …and the run reports it for the data-quality alert.
+        #expect(r.conflicts.map(\.rows) == [1] && r.conflicts.first?.example == "S1", "\(r.conflicts)")
     }
 }

@@ -189,6 +189,7 @@ public final class Daemon: @unchecked Sendable {
                 let r = try pull.run(period: period, environment: environment)
                 retries.withLock { $0[m.source] = nil }
                 try checkDelivery(m, period: period, counts: r.counts, now: now)
+                try raiseConflicts(m, r)
                 try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
             } catch let e as PullError where e.notDelivered {
                 // Not there yet: wait for it, never give up on it for the month.
@@ -254,6 +255,12 @@ public final class Daemon: @unchecked Sendable {
                                          message: "\(who)：\(period) 送来 \(counts.read) 行，比上期 \(p.counts.read) 行减少超过 \(Int(drop * 100))%")
             }
         }
+    }
+
+    /// A data-quality alert for rows that contradict an earlier row of the same delivery.
+    func raiseConflicts(_ m: Mapping, _ r: PullResult) throws {
+        guard let message = r.conflictMessage(m) else { return }
+        try store.raiseFeedAlert(source: m.source, period: r.period.description, kind: "conflict", message: message)
     }
 
     /// Whether a feed for `period` is past its due day (in the month after the period, for

@@ -11,6 +11,30 @@ public struct PullResult: Sendable {
     public var period: Period
     public var counts: RunCounts
     public var seconds: Double
+    /// Rows quarantined because an earlier row of the run had the same key and other content
+    /// (one ID number in two households): how many, per record type title, and the first key.
+    public var conflicts: [KeyConflicts] = []
+}
+
+extension PullResult {
+    /// The data-quality alert for rows that contradict an earlier row of the same delivery (a
+    /// person listed in two households: the 户表机一致 check), or nil when there are none. The
+    /// rows are in quarantine; the department must say which is right.
+    public func conflictMessage(_ m: Mapping) -> String? {
+        guard !conflicts.isEmpty else { return nil }
+        let who = m.department.isEmpty ? m.title : m.department
+        let parts = conflicts.map { "\($0.typeTitle) \($0.rows) 行（如 \($0.example)）" }.joined(separator: "，")
+        return "\(who)：\(period) 的数据中有键相同、内容不同的行：\(parts)，例如同一人列在两户；已隔离，以先出现的一行为准，请部门核实"
+    }
+}
+
+/// Conflicting duplicates of one record type within a run.
+public struct KeyConflicts: Sendable, Equatable {
+    public var type: String
+    public var typeTitle: String
+    public var rows: Int
+    /// The first conflicting key as the type's key fields read, ID numbers masked.
+    public var example: String
 }
 
 /// A pull that failed; the store holds the failed run and nothing else from it.
@@ -72,7 +96,7 @@ public struct Pull {
             let seconds = Date().timeIntervalSince(started)
             log.info("拉取完成", metadata: ["read": "\(counts.read)", "inserted": "\(counts.inserted)", "updated": "\(counts.updated)",
                                            "unchanged": "\(counts.unchanged)", "quarantined": "\(counts.quarantined)", "seconds": "\(seconds)"])
-            return PullResult(runID: runID, source: mapping.source, period: period, counts: counts, seconds: seconds)
+            return PullResult(runID: runID, source: mapping.source, period: period, counts: counts, seconds: seconds, conflicts: sink.conflicts)
         } catch {
             let message = Self.describe(error, document: sink.document)
             log.error("拉取失败", metadata: ["error": "\(message)"])
@@ -100,6 +124,7 @@ public struct Pull {
         producer.name = "hub.pull.decode"
         producer.start()
         var counts = RunCounts()
+        var conflicts: [KeyConflicts] = []
         var nextProgress = every
         do {
             while let batch = try queue.take() {
@@ -113,6 +138,12 @@ public struct Pull {
                         case .conflict(let document, let row):
                             // Kept aside with the values as mapped (the source row is not at hand here).
                             counts.quarantined += 1
+                            if let i = conflicts.firstIndex(where: { $0.type == r.type.name }) {
+                                conflicts[i].rows += 1
+                            } else {
+                                conflicts.append(KeyConflicts(type: r.type.name, typeTitle: r.type.title, rows: 1,
+                                                              example: ResidentID.maskEmbedded(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))))
+                            }
                             let place = document == r.document ? "第 \(row) 行" : "\(document) 第 \(row) 行"
                             try writer.quarantine(QuarantineEntry(
                                 source: sink.mapping.source, period: sink.mapper.period.description, document: r.document, row: r.row,
@@ -142,6 +173,7 @@ public struct Pull {
             throw error
         }
         done.wait()
+        sink.conflicts = conflicts
         if ProcessInfo.processInfo.environment["HUB_PIPELINE_STATS"] != nil {
             FileHandle.standardError.write(Data("pipeline: decoder waited \(Double(queue.producerWaited) / 1e9) s for the writer, writer waited \(Double(queue.writerWaited) / 1e9) s for the decoder\n".utf8))
         }
@@ -241,6 +273,8 @@ final class PullSink: DocumentSink {
     var queue: BatchQueue?
     var decoder: (any RowDecoder)?
     var counts = RunCounts()
+    /// Set by the writer once the producer has finished.
+    var conflicts: [KeyConflicts] = []
     var document = ""
     var open = false
     var isCancelled: @Sendable () -> Bool = { false }
