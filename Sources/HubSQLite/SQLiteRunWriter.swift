@@ -36,6 +36,21 @@ final class SQLiteRunWriter: RunWriter {
     /// The type of the previous record: a feed writes one or two types, so the dictionary
     /// lookup is usually skipped.
     private var last: (name: String, statements: TypeStatements)?
+    /// Records this run found unchanged, by a 64-bit hash of type and key, with where they were
+    /// read: a later row with the same key and other content contradicts them (a conflict), even
+    /// though the stored record was not written by this run. Only unchanged records are kept here
+    /// (inserted and updated ones carry this run's id in the store), 12 bytes each.
+    private var unchanged: [UInt64: (document: Int32, row: Int32)] = [:]
+    private var documents: [String] = []
+
+    private func keyHash(_ r: MappedRecord) -> UInt64 { Hashing.fnv1a((r.type.name + "\u{1F}" + r.key).utf8) }
+
+    private func rememberUnchanged(_ r: MappedRecord) -> UpsertOutcome {
+        if documents.last != r.document { documents.append(r.document) }
+        unchanged[keyHash(r)] = (Int32(documents.count - 1), Int32(clamping: r.row))
+        return .unchanged
+    }
+
     /// Secondary indexes dropped for a bulk load into an empty table, rebuilt by `finish`.
     private var deferredIndexes: [(name: String, sql: String)] = []
 
@@ -115,10 +130,13 @@ final class SQLiteRunWriter: RunWriter {
                     s.expectNew = false
                     let id = sqlite3_column_int64(find, 0)
                     let stored = UnsafeBufferPointer(start: sqlite3_column_text(find, 1), count: Int(sqlite3_column_bytes(find, 1)))
-                    if stored.elementsEqual(hashText) { return .unchanged }
+                    if stored.elementsEqual(hashText) { return rememberUnchanged(r) }
                     if sqlite3_column_int64(find, 2) == runID {
                         let document = String(cString: sqlite3_column_text(find, 4))
                         return .conflict(document: document, row: Int(sqlite3_column_int64(find, 3)))
+                    }
+                    if !unchanged.isEmpty, let seen = unchanged[keyHash(r)] {
+                        return .conflict(document: documents[Int(seen.document)], row: Int(seen.row))
                     }
                     sqlite3_reset(find)
                     return try update(r, id: id, hash: String(decoding: hashText, as: UTF8.self), rowHash: String(decoding: UnsafeBufferPointer(start: rh, count: 16), as: UTF8.self), s)
@@ -153,7 +171,7 @@ final class SQLiteRunWriter: RunWriter {
             defer { sqlite3_reset(touch) }
             bind(touch, 1, hash); sqlite3_bind_int64(touch, 2, id)
             guard sqlite3_step(touch) == SQLITE_DONE else { throw error("更新记录指纹") }
-            return .unchanged
+            return rememberUnchanged(r)
         }
         let log = try db.cachedStatement(sql: "INSERT INTO record_changes (run_id, record_type, source, record_key, field, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)")
         for c in changed {

@@ -29,7 +29,41 @@ public struct CountyConfig: Sendable {
     public var countyName = "禹州市"
     /// The monitoring income threshold the planted cases are built around (元/人/年).
     public var threshold = 7000
+    /// How its departments deliver: each county's feeds come in shapes of their own.
+    public var style: CountyStyle = .yuzhou
     public init() {}
+
+    /// The second simulated county (鄢陵县): 12 townships, feeds in other shapes than the first
+    /// — see `CountyStyle.yanling`.
+    public static func yanling() -> CountyConfig {
+        var c = CountyConfig()
+        c.seed = 20261002
+        c.countyCode = "411024"
+        c.countyName = "鄢陵县"
+        c.style = .yanling
+        return c
+    }
+}
+
+/// The shapes a simulated county's departments deliver in.
+public enum CountyStyle: String, Sendable, CaseIterable {
+    /// 禹州市, served for the shipped mappings in `Mappings/`: an Excel roster with every column,
+    /// a paged 民政 API, namespaced 残联 XML, a GB18030 医保 file drop, NDJSON outages, a long
+    /// 电力 CSV and weekly 光伏 JSON.
+    case yuzhou
+    /// 鄢陵县, for the example mappings in `Mappings/examples/yanling/`: a GB18030 roster CSV
+    /// without a monitoring-status or update-date column and a person listed in two households,
+    /// a measures list with several measures in one cell, 民政 XML without a status column,
+    /// 残联 JSON and 医保 CSV without any region code and with UTC offsets in timestamps, an
+    /// outage still going on, a wide 电力 table (one column per month) and no 光伏 feed.
+    case yanling
+
+    var townshipNames: [String] {
+        switch self {
+        case .yuzhou: return County.townshipNames
+        case .yanling: return ["安陵镇", "马栏镇", "柏梁镇", "陈化店镇", "望田镇", "大马镇", "陶城镇", "张桥镇", "南坞乡", "只乐镇", "彭店镇", "马坊镇"]
+        }
+    }
 }
 
 struct SimPerson {
@@ -87,15 +121,17 @@ public final class County {
     public init(_ config: CountyConfig) {
         self.config = config
         rng = SeededRandom(seed: config.seed)
-        townships = Self.townshipNames.enumerated().map { i, n in
-            (config.countyCode + (i < 5 ? String(format: "%03d", i + 1) : String(format: "%03d", 100 + i - 5)), n)
+        let names = config.style.townshipNames
+        let streets = config.style == .yuzhou ? 5 : 0
+        townships = names.enumerated().map { i, n in
+            (config.countyCode + (i < streets ? String(format: "%03d", i + 1) : String(format: "%03d", 100 + i - streets)), n)
         }
         totalHouseholds = max(500, Int(300_000 * config.scale))
-        let villageCount = max(22, Int((617 * config.scale).rounded()))
-        var perTownship = [Int](repeating: 0, count: 22)
+        let villageCount = max(names.count, Int((617 * config.scale * Double(names.count) / 22).rounded()))
+        var perTownship = [Int](repeating: 0, count: names.count)
         var usedNames = Set<String>()
         for v in 0..<villageCount {
-            let t = v % 22
+            let t = v % names.count
             perTownship[t] += 1
             var name: String
             repeat { name = rng.pick(Self.villageWords) + rng.pick(Self.villageWords) + "村" } while usedNames.contains(townships[t].name + name)

@@ -12,6 +12,8 @@ public struct FeedFile: Sendable {
     public var bytes: [UInt8]
     /// JSON APIs served page by page: the records of each page.
     public var pages: [[String: String]]? = nil
+    /// A header the department's server wants (an API key), lower-cased name and value.
+    public var requiredHeader: (name: String, value: String)? = nil
 }
 
 /// What the simulator planted, for tests and `hubd demo` to check against.
@@ -45,6 +47,10 @@ public struct GroundTruth: Codable, Sendable {
     public var planted: [String: [String]] = [:]
     /// Alert family → look-alikes that must not be flagged.
     public var negatives: [String: [String]] = [:]
+    /// Alert families that cannot fire on this county's feeds, and why (a column the roster
+    /// lacks, a feed the county does not have): `hubd rules check` must say so, and their
+    /// planted cases are not counted.
+    public var blind: [String: String]? = nil
 }
 
 /// Builds every department's feed for the county's latest month, plants the risk cases, the
@@ -70,7 +76,7 @@ public final class CountyFeeds {
         rng = SeededRandom(seed: county.config.seed ^ 0xFEED)
         perFamily = max(2, Int((20 * county.config.scale).rounded()))
         truth = GroundTruth(seed: county.config.seed, scale: county.config.scale, period: county.period.description,
-                            county: county.config.countyCode, threshold: county.config.threshold, townships: 22,
+                            county: county.config.countyCode, threshold: county.config.threshold, townships: county.townships.count,
                             villages: county.villages.count, households: county.totalHouseholds,
                             rosterHouseholds: county.households.count, rosterPersons: county.households.reduce(0) { $0 + $1.members.count })
         background()

@@ -8,6 +8,7 @@ extension CountyFeeds {
         var files: [FeedFile] = []
         truth.feeds = [:]
         truth.badRows = []
+        if county.config.style == .yanling { return try renderYanling() }
         files.append(try roster())
         files.append(minzhengFeed())
         files.append(canlianFeed())

@@ -25,10 +25,13 @@ public final class Simulator: @unchecked Sendable {
     /// Starts serving on 127.0.0.1 (port 0: any free port).
     public func start(port: Int = 0) throws {
         let feeds = self.feeds
-        let period = county.period.description
+        let period = county.period.description, compact = county.period.compact
         server = try LoopbackHTTPServer(port: port) { req in
             guard let feed = feeds.first(where: { $0.path == req.path }) else { return .text("not found", status: 404) }
-            if let month = req.query["month"] ?? req.query["yf"], month != period {
+            if let (name, value) = feed.requiredHeader, req.headers[name] != value {
+                return .text("{\"success\":false,\"msg\":\"密钥无效\"}", status: 401, contentType: "application/json")
+            }
+            if let month = req.query["month"] ?? req.query["yf"] ?? req.query["ny"], month != period, month != compact {
                 // Only the latest month is published; earlier ones answer with no records.
                 if let _ = feed.pages { return .text(CountyFeeds.minzhengPage([], pageNo: 1, total: 0), contentType: feed.contentType) }
                 return .text("该月数据未发布", status: 404)
@@ -63,9 +66,21 @@ public final class Simulator: @unchecked Sendable {
         try enc.encode(truth).write(to: dir.appendingPathComponent("ground-truth.json"))
     }
 
-    /// The environment the shipped mappings read: each department's address and the token.
+    /// The environment the shipped mappings (or, for the second county, the example mappings in
+    /// `Mappings/examples/yanling/`) read: each department's address and the secrets.
     public func environment(dropDirectory: URL) -> [String: String] {
-        [
+        if county.config.style == .yanling {
+            return [
+                "YL_FANPIN_URL": baseURL + "/xczx",
+                "YL_MINZHENG_URL": baseURL + "/mz",
+                "YL_CANLIAN_URL": baseURL + "/cl",
+                "YL_CANLIAN_KEY": CountyFeeds.yanlingCanlianKey,
+                "YL_YIBAO_URL": baseURL + "/yb",
+                "YL_SHUILI_URL": baseURL + "/sl",
+                "YL_DIANLI_URL": baseURL + "/dl",
+            ]
+        }
+        return [
             "ROSTER_URL": baseURL + "/fanpin/export/roster.xlsx",
             "MINZHENG_URL": baseURL + "/minzheng",
             "MINZHENG_TOKEN": Self.minzhengToken,

@@ -32,7 +32,7 @@ struct StoreOptions: ParsableArguments {
     }
 
     func loadTypes() throws -> TypeCatalog {
-        try TypeCatalog.load(directory: URL(fileURLWithPath: mappings).appendingPathComponent("types"))
+        try TypeCatalog.load(directory: MappingsFolder.types(of: URL(fileURLWithPath: mappings)))
     }
 
     func loader() throws -> MappingLoader {

@@ -124,12 +124,13 @@ struct MappingCommand: ParsableCommand {
     }
 }
 
-/// The record types for a mapping file: `--types`, else `types/` beside the mapping, else `Mappings/types`.
+/// The record types for a mapping file: `--types`, else `types/` beside the mapping or in the
+/// nearest folder above it, else `Mappings/types`.
 func typesDirectory(for mappingFile: String, _ types: String?) -> URL {
     if let types { return URL(fileURLWithPath: types) }
-    let beside = URL(fileURLWithPath: mappingFile).deletingLastPathComponent().appendingPathComponent("types")
+    let found = MappingsFolder.types(of: URL(fileURLWithPath: mappingFile).deletingLastPathComponent())
     var isDir: ObjCBool = false
-    if FileManager.default.fileExists(atPath: beside.path, isDirectory: &isDir), isDir.boolValue { return beside }
+    if FileManager.default.fileExists(atPath: found.path, isDirectory: &isDir), isDir.boolValue { return found }
     return URL(fileURLWithPath: "Mappings/types")
 }
 

@@ -62,6 +62,8 @@ struct DemoCommand: ParsableCommand {
     @OptionGroup var store: StoreOptions
 
     func run() throws {
+        var store = self.store
+        store.mappings = county.mappings(store.mappings)
         store.bootstrapLogging()
         let config = try county.config()
         let p = config.period
@@ -103,6 +105,10 @@ struct DemoCommand: ParsableCommand {
                     if !ok { failures += 1 }
                 }
                 print(line)
+                if let conflict = r.conflictMessage(m) {
+                    try db.raiseFeedAlert(source: m.source, period: p.description, kind: "conflict", message: conflict)
+                    print("  数据质量预警：" + conflict)
+                }
             } catch let e as DiagnosticList {
                 failures += 1; _ = report(e)
             } catch let e as PullError {
@@ -116,6 +122,7 @@ struct DemoCommand: ParsableCommand {
         let alerts = try evaluateRules(store, db: db, period: p, keepAlerts: true)
         print("规则评估用时 \(String(format: "%.1f", Date().timeIntervalSince(ruleStart))) 秒。与模拟真值对照：")
         printScore(RuleScore(alerts: alerts, planted: t.planted, negatives: t.negatives))
+        for (rule, why) in (t.blind ?? [:]).sorted(by: { $0.key < $1.key }) { print("  \(rule)：本县无法触发（\(why)），见 hubd rules check") }
         if failures > 0 { throw ExitCode(2) }
     }
 }

@@ -8,7 +8,7 @@ import Connectors
 func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rule], RuleParams) {
     let types: TypeCatalog
     do { types = try store.loadTypes() } catch { throw report(error as! DiagnosticList) }
-    let (rules, params, problems) = RuleLoader.loadDirectory(URL(fileURLWithPath: store.mappings).appendingPathComponent("rules"), types: types)
+    let (rules, params, problems) = RuleLoader.loadDirectory(MappingsFolder.rules(of: URL(fileURLWithPath: store.mappings)), types: types)
     if !problems.isEmpty {
         _ = report(DiagnosticList(problems))
         if strict { throw ExitCode(1) }
@@ -59,7 +59,7 @@ struct RulesCommand: ParsableCommand {
         @OptionGroup var store: StoreOptions
         func run() throws {
             let (types, rules, params) = try loadRules(store, strict: true)
-            let dir = URL(fileURLWithPath: store.mappings).appendingPathComponent("rules")
+            let dir = MappingsFolder.rules(of: URL(fileURLWithPath: store.mappings))
             if rules.isEmpty {
                 printErr("在 \(dir.path) 中没有找到规则文件（*.yaml）；用 --mappings 指定映射目录（规则在其下的 rules/）")
                 throw ExitCode(1)

@@ -28,13 +28,23 @@ struct SimulateCommand: ParsableCommand {
 
 /// The simulated county's size, seed and month, shared by `demo` and `simulate`.
 struct CountyOptions: ParsableArguments {
-    @Option(help: "模拟县规模：1 为一个真实的县（22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
-    @Option(help: "随机种子：同一种子生成同一个县") var seed: UInt64 = 20261001
+    @Option(help: "模拟哪个县：yuzhou（禹州市，配 Mappings/ 的映射）或 yanling（鄢陵县，各部门数据格式不同，配 Mappings/examples/yanling/ 的映射）")
+    var county: CountyStyle = .yuzhou
+    @Option(help: "模拟县规模：1 为一个真实的县（禹州 22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
+    @Option(help: "随机种子：同一种子生成同一个县（默认禹州 20261001，鄢陵 20261002）") var seed: UInt64?
     @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
 
     func config() throws -> CountyConfig {
-        var c = CountyConfig()
-        c.scale = scale; c.seed = seed; c.period = try parsePeriod(period)
+        var c = county == .yanling ? CountyConfig.yanling() : CountyConfig()
+        c.scale = scale; c.period = try parsePeriod(period)
+        if let seed { c.seed = seed }
         return c
     }
+
+    /// The mappings folder for this county when the user left `--mappings` at its default.
+    func mappings(_ given: String) -> String {
+        county == .yanling && given == "Mappings" ? "Mappings/examples/yanling" : given
+    }
 }
+
+extension CountyStyle: ExpressibleByArgument {}

@@ -154,6 +154,14 @@ import Testing
         #expect(october == ["2026-09-01=120.5", "2026-10-01=98", ], "\(october)")
         let november = try months("2026-11", ["2026年10月用电", "2026年11月用电"], ["98", "12"])
         #expect(november == ["2026-10-01=98", "2026-11-01=12"])
+        // A bad cell refuses that month only: the row's other months are stored, and the row is
+        // quarantined with the column that was bad.
+        let mapper = RowMapper(mapping: m, period: Period("2026-10")!)
+        let partial = try mapper.map(RawRow(number: 7, columns: Columns(["户号", "户主身份证号", "2026年09月用电", "2026年10月用电"], fixed: true),
+                                            values: ["M1", id, "--", "98"]), document: "p.csv")
+        guard case .partial(let kept, let why) = partial else { Issue.record("expected a partial row: \(partial)"); return }
+        #expect(kept.map { "\($0.values[3])" } == ["2026-10-01"])
+        #expect(why.count == 1 && why[0].column == "2026年09月用电", "\(why.map(\.text))")
         // A header group that does not exist is refused when the mapping loads.
         #expect(throws: DiagnosticList.self) {
             _ = try loader().load(text: """

@@ -227,5 +227,13 @@ extension PullTests {
         #expect(s1?["total_cost"] == .money(6_000_000), "the first row stands")
         // …and the run reports it for the data-quality alert.
         #expect(r.conflicts.map(\.rows) == [1] && r.conflicts.first?.example == "S1", "\(r.conflicts)")
+        // Next month's file lists S1 as stored (unchanged), then again with other content: still
+        // a conflict, though the stored record was not written by this run.
+        try f.write(["S1,\(id),2026-10-01 09:00:00,60000,100", "S3,\(id),2026-10-03 09:00:00,80000,300", "S1,\(id),2026-10-01 09:00:00,12345,100"])
+        let again = try f.pull()
+        #expect(again.counts.unchanged == 1 && again.counts.inserted == 1 && again.counts.updated == 0 && again.counts.quarantined == 1, "\(again.counts)")
+        let q2 = try f.store.quarantine(runID: again.runID)
+        #expect(q2.first?.reasons.first?.message.contains("与第 3 行键相同") == true, "\(q2.map { $0.reasons.map(\.text) })")
+        #expect(f.claims.first { $0["settlement_id"] == .text("S1") }?["total_cost"] == .money(6_000_000), "the stored record stands")
     }
 }

@@ -86,8 +86,8 @@ public final class Daemon: @unchecked Sendable {
         let fm = FileManager.default
         func stamp(_ url: URL) -> Date { ((try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date) ?? .distantPast }
         var changed = force
-        let typesDir = mappingsDirectory.appendingPathComponent("types")
-        let rulesDir = mappingsDirectory.appendingPathComponent("rules")
+        let typesDir = MappingsFolder.types(of: mappingsDirectory)
+        let rulesDir = MappingsFolder.rules(of: mappingsDirectory)
         for dir in [typesDir, rulesDir] {
             for f in ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []) where f.hasSuffix(".yaml") {
                 let u = dir.appendingPathComponent(f)

@@ -227,6 +227,9 @@ public final class RowMapper {
             if let split, split.values.count > 1 {
                 variants = split.values.map { v in var copy = values; copy[split.index] = v; return copy }
             }
+            // A bad cell of an unpivoted row refuses that cell's record only: the row's other
+            // months are stored, and the row goes to quarantine with the cell's reason.
+            var cellReasons: [QuarantineReason] = []
             if let up = out.unpivot {
                 let index = fieldIndex[oi]
                 variants = []
@@ -236,8 +239,7 @@ public final class RowMapper {
                     switch FieldParser.parse(cell, up.into) {
                     case .success(let x): v[into] = x
                     case .failure(let why):
-                        invalid.insert(up.into.name)
-                        outReasons.append(QuarantineReason(field: up.into.name, column: header, message: why))
+                        cellReasons.append(QuarantineReason(field: up.into.name, column: header, message: why))
                         continue
                     }
                     var ok = true
@@ -248,12 +250,16 @@ public final class RowMapper {
                         case .success(let x): if let i = index[spec.name] { v[i] = x }
                         case .failure(let why):
                             ok = false
-                            outReasons.append(QuarantineReason(field: spec.name, column: header, message: "表头“\(header)”得出“\(text)”：\(why)"))
+                            cellReasons.append(QuarantineReason(field: spec.name, column: header, message: "表头“\(header)”得出“\(text)”：\(why)"))
                         }
                     }
                     if ok { variants.append(v) }
                 }
-                if variants.isEmpty && outReasons.isEmpty { continue }
+                if variants.isEmpty && outReasons.isEmpty && cellReasons.isEmpty { continue }
+            }
+            func labelled(_ list: [QuarantineReason]) -> [QuarantineReason] {
+                // With several outputs, say which one was refused.
+                mapping.outputs.count == 1 ? list : list.map { var r = $0; r.message = "（\(out.type.title)）" + r.message; return r }
             }
             // Each output on its own, keep_if first: an output that keep_if leaves out is skipped
             // even when other fields of it are bad or missing — unless keep_if reads a bad value itself.
@@ -267,15 +273,14 @@ public final class RowMapper {
                     }
                     return ExpressionEvaluator.truth(v) == true
                 }
-                if variants.isEmpty { continue }
+                if variants.isEmpty { reasons += labelled(cellReasons); continue }
             }
             if !outReasons.isEmpty {
-                // With several outputs, say which one was refused.
-                reasons += mapping.outputs.count == 1 ? outReasons : outReasons.map {
-                    var r = $0; r.message = "（\(out.type.title)）" + r.message; return r
-                }
+                reasons += labelled(outReasons + cellReasons)
                 continue
             }
+            reasons += labelled(cellReasons)
+            if variants.isEmpty { continue }
             anyKept = true
             let keys = keyIndices[oi]
             for values in variants {

@@ -22,6 +22,10 @@ public enum RuleCoverage {
         for m in mappings {
             for out in m.outputs {
                 for (f, spec) in zip(out.type.fields, out.fields) where spec != nil { filled[out.type.name, default: []].insert(f.name) }
+                if let up = out.unpivot {
+                    filled[out.type.name, default: []].insert(up.into.name)
+                    for h in up.header { filled[out.type.name, default: []].insert(h.spec.name) }
+                }
             }
         }
         var out: [Gap] = []
@@ -44,6 +48,12 @@ public enum RuleCoverage {
                 }
             }
             var seen = Set<String>()
+            // A rule walks its trigger's records: with no mapping producing them it has nothing to walk.
+            if let name = rule.trigger, let t = rule.uses.first(where: { $0.name == name })?.type, filled[t.name] == nil {
+                let f = t.link ?? t.key.first ?? ""
+                seen.insert("\(t.name).\(f)")
+                out.append(Gap(rule: rule.name, type: t.name, field: f, title: t.field(f)?.title ?? f, noMapping: true))
+            }
             for (t, f) in needed where t.field(f) != nil && !(filled[t.name]?.contains(f) ?? false) && seen.insert("\(t.name).\(f)").inserted {
                 out.append(Gap(rule: rule.name, type: t.name, field: f, title: t.field(f)?.title ?? f, noMapping: filled[t.name] == nil))
             }

@@ -55,7 +55,7 @@ extension WebApp {
                              "outputs": m.outputs.map(\.type.name).joined(separator: "、"), "version": m.version.prefix(8)])
             } catch { problems += error.items.map(\.description) }
         }
-        let (rules, _, ruleProblems) = RuleLoader.loadDirectory(dir.appendingPathComponent("rules"), types: config.types)
+        let (rules, _, ruleProblems) = RuleLoader.loadDirectory(MappingsFolder.rules(of: dir), types: config.types)
         problems += ruleProblems.map(\.description)
         problems += config.refused?() ?? []
         problems = Array(Set(problems)).sorted()
