@@ -210,4 +210,14 @@ import SimCounty
         try daemon.tick(now: cst(2027, 1, 4), environment: [:])
         #expect(try store.feedAlerts().contains { $0.kind == "empty" && $0.period == "2026-12" })
     }
+
+    @Test func aDeliveryThatContradictsItselfRaisesADataQualityAlert() throws {
+        let (dir, store, daemon) = try setup()
+        // October's file lists one settlement twice with different amounts.
+        let rows = feed(4, period: "2026-10") + "\n2026-10-1,\(makeID("411081", "19600101", 2)),2026-10-01 10:00:00,99999\n"
+        try rows.write(to: dir.appendingPathComponent("drop/claims-2026-10.csv"), atomically: true, encoding: .utf8)
+        try daemon.tick(now: cst(2026, 11, 4), environment: [:])
+        let alerts = try store.feedAlerts().filter { $0.kind == "conflict" }
+        #expect(alerts.count == 1 && alerts[0].period == "2026-10" && alerts[0].message.contains("医保结算记录 1 行（如 2026-10-1）"), "\(alerts.map(\.message))")
+    }
 }
