@@ -1,12 +1,16 @@
 import Foundation
 import Hub
+import Synchronization
 
 /// The simulated departments of one county: serves each feed over HTTP on 127.0.0.1 the way
 /// the department does (a paged JSON API with a token, an XML export, NDJSON events, CSV, an
 /// Excel roster) and drops the 医保 file where an SFTP upload would land.
 ///
-/// Sendable: the county, feeds and truth are `let`; `server` is set by `start` before any
-/// other thread sees the simulator and only read after.
+/// Every month up to `publishedThrough` is served: the county's own period from memory, other
+/// months built on first request (the daemon asks for the months its schedules imply).
+///
+/// Sendable: the county, feeds and truth are `let`; `server` and `publishedThrough` are set
+/// before any other thread sees the simulator and only read after; other months sit behind a mutex.
 public final class Simulator: @unchecked Sendable {
     public let county: County
     public let feeds: [FeedFile]
@@ -24,34 +28,71 @@ public final class Simulator: @unchecked Sendable {
 
     /// Starts serving on 127.0.0.1 (port 0: any free port).
     public func start(port: Int = 0) throws {
-        let feeds = self.feeds
-        let period = county.period.description, compact = county.period.compact
-        server = try LoopbackHTTPServer(port: port) { req in
-            guard let feed = feeds.first(where: { $0.path == req.path }) else { return .text("not found", status: 404) }
-            if let (name, value) = feed.requiredHeader, req.headers[name] != value {
-                return .text("{\"success\":false,\"msg\":\"密钥无效\"}", status: 401, contentType: "application/json")
-            }
-            if let month = req.query["month"] ?? req.query["yf"] ?? req.query["ny"], month != period, month != compact {
-                // Only the latest month is published; earlier ones answer with no records.
-                if let _ = feed.pages { return .text(CountyFeeds.minzhengPage([], pageNo: 1, total: 0), contentType: feed.contentType) }
+        server = try LoopbackHTTPServer(port: port) { [self] req in respond(req) }
+    }
+
+    /// The latest month served: the county's period unless set later (`hubd simulate` serves up
+    /// to the current month, which weekly feeds ask for). Set before `start`.
+    public var publishedThrough: Period? = nil
+    /// How far back the departments keep their months.
+    public static let monthsKept = 36
+    private let otherMonths = Mutex<[Period: Simulator]>([:])
+
+    /// The same county as delivered for another month (same seed, scale and shapes), built on
+    /// first use and kept; nil for a month the departments do not publish (later than
+    /// `publishedThrough`, or more than `monthsKept` before the county's period).
+    public func month(_ p: Period) throws -> Simulator? {
+        if p == county.period { return self }
+        guard p <= (publishedThrough ?? county.period), p >= county.period.adding(months: -Self.monthsKept) else { return nil }
+        return try otherMonths.withLock { cache in
+            if let s = cache[p] { return s }
+            var c = county.config
+            c.period = p
+            let s = try Simulator(config: c)
+            cache[p] = s
+            return s
+        }
+    }
+
+    func respond(_ req: LoopbackHTTPServer.Request) -> LoopbackHTTPServer.Response {
+        guard let base = feeds.first(where: { $0.path == req.path }) else { return .text("not found", status: 404) }
+        if let (name, value) = base.requiredHeader, req.headers[name] != value {
+            return .text("{\"success\":false,\"msg\":\"密钥无效\"}", status: 401, contentType: "application/json")
+        }
+        var feed = base
+        if let asked = req.query["month"] ?? req.query["yf"] ?? req.query["ny"] {
+            let p = Period(asked) ?? (asked.count == 6 ? Period(String(asked.prefix(4)) + "-" + String(asked.suffix(2))) : nil)
+            guard let p, let sim = try? month(p), let f = sim.feeds.first(where: { $0.path == req.path }) else {
+                if base.pages != nil { return .text(CountyFeeds.minzhengPage([], pageNo: 1, total: 0), contentType: base.contentType) }
                 return .text("该月数据未发布", status: 404)
             }
-            if let rows = feed.pages {
-                guard req.headers["authorization"] == "Bearer \(Self.minzhengToken)" else {
-                    return .text("{\"code\":401,\"msg\":\"令牌无效\"}", status: 401, contentType: "application/json")
-                }
-                let n = max(1, Int(req.query["pageNo"] ?? "1") ?? 1)
-                let size = min(1000, max(1, Int(req.query["pageSize"] ?? "100") ?? 100))
-                let slice = rows.dropFirst((n - 1) * size).prefix(size)
-                return .text(CountyFeeds.minzhengPage(slice, pageNo: n, total: rows.count), contentType: feed.contentType)
-            }
-            return LoopbackHTTPServer.Response(status: 200, headers: [("Content-Type", feed.contentType)], body: feed.bytes)
+            feed = f
         }
+        if let rows = feed.pages {
+            guard req.headers["authorization"] == "Bearer \(Self.minzhengToken)" else {
+                return .text("{\"code\":401,\"msg\":\"令牌无效\"}", status: 401, contentType: "application/json")
+            }
+            let n = max(1, Int(req.query["pageNo"] ?? "1") ?? 1)
+            let size = min(1000, max(1, Int(req.query["pageSize"] ?? "100") ?? 100))
+            let slice = rows.dropFirst((n - 1) * size).prefix(size)
+            return .text(CountyFeeds.minzhengPage(slice, pageNo: n, total: rows.count), contentType: feed.contentType)
+        }
+        return LoopbackHTTPServer.Response(status: 200, headers: [("Content-Type", feed.contentType)], body: feed.bytes)
     }
 
     public func stop() { server?.stop() }
 
     public var baseURL: String { server?.baseURL ?? "" }
+
+    /// Writes the file-drop feeds of these months into the drop folder under `dir`, as the
+    /// department would have uploaded them by now.
+    public func writeDrops(to dir: URL, months: [Period]) throws {
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("drop/yibao"), withIntermediateDirectories: true)
+        for p in months {
+            guard let sim = try month(p) else { continue }
+            for f in sim.feeds where f.path == nil { try Data(f.bytes).write(to: dir.appendingPathComponent("drop/yibao/\(f.fileName)")) }
+        }
+    }
 
     /// Writes every feed as a file, the 医保 drop folder, and `ground-truth.json`, under `dir`.
     public func write(to dir: URL) throws {

@@ -14,13 +14,18 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "数据文件、真值和 env 文件的目录") var out: String = "var/sim"
 
     func run() throws {
-        let sim = try Simulator(config: try county.config())
+        // The departments have delivered every month up to the previous one, and weekly feeds
+        // are publishing the current one: everything `hubd serve` may ask for today.
+        let now = Period(year: CivilDate.today.year, month: CivilDate.today.month)!
+        let sim = try Simulator(config: try county.config(defaultPeriod: now.adding(months: -1)))
+        sim.publishedThrough = max(now, sim.county.config.period)
         let dir = URL(fileURLWithPath: out)
         try sim.write(to: dir)
+        try sim.writeDrops(to: dir, months: (1...3).map { sim.county.config.period.adding(months: 1 - $0) })
         try sim.start(port: port)
         let env = sim.environment(dropDirectory: dir).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n") + "\n"
         try env.write(to: dir.appendingPathComponent("feeds.env"), atomically: true, encoding: .utf8)
-        print("模拟县数据服务：\(sim.baseURL)　环境变量：\(out)/feeds.env（hubd serve 前 export 这些变量）")
+        print("模拟县数据服务：\(sim.baseURL)　最新月份 \(sim.county.config.period)（\(Simulator.monthsKept) 个月内的每个月都可拉取）　环境变量：\(out)/feeds.env（hubd serve 前 export 这些变量）")
         FileHandle.standardOutput.synchronizeFile()
         while true { Thread.sleep(forTimeInterval: 3600) }
     }
@@ -32,11 +37,12 @@ struct CountyOptions: ParsableArguments {
     var county: CountyStyle = .yuzhou
     @Option(help: "模拟县规模：1 为一个真实的县（禹州 22 个乡镇、约 600 个村、30 万户）") var scale: Double = 1.0
     @Option(help: "随机种子：同一种子生成同一个县（默认禹州 20261001，鄢陵 20261002）") var seed: UInt64?
-    @Option(help: "最新的月份 YYYY-MM") var period: String = "2026-10"
+    @Option(help: "最新的月份 YYYY-MM（demo 默认 2026-10，simulate 默认上个月）") var period: String?
 
-    func config() throws -> CountyConfig {
+    func config(defaultPeriod: Period = Period(year: 2026, month: 10)!) throws -> CountyConfig {
         var c = county == .yanling ? CountyConfig.yanling() : CountyConfig()
-        c.scale = scale; c.period = try parsePeriod(period)
+        c.scale = scale
+        c.period = try period.map(parsePeriod) ?? defaultPeriod
         if let seed { c.seed = seed }
         return c
     }

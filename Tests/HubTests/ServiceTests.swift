@@ -161,6 +161,55 @@ enum PrometheusText {
         #expect(second.terminationStatus == 0)
     }
 
+    /// The README's walkthrough of the service against the simulator: `hubd simulate`, its
+    /// `feeds.env` exported, `hubd serve` with the shipped mappings. Whatever today's date, the
+    /// months the schedules ask for are published: every source pulls, none fails or waits.
+    @Test func theServiceWalkthroughAgainstTheSimulatorPullsEverySource() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.hubd.path), "build hubd first (swift build)")
+        let dir = scratchDirectory("walkthrough")
+        let simulate = Process()
+        simulate.executableURL = Self.hubd
+        simulate.currentDirectoryURL = repoRoot
+        simulate.arguments = ["simulate", "--scale", "0.02", "--out", dir.appendingPathComponent("sim").path]
+        simulate.standardOutput = FileHandle.nullDevice
+        try simulate.run()
+        defer { if simulate.isRunning { kill(simulate.processIdentifier, SIGKILL) } }
+        let envFile = dir.appendingPathComponent("sim/feeds.env")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: envFile.path) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        var env = ProcessInfo.processInfo.environment
+        for line in try String(contentsOf: envFile, encoding: .utf8).split(separator: "\n") {
+            let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if kv.count == 2 { env[kv[0]] = kv[1] }
+        }
+        let serve = Process()
+        serve.executableURL = Self.hubd
+        serve.currentDirectoryURL = repoRoot
+        let db = dir.appendingPathComponent("serve.sqlite").path
+        serve.arguments = ["serve", "--db", db, "--port", String(try freePort())]
+        serve.environment = env
+        serve.standardOutput = FileHandle.nullDevice
+        serve.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try serve.run()
+        defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
+        let sources = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("Mappings").path)
+            .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
+        let store = try SQLiteStore(path: db)
+        var runs: [RunRecord] = []
+        let end = Date().addingTimeInterval(120)
+        while Date() < end {
+            runs = try store.runs(source: nil, limit: 100)
+            if Set(runs.filter { $0.status == .succeeded }.map(\.source)) == Set(sources) { break }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        #expect(Set(runs.filter { $0.status == .succeeded }.map(\.source)) == Set(sources), "\(runs.map { ($0.source, $0.period, $0.status, $0.error ?? "") })")
+        #expect(runs.filter { $0.status == .failed }.isEmpty, "\(runs.filter { $0.status == .failed }.map { ($0.source, $0.period, $0.error ?? "") })")
+        kill(serve.processIdentifier, SIGTERM)
+        serve.waitUntilExit()
+        kill(simulate.processIdentifier, SIGTERM)
+        simulate.waitUntilExit()
+    }
+
     /// SIGHUP reloads mappings at once: with file-change checks an hour apart, a mapping added
     /// while the service runs is not picked up until the signal comes, and then within seconds.
     @Test func sighupReloadsANewMappingAtOnce() throws {
