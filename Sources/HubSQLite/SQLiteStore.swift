@@ -395,8 +395,16 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
             """, arguments: [status.rawValue, now(), c.read, c.inserted, c.updated, c.unchanged, c.quarantined, c.skipped, c.documents, error, id])
     }
 
-    public func failRun(_ runID: Int64, error: String, counts: RunCounts) throws {
-        try pool.write { db in try Self.setCounts(db, runID, counts, status: .failed, error: error) }
+    public func failRun(_ runID: Int64, error: String, counts: RunCounts, status: RunStatus) throws {
+        try pool.write { db in
+            try Self.setCounts(db, runID, counts, status: status == .notDelivered ? .notDelivered : .failed, error: error)
+            if status == .notDelivered {
+                try db.execute(sql: """
+                    DELETE FROM runs WHERE status = 'not_delivered' AND id <> ?1
+                      AND (source, period) = (SELECT source, period FROM runs WHERE id = ?1)
+                    """, arguments: [runID])
+            }
+        }
     }
 
     public func runs(source: String? = nil, limit: Int = 50) throws -> [RunRecord] {

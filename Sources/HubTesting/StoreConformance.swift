@@ -205,6 +205,16 @@ public struct StoreConformance {
         r.expect(try store.quarantine(runID: run).isEmpty, "a failed run leaves no quarantine")
         let failed = try store.runs(source: "claims", limit: 1).first
         r.expect(failed?.status == .failed && failed?.error == "连接中断", "the run is failed with its reason")
+        // Looks at a feed not yet published: one not-delivered run per source and period remains.
+        var looks: [Int64] = []
+        for period in ["2026-11", "2026-11", "2026-11", "2026-12"] {
+            let look = try store.startRun(source: "claims", period: Period(period)!, mappingVersion: "m1")
+            try store.failRun(look, error: "尚未发布", counts: RunCounts(), status: .notDelivered)
+            looks.append(look)
+        }
+        let waiting = try store.runs(source: "claims", limit: 50).filter { $0.status == .notDelivered }
+        r.expect(waiting.map(\.id) == [looks[3], looks[2]], "the latest look per period is kept: \(waiting.map(\.id)) of \(looks)")
+        r.expect(try store.runs(source: "claims", limit: 50).contains { $0.id == run && $0.status == .failed }, "a failed run is not replaced by a look")
         // A run left running by a killed process.
         let orphan = try store.startRun(source: "claims", period: Period("2026-10")!, mappingVersion: "m1")
         r.expect(try store.markInterruptedRuns() == 1, "one interrupted run")

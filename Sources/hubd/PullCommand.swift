@@ -139,7 +139,7 @@ struct RunsCommand: ParsableCommand {
         if runs.isEmpty { print("（尚无运行记录）"); return }
         print(["运行", "来源", "期间", "状态", "开始时间", "读取", "新增", "更新", "未变", "隔离", "跳过", "错误"].joined(separator: "\t"))
         for r in runs {
-            let status = ["running": "进行中", "succeeded": "成功", "failed": "失败"][r.status.rawValue] ?? r.status.rawValue
+            let status = r.status.chinese
             let c = r.counts
             print(["#\(r.id)", r.source, r.period, status, r.startedAt, "\(c.read)", "\(c.inserted)", "\(c.updated)", "\(c.unchanged)",
                    "\(c.quarantined)", "\(c.skipped)", r.error ?? ""].joined(separator: "\t"))

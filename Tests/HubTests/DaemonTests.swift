@@ -132,20 +132,23 @@ import SimCounty
         let held = try String(contentsOf: november, encoding: .utf8)
         try FileManager.default.removeItem(at: november)
         try daemon.tick(now: cst(2026, 11, 4), environment: [:])                  // October arrives on time
-        func attempts() throws -> Int { try store.runs(source: "claims", limit: 100).filter { $0.period == "2026-11" }.count }
+        // Each look at the feed leaves one "not delivered" run for the period, dated by the look.
+        func looks() throws -> [String] {
+            try store.runs(source: "claims", limit: 100).filter { $0.period == "2026-11" }.map { "\($0.status.rawValue)@\($0.startedAt.prefix(16))" }
+        }
         // December 3, 02:00 slot: November's file is not there. Looked for again hourly, not more often.
         try daemon.tick(now: cst(2026, 12, 3, 3), environment: [:])
         try daemon.tick(now: cst(2026, 12, 3, 3) + 1800, environment: [:])
-        #expect(try attempts() == 1)
+        #expect(try looks() == ["not_delivered@2026-12-03T03:00"])
         try daemon.tick(now: cst(2026, 12, 3, 4) + 60, environment: [:])
-        #expect(try attempts() == 2)
+        #expect(try looks() == ["not_delivered@2026-12-03T04:01"], "looked again an hour later; still one row")
         #expect(try store.feedAlerts().filter { $0.kind == "late" && $0.period == "2026-11" }.isEmpty, "not late before the due day")
         // Past the due day (5th) and the day of grace: late, and looked for daily.
         try daemon.tick(now: cst(2026, 12, 7, 9), environment: [:])
         #expect(try store.feedAlerts().contains { $0.kind == "late" && $0.period == "2026-11" && $0.message.contains("逾期未送达") })
-        let afterLate = try attempts()
+        let afterLate = try looks()
         try daemon.tick(now: cst(2026, 12, 7, 15), environment: [:])
-        #expect(try attempts() == afterLate, "daily now, not hourly")
+        #expect(try looks() == afterLate, "daily now, not hourly")
         // It arrives on the 8th: pulled at the next look, in December, for November.
         try held.write(to: november, atomically: true, encoding: .utf8)
         try daemon.tick(now: cst(2026, 12, 8, 10), environment: [:])

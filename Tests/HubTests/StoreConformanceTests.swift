@@ -91,7 +91,9 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts {
         try base.withRun(runID) { w in try body(fault == .repeatCountsAsUpdate ? Writer(w) : w) }
     }
-    func failRun(_ runID: Int64, error: String, counts: RunCounts) throws { try base.failRun(runID, error: error, counts: counts) }
+    func failRun(_ runID: Int64, error: String, counts: RunCounts, status: RunStatus) throws {
+        try base.failRun(runID, error: error, counts: counts, status: status)
+    }
     func markInterruptedRuns() throws -> Int { try base.markInterruptedRuns() }
     func runsAwaitingRules() throws -> [(id: Int64, period: String)] { try base.runsAwaitingRules() }
     func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])? {

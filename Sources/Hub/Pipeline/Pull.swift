@@ -100,7 +100,8 @@ public struct Pull {
         } catch {
             let message = Self.describe(error, document: sink.document)
             log.error("拉取失败", metadata: ["error": "\(message)"])
-            try? store.failRun(runID, error: message, counts: sink.counts)
+            let notDelivered = (error as? FetchError)?.notDelivered ?? false
+            try? store.failRun(runID, error: message, counts: sink.counts, status: notDelivered ? .notDelivered : .failed)
             throw PullError(runID: runID, source: mapping.source, message: message, retryable: (error as? FetchError)?.retryable ?? false,
                             retryAfter: (error as? FetchError)?.retryAfter, notDelivered: (error as? FetchError)?.notDelivered ?? false)
         }

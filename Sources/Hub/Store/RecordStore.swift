@@ -16,7 +16,21 @@ public struct RunCounts: Sendable, Hashable, Codable {
     public var stored: Int { inserted + updated + unchanged }
 }
 
-public enum RunStatus: String, Sendable, Codable { case running, succeeded, failed }
+public enum RunStatus: String, Sendable, Codable, CaseIterable {
+    case running, succeeded, failed
+    /// The department has not published the period yet (404 “not yet published”, no file in the
+    /// drop folder): waited for, not a failure. One such run is kept per source and period.
+    case notDelivered = "not_delivered"
+
+    public var chinese: String {
+        switch self {
+        case .running: return "进行中"
+        case .succeeded: return "成功"
+        case .failed: return "失败"
+        case .notDelivered: return "尚未送达"
+        }
+    }
+}
 
 /// One pull of one source for one period.
 public struct RunRecord: Sendable, Hashable {
@@ -143,7 +157,9 @@ public protocol RecordStore: AnyObject, Sendable {
     func startRun(source: String, period: Period, mappingVersion: String, startedAt: Date) throws -> Int64
     /// Runs `body` atomically; on success the run is marked succeeded with the counts it returns.
     func withRun(_ runID: Int64, _ body: (any RunWriter) throws -> RunCounts) throws -> RunCounts
-    func failRun(_ runID: Int64, error: String, counts: RunCounts) throws
+    /// Ends a run that did not succeed: `.failed`, or `.notDelivered` — which replaces any earlier
+    /// not-delivered run of the same source and period, so hourly looks leave one row, not dozens.
+    func failRun(_ runID: Int64, error: String, counts: RunCounts, status: RunStatus) throws
     /// Runs left running by a process that was killed (their transaction rolled back) are
     /// marked failed; returns how many.
     @discardableResult
@@ -221,3 +237,9 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+
+extension RecordStore {
+    public func failRun(_ runID: Int64, error: String, counts: RunCounts) throws {
+        try failRun(runID, error: error, counts: counts, status: .failed)
+    }
+}

@@ -22,7 +22,7 @@ extension WebApp {
             let last = try store.runs(source: source, limit: 1).first
             let c = last?.counts ?? RunCounts()
             rows.append(["source": source, "title": m?.title ?? "（映射有错）", "department": m?.department ?? "", "period": last?.period ?? "—",
-                         "run": last.map { String($0.id) } ?? "—", "status": last.map { ["running": "进行中", "succeeded": "成功", "failed": "失败"][$0.status.rawValue] ?? "" } ?? "从未运行",
+                         "run": last.map { String($0.id) } ?? "—", "status": last.map { $0.status.chinese } ?? "从未运行",
                          "failed": last?.status == .failed, "error": opt(last?.error), "read": c.read, "inserted": c.inserted, "updated": c.updated,
                          "unchanged": c.unchanged, "quarantined": c.quarantined, "at": last.map { String($0.startedAt.prefix(16)).replacingOccurrences(of: "T", with: " ") } ?? ""])
         }
