@@ -14,8 +14,8 @@ final class SQLiteCaseLedger: CaseLedger {
     init(db: Database) throws {
         self.db = db
         insertCaseStatement = try db.makeStatement(sql: """
-            INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline, subject_name)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         raiseSeverity = try db.makeStatement(sql: "UPDATE cases SET severity = ? WHERE id = ?")
         insertAlertStatement = try db.makeStatement(sql: """
@@ -64,7 +64,7 @@ final class SQLiteCaseLedger: CaseLedger {
 
     func insertCase(_ c: NewCase) throws -> Int64 {
         try insertCaseStatement.execute(arguments: [c.key, c.period, c.householdID, c.subjectKind.rawValue, c.subjectID, c.townshipCode,
-                                                    c.villageCode, c.severity.rawValue, c.openedAt, c.deadline.description])
+                                                    c.villageCode, c.severity.rawValue, c.openedAt, c.deadline.description, c.subjectName])
         return db.lastInsertedRowID
     }
 

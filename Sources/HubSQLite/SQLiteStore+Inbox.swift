@@ -4,13 +4,57 @@ import Hub
 import Synchronization
 
 extension SQLiteStore {
-    static let caseColumns = """
-        c.*, (SELECT group_concat(rule, ',') FROM (SELECT DISTINCT rule FROM alerts WHERE case_id = c.id ORDER BY rule)) AS rules,
-        (SELECT group_concat(title, '|') FROM (SELECT DISTINCT title FROM alerts WHERE case_id = c.id ORDER BY rule)) AS titles
-        """
+    /// A case's columns with its rules, titles and name: a household case's name is its head's
+    /// (户主, else its first member) as the roster holds it now, when the roster has names.
+    func caseColumns(roster: Bool) -> String {
+        let head = roster
+            ? "(SELECT p.name FROM rec_person p WHERE p.household_id = c.household_id ORDER BY p.relation = '户主' DESC, p._id LIMIT 1)"
+            : "NULL"
+        return """
+            c.*, (SELECT group_concat(rule, ',') FROM (SELECT DISTINCT rule FROM alerts WHERE case_id = c.id ORDER BY rule)) AS rules,
+            (SELECT group_concat(title, '|') FROM (SELECT DISTINCT title FROM alerts WHERE case_id = c.id ORDER BY rule)) AS titles,
+            coalesce(c.subject_name, CASE WHEN c.household_id IS NOT NULL THEN \(head) END) AS display_name
+            """
+    }
+
+    /// Whether the roster's person table holds names and relations (it exists once a roster is pulled).
+    func rosterHasNames() throws -> Bool {
+        try pool.read { db in
+            guard try db.tableExists("rec_person") else { return false }
+            let columns = Set(try db.columns(in: "rec_person").map(\.name))
+            return columns.isSuperset(of: ["name", "relation", "household_id", "id_number"])
+        }
+    }
+
+    /// Open cases by deadline, the more severe first on the same day.
+    static let caseOrder = "c.deadline, CASE c.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, c.id"
+
+    /// A search term as the inbox takes it: an ID number or 户编号 (whole, or at least its last 4
+    /// characters), else a name (any part of it); `%` and `_` match themselves.
+    static func searchCondition(_ term: String, roster: Bool) -> (sql: String, args: [any DatabaseValueConvertible])? {
+        let q = term.trimmingCharacters(in: .whitespaces).uppercased()
+        guard !q.isEmpty else { return nil }
+        let escaped = q.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+        if q.count >= 4, q.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == "X") }) {
+            var sql = " AND (c.subject_id = ? OR c.household_id = ? OR c.subject_id LIKE ? ESCAPE '\\' OR c.household_id LIKE ? ESCAPE '\\'"
+            var args: [any DatabaseValueConvertible] = [q, q, "%" + escaped, "%" + escaped]
+            if roster {
+                sql += " OR c.household_id IN (SELECT household_id FROM rec_person WHERE id_number = ? OR id_number LIKE ? ESCAPE '\\')"
+                args += [q, "%" + escaped]
+            }
+            return (sql + ")", args)
+        }
+        var sql = " AND (c.subject_name LIKE ? ESCAPE '\\'"
+        var args: [any DatabaseValueConvertible] = ["%" + escaped + "%"]
+        if roster {
+            sql += " OR c.household_id IN (SELECT household_id FROM rec_person WHERE name LIKE ? ESCAPE '\\')"
+            args.append("%" + escaped + "%")
+        }
+        return (sql + ")", args)
+    }
 
     /// The filter's conditions over `cases c` in the user's scope, or nil when the user sees no case.
-    func caseConditions(for user: User, filter: CaseFilter, today: CivilDate) -> (sql: String, args: [any DatabaseValueConvertible])? {
+    func caseConditions(for user: User, filter: CaseFilter, today: CivilDate, roster: Bool) -> (sql: String, args: [any DatabaseValueConvertible])? {
         guard user.role.seesCases else { return nil }
         if !user.role.seesAllTownships && user.townships.isEmpty { return nil }
         var conditions = ""
@@ -20,6 +64,7 @@ extension SQLiteStore {
             args += user.townships as [any DatabaseValueConvertible]
         }
         if let t = filter.township, !t.isEmpty { conditions += " AND c.township_code = ?"; args.append(t) }
+        if let s = filter.search, let (sql, a) = Self.searchCondition(s, roster: roster) { conditions += sql; args += a }
         if filter.awaitingDispatch { conditions += " AND coalesce(c.township_code, '') = ''" }
         if let r = filter.rule, !r.isEmpty { conditions += " AND EXISTS (SELECT 1 FROM alerts a WHERE a.case_id = c.id AND a.rule = ?)"; args.append(r) }
         if let v = filter.village, !v.isEmpty { conditions += " AND c.village_code = ?"; args.append(v) }
@@ -31,20 +76,22 @@ extension SQLiteStore {
     }
 
     public func caseCount(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> Int {
-        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return 0 }
+        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today, roster: try rosterHasNames()) else { return 0 }
         return try pool.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM cases c WHERE 1 = 1\(conditions)", arguments: StatementArguments(args)) ?? 0
         }
     }
 
     public func cases(for user: User, filter: CaseFilter = CaseFilter(), today: CivilDate = .today) throws -> [CaseSummary] {
-        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today) else { return [] }
+        let roster = try rosterHasNames()
+        guard let (conditions, args) = caseConditions(for: user, filter: filter, today: today, roster: roster) else { return [] }
         let limit = max(0, min(filter.limit, CaseFilter.maxLimit)), offset = max(0, filter.offset)
         guard limit > 0 else { return [] }
         let names = try regionNames()
+        let columns = caseColumns(roster: roster)
         return try pool.read { db in
             func fetch(_ more: String, limit: Int, offset: Int) throws -> [CaseSummary] {
-                try Row.fetchAll(db, sql: "SELECT \(Self.caseColumns) FROM cases c WHERE 1 = 1\(conditions)\(more) ORDER BY c.deadline, c.id LIMIT ? OFFSET ?",
+                try Row.fetchAll(db, sql: "SELECT \(columns) FROM cases c WHERE 1 = 1\(conditions)\(more) ORDER BY \(Self.caseOrder) LIMIT ? OFFSET ?",
                                  arguments: StatementArguments(args + [limit, offset])).map { Self.summary($0, names) }
             }
             // Open cases first, then the others, each by deadline: two queries that each walk
@@ -98,7 +145,7 @@ extension SQLiteStore {
                            deadline: r["deadline"], openedAt: r["opened_at"],
                            outcome: r["outcome"], closedAt: r["closed_at"],
                            rules: ((r["rules"] as String?) ?? "").split(separator: ",").map(String.init),
-                           titles: ((r["titles"] as String?) ?? "").split(separator: "|").map(String.init))
+                           titles: ((r["titles"] as String?) ?? "").split(separator: "|").map(String.init), subjectName: r["display_name"])
     }
 
     /// Township and village names by code, from the roster (read again when a pull succeeds).
@@ -122,8 +169,9 @@ extension SQLiteStore {
     /// A case with everything the case page shows, or nil when it does not exist.
     public func caseDetail(_ id: Int64) throws -> CaseDetail? {
         let names = try regionNames()
+        let columns = caseColumns(roster: try rosterHasNames())
         return try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.caseColumns) FROM cases c WHERE c.id = ?", arguments: [id]) else { return nil }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(columns) FROM cases c WHERE c.id = ?", arguments: [id]) else { return nil }
             let summary = Self.summary(row, names)
             var household: [String: Value]? = nil
             var members: [[String: Value]] = []
@@ -197,7 +245,7 @@ extension SQLiteStore {
             }
             let rules = try Row.fetchAll(db, sql: """
                 SELECT a.rule, a.title, count(DISTINCT a.case_id) AS cases,
-                       count(DISTINCT CASE WHEN c.outcome IN ('monitor', 'already_monitored') THEN c.id END) AS confirmed,
+                       count(DISTINCT CASE WHEN c.outcome IN ('monitor', 'already_monitored', 'confirmed') THEN c.id END) AS confirmed,
                        count(DISTINCT CASE WHEN c.outcome IN ('no_risk', 'data_wrong') THEN c.id END) AS rejected
                 FROM alerts a JOIN cases c ON c.id = a.case_id GROUP BY a.rule ORDER BY a.rule
                 """).map { ($0["rule"] as String, $0["title"] as String, $0["cases"] as Int, $0["confirmed"] as Int, $0["rejected"] as Int) }

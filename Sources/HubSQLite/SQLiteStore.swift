@@ -288,6 +288,10 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
                 ) WITHOUT ROWID
                 """)
         }
+        m.registerMigration("v8-case-subject-name") { db in
+            // The name of a person outside the roster, as the records that raised the case give it.
+            try db.execute(sql: "ALTER TABLE cases ADD COLUMN subject_name TEXT")
+        }
         return m
     }
 

@@ -36,6 +36,7 @@ public struct StoreConformance {
         ("withdrawal", { try $0.withdrawal($1, &$2) }),
         ("caseTransitions", { try $0.caseTransitions($1, &$2) }),
         ("dispatchQueue", { try $0.dispatchQueue($1, &$2) }),
+        ("namesAndSearch", { try $0.namesAndSearch($1, &$2) }),
         ("inboxScopeAndPaging", { try $0.inboxScopeAndPaging($1, &$2) }),
         ("lockoutAndSessions", { try $0.lockoutAndSessions($1, &$2) }),
         ("auditChain", { try $0.auditChain($1, &$2) }),
@@ -416,6 +417,56 @@ public struct StoreConformance {
         catch let e as CaseChangeError { r.expect(e == .notFound, "not found: \(e)") }
         let counts = try store.dashboard(today: .today).byTownship
         r.expect(counts.filter { $0.code.isEmpty }.map(\.closed) == [1], "the dashboard has one row for unrouted cases: \(counts.map(\.code))")
+    }
+
+    /// The roster's person type as the inbox reads names from it (its name is the hub's convention).
+    static let personType: RecordType = try! RecordType.load(text: """
+        type: person
+        title: 家庭成员
+        subject: person
+        link: id_number
+        key: [id_number]
+        fields:
+          id_number: { type: resident_id, title: 身份证号, required: true }
+          household_id: { type: text, title: 户编号, required: true }
+          name: { type: text, title: 姓名 }
+          relation: { type: text, title: 与户主关系 }
+        """, file: "person.yaml")
+
+    func namesAndSearch(_ store: any HubStore, _ r: inout Recorder) throws {
+        try store.prepare([Self.personType])
+        let run = try store.startRun(source: "roster", period: Period("2026-10")!, mappingVersion: "m1")
+        _ = try store.withRun(run) { w in
+            for (n, (id, hh, name, relation)) in [("411081196001010013", "H1", "王五", "之子"), ("411081195001010016", "H1", "李四", "户主"),
+                                                  ("411081197001010011", "H2", "赵六", "户主")].enumerated() {
+                _ = try w.upsert(MappedRecord(type: Self.personType, key: id, values: [.text(id), .text(hh), .text(name), .text(relation)],
+                                              document: "roster.csv", row: n + 2, rowHash: UInt64(n + 1)))
+            }
+            return RunCounts()
+        }
+        var outsider = alert("rule_o", "110101199003077774", household: nil, kind: .person)
+        outsider.subjectName = "钱七"
+        _ = try store.saveAlerts([alert("rule_a", "H1", household: "H1", severity: .low), alert("rule_a", "H2", household: "H2", severity: .high), outsider])
+        let analyst = try user(store, "an", .analyst)
+        let all = try store.cases(for: analyst, filter: CaseFilter(), today: .today)
+        let names = Dictionary(uniqueKeysWithValues: all.map { ($0.householdID ?? $0.subjectID, $0.subjectName ?? "") })
+        r.expect(names == ["H1": "李四", "H2": "赵六", "110101199003077774": "钱七"], "户主 for households, the person's name otherwise: \(names)")
+        r.expect(all.first?.householdID == "H2", "on the same deadline the more severe case comes first: \(all.map { $0.householdID ?? $0.subjectID })")
+        func found(_ q: String, _ u: User? = nil) throws -> [String] {
+            var f = CaseFilter(); f.search = q
+            return try store.cases(for: u ?? analyst, filter: f, today: .today).map { $0.householdID ?? $0.subjectID }.sorted()
+        }
+        r.expect(try found("王五") == ["H1"], "a member's name finds the household")
+        r.expect(try found("钱") == ["110101199003077774"], "part of an outsider's name")
+        r.expect(try found("0013") == ["H1"], "a member's ID by its last digits")
+        r.expect(try found("7774") == ["110101199003077774"], "an outsider's ID by its last digits")
+        r.expect(try found("411081197001010011") == ["H2"], "a whole ID")
+        r.expect(try found("H2") == [], "two characters are not an ID search, and no name holds them")
+        r.expect(try found("%") == [] && found("_") == [], "wildcards match themselves")
+        let elsewhere = try user(store, "vb", .verifier, ["411081102"])
+        r.expect(try found("李四", elsewhere) == [], "search stays within the user's scope")
+        var counted = CaseFilter(); counted.search = "王五"
+        r.expect(try store.caseCount(for: analyst, filter: counted, today: .today) == 1, "and counts the same way")
     }
 
     func inboxScopeAndPaging(_ store: any HubStore, _ r: inout Recorder) throws {

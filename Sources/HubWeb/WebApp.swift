@@ -66,6 +66,11 @@ public struct WebApp: Sendable {
             Response(status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
                      body: .init(byteBuffer: ByteBuffer(string: Views.css)))
         }
+        open.get("static/hub.js") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "max-age=3600",
+                                            HTTPField.Name("X-Content-Type-Options")!: "nosniff"],
+                     body: .init(byteBuffer: ByteBuffer(string: Views.script)))
+        }
         open.get("healthz") { _, _ in "ok" }
         open.get("readyz") { _, _ in
             let ready = try await BlockingPool.run { (try? store.runs(source: nil, limit: 1)) != nil } && (config.ready?() ?? true)
@@ -159,15 +164,28 @@ public struct WebApp: Sendable {
         f.period = q["period"].map(String.init)
         f.township = q["township"].map(String.init)
         f.overdueOnly = q["overdue"] == "1"
+        f.search = q["q"].map { String($0.prefix(40)) }.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         return f
     }
 
+    /// Who a case is about, as township staff say it: the head of the household and its
+    /// number, a person's name and masked ID, a village's name.
     func subjectText(_ c: CaseSummary) -> String {
-        if let h = c.householdID { return "户 \(h)" }
+        if let h = c.householdID { return (c.subjectName.map { "户主 \($0)" } ?? "户") + " · 户编号 \(h)" }
         switch c.subjectKind {
-        case .person: return "个人 \(ResidentID.mask(c.subjectID))"
-        case .village: return "村 \(c.subjectID)"
+        case .person: return (c.subjectName ?? "姓名不详") + " · 身份证 \(ResidentID.mask(c.subjectID))"
+        case .village: return "行政村 " + (c.village.map { "\($0)（\(c.subjectID)）" } ?? c.subjectID)
         case .household, .group: return c.subjectID
+        }
+    }
+
+    /// A case page's heading: the household, person or place first, then the case number.
+    func headingText(_ c: CaseSummary) -> String {
+        if c.householdID != nil { return (c.subjectName.map { "\($0)户" } ?? "农户") + (c.village.map { "（\($0)）" } ?? "") }
+        switch c.subjectKind {
+        case .person: return c.subjectName ?? "名单外人员"
+        case .village: return c.village ?? "行政村 \(c.subjectID)"
+        case .household, .group: return c.titles.first.map { "\($0)：\(c.subjectID)" } ?? c.subjectID
         }
     }
 }

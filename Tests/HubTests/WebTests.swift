@@ -52,8 +52,9 @@ import SimCounty
             "admin": [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200],
             "op":    [403, 403, 403, 403, 200, 200, 200, 403, 403, 403, 403, 403, 403, 403],
             "an":    [200, 200, 200, 200, 403, 403, 403, 403, 403, 200, 200, 200, 200, 200],
-            "va":    [200, 200, 403, 403, 403, 403, 403, 403, 403, 200, 200, 200, 200, 403],
-            "vb":    [200, 403, 200, 403, 403, 403, 403, 403, 403, 200, 200, 200, 403, 200],
+            // Another township's case answers as if it did not exist (404), page and API alike.
+            "va":    [200, 200, 404, 403, 403, 403, 403, 403, 403, 200, 200, 200, 200, 404],
+            "vb":    [200, 404, 200, 403, 403, 403, 403, 403, 403, 200, 200, 200, 404, 200],
         ]
         var anonymous = f.client()
         for p in pages {
@@ -89,26 +90,37 @@ import SimCounty
         try va.signIn("va", Self.password)
         let page = try va.request("GET", "/cases/\(a)")
         let csrf = try #require(TestHTTP.hidden(page.text, "_csrf"))
-        let visit: [(String, String)] = [("visited_on", CivilDate.today.adding(days: -1).description), ("visitors", "王五、李四（村干部）"),
+        let visit: [(String, String)] = [("visited_on", CivilDate.today.description), ("visitors", "王五、李四（村干部）"),
                                          ("findings", "=HYPERLINK(\"http://x\")家中有病人，已就医"), ("outcome", "monitor"), ("monitoring_type", "突发严重困难户")]
         // Without its CSRF token the form is refused and nothing changes.
         #expect(try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form(visit)).status == 403)
         #expect(try f.store.caseDetail(a)?.summary.status == .open)
         // A closing without an outcome category is refused with the reason.
         let missing = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit.filter { $0.0 != "monitoring_type" }))
-        #expect(missing.status == 400 && missing.text.contains("纳入监测须选择监测对象类别"))
+        #expect(missing.status == 400 && missing.text.contains("<p class=\"field-error\">纳入监测须选择监测对象类别</p>"))
+        // …and comes back with everything typed kept, the chosen outcome still chosen.
+        #expect(missing.text.contains("value=\"王五、李四（村干部）\"") && missing.text.contains("家中有病人，已就医</textarea>"))
+        #expect(missing.text.contains("value=\"monitor\" required checked"))
+        // A visit dated before the case was opened is refused at the date field.
+        let opened = String(f.caseA.openedAt.prefix(10))
+        let early = visit.map { $0.0 == "visited_on" ? ($0.0, CivilDate.parse(opened)!.adding(days: -1).description) : $0 }
+        let refused = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + early))
+        #expect(refused.status == 400 && refused.text.contains("核实日期不能早于立案日期 \(opened)"))
         // The verifier of another township, and the county analyst (read only), cannot.
         var vb = f.client()
         try vb.signIn("vb", Self.password)
         let vbToken = try #require(TestHTTP.hidden(try vb.request("GET", "/inbox").text, "_csrf"))
-        #expect(try vb.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", vbToken)] + visit)).status == 403)
+        #expect(try vb.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", vbToken)] + visit)).status == 404)
         var an = f.client()
         try an.signIn("an", Self.password)
         let anToken = try #require(TestHTTP.hidden(try an.request("GET", "/inbox").text, "_csrf"))
         #expect(try an.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", anToken)] + visit)).status == 403)
         // The verifier closes it.
         let done = try va.request("POST", "/cases/\(a)/visit", body: TestHTTP.form([("_csrf", csrf)] + visit))
-        #expect(done.status == 303)
+        #expect(done.status == 303 && done.header("Location") == "/cases/\(a)?done=visit")
+        // The page says it worked, and the history names the verifier as people know them.
+        let confirmed = try va.request("GET", "/cases/\(a)?done=visit").text
+        #expect(confirmed.contains("已销号：入户核实已记录。") && confirmed.contains("甲乡核查员：销号"))
         let closed = try #require(try f.store.caseDetail(a))
         #expect(closed.summary.status == .closed && closed.summary.outcome == "monitor")
         #expect(closed.visits.first?.monitoringType == "突发严重困难户")
@@ -119,6 +131,7 @@ import SimCounty
         #expect(try va.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", csrf), ("reason", "x")])).status == 403)
         let reopened = try an.request("POST", "/cases/\(a)/reopen", body: TestHTTP.form([("_csrf", anToken), ("reason", "复核发现收入登记有误")]))
         #expect(reopened.status == 303)
+        #expect(try an.request("GET", "/cases/\(a)").text.contains("已重新打开"), "a reopened case does not look new")
         #expect(try f.store.caseDetail(a)?.summary.status == .open)
         #expect(try f.store.caseDetail(a)?.events.map(\.action) == ["销号", "重新打开"])
         // Every step is in the audit log, and the chain holds.
@@ -145,7 +158,7 @@ import SimCounty
         let picked = Array(waiting.prefix(2)).map(\.id)
         let form = [("_csrf", vaToken), ("township", township)] + picked.map { ("ids[]", String($0)) }
         #expect(try va.request("POST", "/dispatch", body: TestHTTP.form(form)).status == 403, "a verifier cannot dispatch")
-        #expect(try va.request("GET", "/cases/\(picked[0])").status == 403)
+        #expect(try va.request("GET", "/cases/\(picked[0])").status == 404)
         var an = f.client()
         try an.signIn("an", Self.password)
         let dashboard = try an.request("GET", "/dashboard").text
@@ -176,7 +189,7 @@ import SimCounty
         #expect(caseView.contains("改派乡镇"))
         let one = try an.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", anToken), ("township", other), ("ids[]", String(picked[0])), ("back", "case")]))
         #expect(one.status == 303 && one.header("Location") == "/cases/\(picked[0])")
-        #expect(try va.request("GET", "/cases/\(picked[0])").status == 403)
+        #expect(try va.request("GET", "/cases/\(picked[0])").status == 404)
         #expect(try f.store.caseDetail(picked[0])?.events.map(\.action) == ["分派", "分派"])
         // /metrics counts what still waits.
         var anyone = f.client()
@@ -194,7 +207,7 @@ import SimCounty
         let token = try #require(me["csrf_token"] as? String)
         let body = #"{"visited_on":"\#(CivilDate.today.description)","visitors":"王五","findings":"核实无异常","outcome":"no_risk","reason":"收入稳定"}"#
         #expect(try va.request("POST", "/api/v1/cases/\(f.caseA.id)/visit", body: body, contentType: "application/json").status == 403)
-        #expect(try va.request("POST", "/api/v1/cases/\(f.caseB.id)/visit", body: body, contentType: "application/json", headers: [("X-CSRF-Token", token)]).status == 403)
+        #expect(try va.request("POST", "/api/v1/cases/\(f.caseB.id)/visit", body: body, contentType: "application/json", headers: [("X-CSRF-Token", token)]).status == 404)
         let ok = try va.request("POST", "/api/v1/cases/\(f.caseA.id)/visit", body: body, contentType: "application/json", headers: [("X-CSRF-Token", token)])
         #expect(ok.status == 200)
         #expect(try f.store.caseDetail(f.caseA.id)?.summary.outcome == "no_risk")

@@ -52,6 +52,9 @@ public enum VisitOutcome: String, Sendable, CaseIterable, Codable {
     case noRisk = "no_risk"
     case dataWrong = "data_wrong"
     case unverifiable = "unverifiable"
+    /// For a village or another non-household subject (a water supply, a PV station): the risk
+    /// is real and has been dealt with or handed on.
+    case confirmed = "confirmed"
 
     public var chinese: String {
         switch self {
@@ -60,15 +63,22 @@ public enum VisitOutcome: String, Sendable, CaseIterable, Codable {
         case .noRisk: return "无风险"
         case .dataWrong: return "数据有误"
         case .unverifiable: return "无法核实"
+        case .confirmed: return "风险属实·已处置"
         }
     }
     /// Whether the outcome confirms the alert (for each rule's measured precision).
     public var confirms: Bool? {
         switch self {
-        case .monitor, .alreadyMonitored: return true
+        case .monitor, .alreadyMonitored, .confirmed: return true
         case .noRisk, .dataWrong: return false
         case .unverifiable: return nil
         }
+    }
+
+    /// The outcomes that fit a case's subject: a household or person is visited at home and may
+    /// be taken into monitoring; a village or a facility is checked on the spot.
+    public static func choices(for kind: Rule.Subject, household: Bool) -> [VisitOutcome] {
+        household || kind == .person ? [.monitor, .alreadyMonitored, .noRisk, .dataWrong, .unverifiable] : [.confirmed, .noRisk, .dataWrong, .unverifiable]
     }
 }
 
@@ -89,16 +99,23 @@ public struct VisitRecord: Sendable, Codable {
     public static let monitoringTypes = ["脱贫不稳定户", "边缘易致贫户", "突发严重困难户"]
 
     /// What is missing or wrong, in Chinese; empty when the visit can close the case.
-    public func problems(today: CivilDate) -> [String] {
-        var p: [String] = []
+    public func problems(today: CivilDate, openedOn: CivilDate? = nil) -> [String] {
+        fieldProblems(today: today, openedOn: openedOn).map(\.message)
+    }
+
+    /// The same, each with the form field it is about (`visited_on`, `visitors`, `findings`,
+    /// `monitoring_type`, `reason`), so a form can show it there.
+    public func fieldProblems(today: CivilDate, openedOn: CivilDate? = nil) -> [(field: String, message: String)] {
+        var p: [(String, String)] = []
         if let (d, _) = try? DateFormat("yyyy-MM-dd").parse(visitedOn) {
-            if d > today { p.append("核实日期不能晚于今天") }
-        } else { p.append("核实日期应写作 yyyy-MM-dd") }
-        if visitors.trimmingCharacters(in: .whitespaces).isEmpty { p.append("请填写入户人员") }
-        if findings.trimmingCharacters(in: .whitespaces).isEmpty { p.append("请填写核实情况") }
-        if outcome == .monitor && !Self.monitoringTypes.contains(monitoringType ?? "") { p.append("纳入监测须选择监测对象类别") }
+            if d > today { p.append(("visited_on", "核实日期不能晚于今天")) }
+            if let openedOn, d < openedOn { p.append(("visited_on", "核实日期不能早于立案日期 \(openedOn)")) }
+        } else { p.append(("visited_on", "核实日期应写作 yyyy-MM-dd")) }
+        if visitors.trimmingCharacters(in: .whitespaces).isEmpty { p.append(("visitors", "请填写入户人员")) }
+        if findings.trimmingCharacters(in: .whitespaces).isEmpty { p.append(("findings", "请填写核实情况")) }
+        if outcome == .monitor && !Self.monitoringTypes.contains(monitoringType ?? "") { p.append(("monitoring_type", "纳入监测须选择监测对象类别")) }
         if (outcome == .noRisk || outcome == .dataWrong) && (reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
-            p.append("“\(outcome.chinese)”须说明原因")
+            p.append(("reason", "“\(outcome.chinese)”须说明原因"))
         }
         return p
     }

@@ -27,9 +27,9 @@ public struct CaseChangeError: Error, Sendable, Equatable, CustomStringConvertib
 extension CaseStore {
     /// Records a home visit and closes the case (销号) with its outcome. The visit is checked
     /// first (`VisitRecord.problems`); a case that is not open refuses it.
-    public func recordVisit(caseID: Int64, by user: User, visit: VisitRecord, today: CivilDate = .today) throws {
+    public func recordVisit(caseID: Int64, by user: User, visit: VisitRecord, today: CivilDate = .today, openedOn: CivilDate? = nil) throws {
         guard user.role.verifies else { throw CaseChangeError.notAllowed("只有乡镇核查员可以记录入户核实") }
-        let problems = visit.problems(today: today)
+        let problems = visit.problems(today: today, openedOn: openedOn)
         if !problems.isEmpty { throw CaseChangeError.invalid(problems) }
         var detail = "入户核实（\(visit.visitedOn)，\(visit.visitors)）：\(visit.outcome.chinese)"
         if let t = visit.monitoringType, visit.outcome == .monitor { detail += "（\(t)）" }

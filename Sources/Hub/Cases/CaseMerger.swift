@@ -83,7 +83,7 @@ public final class CaseMerger {
             let id = try ledger.insertCase(NewCase(
                 key: a.caseKey, period: a.period, householdID: a.householdID, subjectKind: a.householdID != nil ? .household : a.subjectKind,
                 subjectID: a.householdID ?? a.subjectID, townshipCode: a.townshipCode, villageCode: a.villageCode,
-                severity: a.severity, openedAt: now, deadline: deadline))
+                severity: a.severity, openedAt: now, deadline: deadline, subjectName: a.householdID == nil ? a.subjectName : nil))
             totals.newCases += 1
             cases[a.caseKey] = (id, a.severity)
             return id

@@ -55,6 +55,14 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
     public func adding(days: Int) -> CivilDate { CivilDate(daysSinceEpoch: daysSinceEpoch + days) }
 
     /// Today in China Standard Time.
+    /// `yyyy-MM-dd`, or nil when the text is not a real date.
+    public static func parse(_ text: String) -> CivilDate? {
+        let p = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard p.count == 3, p[0].count == 4, p[1].count == 2, p[2].count == 2,
+              let y = Int(p[0]), let m = Int(p[1]), let d = Int(p[2]) else { return nil }
+        return CivilDate(year: y, month: m, day: d)
+    }
+
     public static var today: CivilDate { CivilDate(daysSinceEpoch: Int((Date().timeIntervalSince1970 + 8 * 3600) / 86400)) }
 
     public static func < (a: CivilDate, b: CivilDate) -> Bool {

@@ -72,12 +72,16 @@ public struct Alert: Sendable, Hashable {
     public var message: String
     public var evidence: [Evidence]
     public var ruleVersion: String
+    /// The person's name for a person subject (from the roster, else from the records that
+    /// raised it): what the inbox shows for a case outside the roster.
+    public var subjectName: String?
 
     public init(rule: String, title: String, severity: Rule.Severity, subjectKind: Rule.Subject, subjectID: String, householdID: String?,
-                villageCode: String?, townshipCode: String?, period: String, message: String, evidence: [Evidence], ruleVersion: String) {
+                villageCode: String?, townshipCode: String?, period: String, message: String, evidence: [Evidence], ruleVersion: String,
+                subjectName: String? = nil) {
         self.rule = rule; self.title = title; self.severity = severity; self.subjectKind = subjectKind; self.subjectID = subjectID
         self.householdID = householdID; self.villageCode = villageCode; self.townshipCode = townshipCode; self.period = period
-        self.message = message; self.evidence = evidence; self.ruleVersion = ruleVersion
+        self.message = message; self.evidence = evidence; self.ruleVersion = ruleVersion; self.subjectName = subjectName
     }
 
     /// Alerts of one household (or one subject outside the roster) in a period form one case.
@@ -155,7 +159,7 @@ public final class RuleEngine {
     /// id, a random page per record, was most of the time of a large evaluation). Of the
     /// roster, only the fields the rules name, the links and the village.
     static func neededFields(_ rules: [Rule], _ types: TypeCatalog) -> [String: Set<String>] {
-        var need: [String: Set<String>] = ["household": ["household_id", "village_code"], "person": ["id_number", "household_id"]]
+        var need: [String: Set<String>] = ["household": ["household_id", "village_code"], "person": ["id_number", "household_id", "name"]]
         for rule in rules {
             for r in references(rule) {
                 let parts = r.split(separator: ".", maxSplits: 1).map(String.init)
@@ -463,7 +467,10 @@ public final class RuleEngine {
                 // Outside the roster: route by the best region the subject's own records carry.
                 village = Self.bestRegion(rule.uses.map { sets[$0.name] ?? [] }, types: rule.uses.map(\.type))
             }
-            if let a = fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period) {
+            if var a = fire(rule, Context(vars: vars, sets: sets), subject: key, household: householdID, village: village, period: period) {
+                if rule.subject == .person {
+                    a.subjectName = personByID[key]?["name"]?.text ?? Self.name(in: rule.uses.map { sets[$0.name] ?? [] }, types: rule.uses.map(\.type))
+                }
                 alerts.append(a)
             }
         }
@@ -532,6 +539,16 @@ public final class RuleEngine {
         case .date(let d)?, .datetime(let d, _)?: return d
         default: return nil
         }
+    }
+
+    /// A person's name as the records that concern them give it: the first non-empty field
+    /// called `name` or titled 姓名 (the trigger's records first).
+    static func name(in sets: [[Rec]], types: [RecordType]) -> String? {
+        for (rows, type) in zip(sets, types) {
+            guard let f = type.fields.first(where: { $0.name == "name" || $0.title.contains("姓名") })?.name else { continue }
+            if let n = rows.lazy.compactMap({ $0[f]?.text }).first(where: { !$0.isEmpty }) { return n }
+        }
+        return nil
     }
 
     /// The most precise region code among these records' region fields (the trigger's first):

@@ -69,6 +69,9 @@ public struct NewCase: Sendable {
     public var severity: Rule.Severity
     public var openedAt: String
     public var deadline: CivilDate
+    /// The person's name for a case outside the roster (a household case's name is its head's,
+    /// read from the roster when shown).
+    public var subjectName: String? = nil
 }
 
 /// One entry of a case's history.

@@ -60,14 +60,16 @@ public struct CaseSummary: Sendable, Hashable {
     public var closedAt: String?
     public var rules: [String]
     public var titles: [String]
+    /// The head of the household (户主) for a household case, the person's name otherwise.
+    public var subjectName: String? = nil
 
     public init(id: Int64, period: String, householdID: String?, subjectKind: Rule.Subject, subjectID: String, townshipCode: String?,
                 villageCode: String?, township: String?, village: String?, severity: Rule.Severity, status: CaseStatus, deadline: String,
-                openedAt: String, outcome: String?, closedAt: String?, rules: [String], titles: [String]) {
+                openedAt: String, outcome: String?, closedAt: String?, rules: [String], titles: [String], subjectName: String? = nil) {
         self.id = id; self.period = period; self.householdID = householdID; self.subjectKind = subjectKind; self.subjectID = subjectID
         self.townshipCode = townshipCode; self.villageCode = villageCode; self.township = township; self.village = village
         self.severity = severity; self.status = status; self.deadline = deadline; self.openedAt = openedAt; self.outcome = outcome
-        self.closedAt = closedAt; self.rules = rules; self.titles = titles
+        self.closedAt = closedAt; self.rules = rules; self.titles = titles; self.subjectName = subjectName
     }
 
     public func isOverdue(today: CivilDate) -> Bool { status == .open && deadline < today.description }
@@ -83,6 +85,9 @@ public struct CaseFilter: Sendable {
     public var overdueOnly = false
     public var period: String?
     public var township: String?
+    /// A name (户主 or any member, or a person outside the roster), a 户编号, or an ID number
+    /// whole or by its last digits (at least 4).
+    public var search: String?
     /// Only cases routed to no township: the county's dispatch queue (待分派).
     public var awaitingDispatch = false
     /// Cases per page (the store caps it at `CaseFilter.maxLimit`).
@@ -92,7 +97,7 @@ public struct CaseFilter: Sendable {
     public init() {}
     /// Identifies the filter in caches.
     public var cacheKey: String {
-        [rule ?? "", village ?? "", status?.rawValue ?? "", severity?.rawValue ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", awaitingDispatch ? "1" : "0", String(limit), String(offset)].joined(separator: "\u{1F}")
+        [rule ?? "", village ?? "", status?.rawValue ?? "", severity?.rawValue ?? "", overdueOnly ? "1" : "0", period ?? "", township ?? "", search ?? "", awaitingDispatch ? "1" : "0", String(limit), String(offset)].joined(separator: "\u{1F}")
     }
 }
 

@@ -63,7 +63,7 @@ struct APIRoutes: Sendable {
             }
             guard u.sees(township: d.summary.townshipCode) else {
                 try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API，不在本人负责的乡镇", address: context.address)
-                return Self.json(["error": "无权查看该案件"], status: .forbidden)
+                return Self.json(["error": "案件不存在"], status: .notFound)
             }
             try app.store.audit(u.username, "查看案件", target: "案件 #\(id)", detail: "API", address: context.address)
             var out = Self.summary(d.summary, .today)
@@ -121,14 +121,15 @@ struct APIRoutes: Sendable {
         }
         guard u.sees(township: d.summary.townshipCode) else {
             try app.store.audit(u.username, "拒绝访问", target: "案件 #\(id)", detail: "API 核实，不在本人负责的乡镇", address: context.address)
-            return Self.json(["error": "无权处理该案件"], status: .forbidden)
+            return Self.json(["error": "案件不存在"], status: .notFound)
         }
-        guard let outcome = VisitOutcome(rawValue: body.outcome ?? "") else {
-            return Self.json(["error": "outcome 取值：\(VisitOutcome.allCases.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
+        let allowed = VisitOutcome.choices(for: d.summary.subjectKind, household: d.summary.householdID != nil)
+        guard let outcome = VisitOutcome(rawValue: body.outcome ?? ""), allowed.contains(outcome) else {
+            return Self.json(["error": "该案件的 outcome 取值：\(allowed.map(\.rawValue).joined(separator: ", "))"], status: .badRequest)
         }
         let v = VisitRecord(visitedOn: body.visitedOn ?? "", visitors: body.visitors ?? "", findings: body.findings ?? "",
                             outcome: outcome, monitoringType: body.monitoringType.nonEmpty, reason: body.reason.nonEmpty)
-        do { try app.store.recordVisit(caseID: id, by: u, visit: v) }
+        do { try app.store.recordVisit(caseID: id, by: u, visit: v, openedOn: CivilDate.parse(String(d.summary.openedAt.prefix(10)))) }
         catch let e as CaseChangeError { return Self.json(["error": e.description], status: .badRequest) }
         try app.store.audit(u.username, "入户核实销号", target: "案件 #\(id)", detail: "API：\(outcome.chinese)", address: context.address)
         return Self.json(["ok": true, "status": "closed"])
@@ -138,7 +139,8 @@ struct APIRoutes: Sendable {
         ["id": c.id, "period": c.period, "household_id": c.householdID as Any, "subject_kind": c.subjectKind.rawValue,
          "subject_id": c.subjectKind == .person ? ResidentID.mask(c.subjectID) : c.subjectID, "township_code": c.townshipCode as Any,
          "township": c.township as Any, "village_code": c.villageCode as Any, "village": c.village as Any, "severity": c.severity.rawValue,
-         "status": c.status.rawValue, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "rules": c.rules, "outcome": c.outcome as Any]
+         "status": c.status.rawValue, "deadline": c.deadline, "overdue": c.isOverdue(today: today), "rules": c.rules, "outcome": c.outcome as Any,
+         "subject_name": c.subjectName as Any]
     }
 
     static func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
@@ -164,10 +166,11 @@ enum OpenAPIDocument {
             "township_code": { "type": ["string", "null"] }, "township": { "type": ["string", "null"] }, "village_code": { "type": ["string", "null"] },
             "village": { "type": ["string", "null"] }, "severity": { "type": "string", "enum": ["high", "medium", "low"] },
             "status": { "type": "string", "enum": ["open", "closed"] }, "deadline": { "type": "string", "format": "date" },
-            "overdue": { "type": "boolean" }, "rules": { "type": "array", "items": { "type": "string" } }, "outcome": { "type": ["string", "null"] } } },
+            "overdue": { "type": "boolean" }, "rules": { "type": "array", "items": { "type": "string" } }, "outcome": { "type": ["string", "null"] },
+            "subject_name": { "type": ["string", "null"], "description": "户主姓名，或名单外人员的姓名" } } },
           "Visit": { "type": "object", "required": ["visited_on", "visitors", "findings", "outcome"], "properties": {
             "visited_on": { "type": "string", "format": "date" }, "visitors": { "type": "string" }, "findings": { "type": "string" },
-            "outcome": { "type": "string", "enum": ["monitor", "already_monitored", "no_risk", "data_wrong", "unverifiable"] },
+            "outcome": { "type": "string", "enum": ["monitor", "already_monitored", "no_risk", "data_wrong", "unverifiable", "confirmed"] },
             "monitoring_type": { "type": "string", "enum": ["脱贫不稳定户", "边缘易致贫户", "突发严重困难户"] }, "reason": { "type": "string" } } },
           "Error": { "type": "object", "properties": { "error": { "type": "string" } } }
         }
@@ -185,18 +188,19 @@ enum OpenAPIDocument {
             { "name": "village", "in": "query", "schema": { "type": "string" } },
             { "name": "severity", "in": "query", "schema": { "type": "string", "enum": ["high", "medium", "low"] } },
             { "name": "period", "in": "query", "schema": { "type": "string" } },
-            { "name": "overdue", "in": "query", "schema": { "type": "string", "enum": ["1"] } } ],
+            { "name": "overdue", "in": "query", "schema": { "type": "string", "enum": ["1"] } },
+            { "name": "q", "in": "query", "description": "姓名、户编号或身份证号（整号或后 4 位以上）", "schema": { "type": "string", "maxLength": 40 } } ],
           "responses": { "200": { "description": "案件列表", "content": { "application/json": { "schema": { "type": "object", "properties": { "cases": { "type": "array", "items": { "$ref": "#/components/schemas/CaseSummary" } }, "total": { "type": "integer" }, "next_cursor": { "type": ["string", "null"] } } } } } },
                          "400": { "description": "limit 或 cursor 无效" }, "401": { "description": "未登录" }, "403": { "description": "角色无权查看案件" } } } },
         "/cases/{id}": { "get": { "summary": "案件详情：户、成员（身份证号遮蔽）、预警及部门记录、核实记录",
           "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } } ],
-          "responses": { "200": { "description": "案件" }, "403": { "description": "不在本人负责的乡镇" }, "404": { "description": "不存在" } } } },
+          "responses": { "200": { "description": "案件" }, "404": { "description": "不存在，或不在本人负责的乡镇" } } } },
         "/cases/{id}/visit": { "post": { "summary": "记录入户核实并销号",
           "parameters": [ { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
                           { "name": "X-CSRF-Token", "in": "header", "required": true, "schema": { "type": "string" } } ],
           "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Visit" } } } },
           "responses": { "200": { "description": "已销号" }, "400": { "description": "核实记录不完整", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
-                         "403": { "description": "无权或 CSRF 令牌错误" } } } }
+                         "403": { "description": "角色无权或 CSRF 令牌错误" }, "404": { "description": "不存在，或不在本人负责的乡镇" } } } }
       }
     }
     """

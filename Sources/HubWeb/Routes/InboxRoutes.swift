@@ -10,6 +10,23 @@ extension WebApp {
         let cases = routes(for: { $0.seesCases })
         get(cases, "inbox") { request, context, user in try self.inbox(request, context, user) }
         get(cases, "cases/:id") { request, context, user in try self.casePage(request, context, user, visitError: nil) }
+        get(cases, "cases/:id/print") { request, context, user in
+            let detail: CaseDetail
+            switch try self.visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
+            try self.store.audit(user.username, "打印入户核实表", target: "案件 #\(detail.summary.id)", detail: "", address: context.address)
+            return self.page("print", "入户核实表", context, ["sheets": [self.printSheet(detail)], "count": 1, "back": "/cases/\(detail.summary.id)"])
+        }
+        // A township's open cases (or whatever the inbox filter selects), one sheet each.
+        get(cases, "print") { request, context, user in
+            var f = self.filter(request)
+            if f.status == nil { f.status = .open }
+            f.limit = 200
+            let list = try self.store.cases(for: user, filter: f, today: .today)
+            let total = try self.store.caseCount(for: user, filter: f, today: .today)
+            try self.store.audit(user.username, "批量打印入户核实表", target: "\(list.count) 件", detail: request.uri.query ?? "", address: context.address)
+            let sheets = try list.compactMap { try self.store.caseDetail($0.id) }.map(self.printSheet)
+            return self.page("print", "批量打印入户核实表", context, ["sheets": sheets, "count": sheets.count, "more": total > sheets.count, "back": "/inbox"])
+        }
         post(cases, "cases/:id/visit", VisitForm.self) { request, context, user, form in
             guard user.role.verifies else { return try self.refuse(context, user, "只有乡镇核查员可以记录入户核实。") }
             return try self.visit(request, context, user, form)
@@ -33,6 +50,10 @@ extension WebApp {
         let pageNumber = min(max(1, Int(request.uri.queryParameters["page"].map(String.init) ?? "") ?? 1), 1_000_000)
         f.limit = perPage + 1
         f.offset = (pageNumber - 1) * perPage
+        if let q = f.search {
+            // What was looked for is logged like any other access (an ID number masked).
+            try store.audit(user.username, "搜索案件", target: "收件箱", detail: ResidentID.maskEmbedded(q), address: context.address)
+        }
         // The whole page is kept for this session until the user's cases change: reloading the
         // inbox (what verifiers do all day) then costs a session check and a counter read.
         let version = try store.inboxVersion(for: user)
@@ -59,7 +80,8 @@ extension WebApp {
             "closedCount": overview.closed,
             "isOpen": f.status == .open, "isClosed": f.status == .closed,
             "sevHigh": f.severity == .high, "sevMedium": f.severity == .medium, "sevLow": f.severity == .low,
-            "overdueOnly": f.overdueOnly, "canExport": true, "query": exportQuery,
+            "overdueOnly": f.overdueOnly, "canExport": true, "query": exportQuery, "search": f.search ?? "",
+            "filtered": f.status != nil || f.rule != nil || f.village != nil || f.severity != nil || f.overdueOnly,
             "ruleOptions": fragments.ruleOptions,
             "villageOptions": fragments.villageOptions,
             "pageNumber": pageNumber, "paged": pageNumber > 1 || hasNext,
@@ -119,8 +141,9 @@ extension WebApp {
             return .failure(Denied(response: message(context, "案件不存在", "找不到该案件。", status: .notFound)))
         }
         guard user.sees(township: detail.summary.townshipCode) else {
+            // The same answer as for a case that does not exist: nobody learns which ids exist elsewhere.
             try store.audit(user.username, "拒绝访问", target: "案件 #\(id)", detail: "不在本人负责的乡镇", address: context.address)
-            return .failure(Denied(response: message(context, "无权查看", "该案件不属于您负责的乡镇。", status: .forbidden)))
+            return .failure(Denied(response: message(context, "案件不存在", "找不到该案件。", status: .notFound)))
         }
         return .success(detail)
     }
@@ -138,23 +161,57 @@ extension WebApp {
         return v.description
     }
 
+    /// What a verifier typed into the visit form, and what was wrong with it, field by field:
+    /// a refused submit comes back with everything as it was and each error at its field.
+    struct VisitDraft {
+        var form: VisitForm
+        var errors: [String: String] = [:]
+        var message: String?
+    }
+
+    /// Who did something, as the case history shows it: display names, not usernames.
+    func displayNames() throws -> [String: String] {
+        Dictionary(try store.users().map { ($0.username, $0.displayName) }, uniquingKeysWith: { a, _ in a })
+    }
+
     func casePage(_ request: Request, _ context: HubRequestContext, _ user: User, visitError: String?, status: HTTPResponse.Status = .ok) throws -> Response {
+        try casePage(request, context, user, draft: visitError.map { VisitDraft(form: VisitForm(), message: $0) }, status: status)
+    }
+
+    func casePage(_ request: Request, _ context: HubRequestContext, _ user: User, draft: VisitDraft?, status: HTTPResponse.Status = .ok) throws -> Response {
         let detail: CaseDetail
         switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
         let c = detail.summary
         try store.audit(user.username, "查看案件", target: "案件 #\(c.id)", detail: subjectText(c), address: context.address)
         let today = CivilDate.today
         let hType = config.types["household"]
+        // Township staff read plain Chinese: rule versions, runs and sources are for operators.
+        let technical = user.role != .verifier
+        let isHousehold = c.householdID != nil
+        let outcomes = VisitOutcome.choices(for: c.subjectKind, household: isHousehold)
+        let form = draft?.form
+        let names = try displayNames()
+        let done = request.uri.queryParameters["done"].map(String.init)
         var values: [String: Any] = [
-            "id": c.id, "severity": c.severity.rawValue, "severityName": c.severity.chinese,
+            "id": c.id, "severity": c.severity.rawValue, "severityName": c.severity.chinese, "status": c.status.rawValue,
             "statusName": c.status.chinese, "township": c.township ?? c.townshipCode ?? CaseStatus.awaitingDispatchName, "village": c.village ?? "",
             "period": c.period, "openedAt": String(c.openedAt.prefix(10)), "deadline": c.deadline, "overdue": c.isOverdue(today: today),
-            "subjectText": subjectText(c), "today": today.description, "visitError": opt(visitError),
+            "heading": headingText(c), "subjectText": subjectText(c), "today": today.description,
+            "reopened": c.status == .open && detail.events.contains { $0.action == "重新打开" },
+            "done": opt(done == "visit" ? "已销号：入户核实已记录。" : done == "reopen" ? "案件已重新打开，期限已更新。" : nil),
+            "visitError": opt(draft?.message), "errors": draft?.errors ?? [:],
+            "form": ["visitedOn": form?.visitedOn ?? today.description, "visitors": form?.visitors ?? "", "findings": form?.findings ?? "",
+                     "reason": form?.reason ?? ""],
             "canVisit": user.role.verifies && c.status == .open, "canReopen": user.role.reopens && c.status == .closed,
             "canDispatch": user.role.dispatches && c.status == .open, "unassigned": (c.townshipCode ?? "").isEmpty,
             "townships": user.role.dispatches && c.status == .open ? try townshipChoices().map { ["code": $0.code, "name": $0.name] } : [],
-            "outcomes": VisitOutcome.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
-            "monitoringTypes": VisitRecord.monitoringTypes,
+            "visitHeading": isHousehold || c.subjectKind == .person ? "入户核实并销号" : "实地核实并销号",
+            "visitorsLabel": isHousehold || c.subjectKind == .person ? "入户人员" : "核实人员",
+            "findingsHint": isHousehold || c.subjectKind == .person ? "家庭收入、支出、住房、就医等实际情况" : "现场查看的情况、原因、已采取的措施",
+            "canMonitor": outcomes.contains(.monitor),
+            "outcomes": outcomes.map { ["value": $0.rawValue, "label": $0.chinese, "checked": form?.outcome == $0.rawValue] as [String: Any] },
+            "monitoringTypes": VisitRecord.monitoringTypes.map { ["name": $0, "selected": form?.monitoringType == $0] as [String: Any] },
+            "outsideNote": opt(c.subjectKind == .person && !isHousehold ? "此人不在脱贫户和监测对象名单中。入户核实后，如确有风险请选“纳入监测”。" : nil),
         ]
         if let h = detail.household {
             values["household"] = [
@@ -169,40 +226,78 @@ extension WebApp {
                 },
             ] as [String: Any]
         }
+        let regions = try store.regionNames()
         values["alerts"] = detail.alerts.map { a -> [String: Any] in
-            ["title": a.title, "severity": a.severity.rawValue, "message": ResidentID.maskEmbedded(a.message), "ruleVersion": a.ruleVersion, "evidenceCount": a.evidence.count,
+            ["title": a.title, "severity": a.severity.rawValue, "message": ResidentID.maskEmbedded(a.message), "ruleVersion": opt(technical ? a.ruleVersion : nil),
+             "evidenceCount": a.evidence.count,
              "evidence": a.evidence.map { e -> [String: Any] in
                  let t = config.types[e.type]
-                 return ["typeTitle": t?.title ?? e.type, "source": e.source, "run": e.run, "row": e.row,
+                 return ["typeTitle": t?.title ?? "部门记录", "place": opt(technical ? "来源 \(e.source) · 运行 #\(e.run) 第 \(e.row) 行" : nil),
                          "fields": (t?.fields ?? []).compactMap { f -> [String: String]? in
                              guard let v = e.fields[f.name] else { return nil }
-                             return ["label": f.title, "value": f.type == .residentID ? ResidentID.mask(v) : (f.type == .bool ? (v == "true" ? "是" : "否") : ResidentID.maskEmbedded(v))]
+                             return ["label": f.title, "value": evidenceValue(v, f, regions)]
                          }]
              }]
         }
-        values["events"] = detail.events.map { ["at": String($0.at.prefix(16)).replacingOccurrences(of: "T", with: " "), "username": $0.username, "action": $0.action, "detail": $0.detail] }
-        values["visits"] = detail.visits.map { v -> [String: Any] in
-            ["visitedOn": v.visitedOn, "visitors": v.visitors, "findings": v.findings, "outcome": v.outcome.chinese,
-             "monitoringType": opt(v.outcome == .monitor ? v.monitoringType : nil), "reason": opt(v.reason)]
+        values["events"] = detail.events.map {
+            ["at": String($0.at.prefix(16)).replacingOccurrences(of: "T", with: " "), "who": names[$0.username] ?? $0.username, "action": $0.action, "detail": $0.detail]
         }
-        return page("case", "案件 #\(c.id)", context, values, status: status)
+        values["visits"] = detail.visits.map { v -> [String: Any] in
+            ["visitedOn": v.visitedOn, "visitors": v.visitors, "findings": ResidentID.maskEmbedded(v.findings), "outcome": v.outcome.chinese,
+             "monitoringType": opt(v.outcome == .monitor ? v.monitoringType : nil), "reason": opt(v.reason.map(ResidentID.maskEmbedded))]
+        }
+        return page("case", headingText(c), context, values, status: status)
+    }
+
+    /// One printed 入户核实表: the case, why it was raised, the members (IDs masked), blanks to fill in.
+    func printSheet(_ d: CaseDetail) -> [String: Any] {
+        let c = d.summary
+        return ["id": c.id, "period": c.period, "township": c.township ?? c.townshipCode ?? "", "village": c.village ?? "",
+                "subject": subjectText(c), "deadline": c.deadline, "severity": c.severity.chinese,
+                "alerts": d.alerts.map { ["title": $0.title, "message": ResidentID.maskEmbedded($0.message)] },
+                "hasMembers": !d.members.isEmpty,
+                "members": d.members.map { m -> [String: String] in
+                    ["name": m["name"]?.description ?? "", "relation": m["relation"]?.description ?? "", "id": ResidentID.mask(m["id_number"]?.description ?? ""),
+                     "health": m["health"]?.description ?? "", "disability": m["disability"]?.description ?? ""]
+                }]
+    }
+
+    /// A department record's value as township staff read it: IDs masked, yes/no, money with
+    /// thousands separators, region codes with their names.
+    func evidenceValue(_ v: String, _ f: RecordType.Field, _ regions: [String: String]) -> String {
+        switch f.type {
+        case .residentID: return ResidentID.mask(v)
+        case .bool: return v == "true" || v == "1" ? "是" : "否"
+        case .money: return Double(v).map { Money.format(fen: Int64(($0 * 100).rounded())) } ?? v
+        case .region: return regions[v].map { "\($0)（\(v)）" } ?? v
+        default: return ResidentID.maskEmbedded(v)
+        }
     }
 
     func visit(_ request: Request, _ context: HubRequestContext, _ user: User, _ f: VisitForm) throws -> Response {
         let detail: CaseDetail
         switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
-        guard let outcome = VisitOutcome(rawValue: f.outcome ?? "") else {
-            return try casePage(request, context, user, visitError: "请选择核实结果", status: .badRequest)
+        let c = detail.summary
+        let allowed = VisitOutcome.choices(for: c.subjectKind, household: c.householdID != nil)
+        guard let outcome = VisitOutcome(rawValue: f.outcome ?? ""), allowed.contains(outcome) else {
+            return try casePage(request, context, user, draft: VisitDraft(form: f, errors: ["outcome": "请选择核实结果"], message: "请选择核实结果"), status: .badRequest)
         }
         let v = VisitRecord(visitedOn: f.visitedOn ?? "", visitors: f.visitors ?? "", findings: f.findings ?? "", outcome: outcome,
                             monitoringType: f.monitoringType.nonEmpty, reason: f.reason.nonEmpty)
-        do {
-            try store.recordVisit(caseID: detail.summary.id, by: user, visit: v)
-        } catch let e as CaseChangeError {
-            return try casePage(request, context, user, visitError: e.description, status: .badRequest)
+        let openedOn = CivilDate.parse(String(c.openedAt.prefix(10)))
+        let problems = v.fieldProblems(today: .today, openedOn: openedOn)
+        if !problems.isEmpty {
+            var errors: [String: String] = [:]
+            for p in problems { errors[p.field] = errors[p.field].map { $0 + "；" + p.message } ?? p.message }
+            return try casePage(request, context, user, draft: VisitDraft(form: f, errors: errors, message: "请检查下面标红的项目"), status: .badRequest)
         }
-        try store.audit(user.username, "入户核实销号", target: "案件 #\(detail.summary.id)", detail: outcome.chinese, address: context.address)
-        return Self.redirect("/cases/\(detail.summary.id)")
+        do {
+            try store.recordVisit(caseID: c.id, by: user, visit: v, openedOn: openedOn)
+        } catch let e as CaseChangeError {
+            return try casePage(request, context, user, draft: VisitDraft(form: f, message: e.description), status: .badRequest)
+        }
+        try store.audit(user.username, "入户核实销号", target: "案件 #\(c.id)", detail: outcome.chinese, address: context.address)
+        return Self.redirect("/cases/\(c.id)?done=visit")
     }
 
     func reopen(_ request: Request, _ context: HubRequestContext, _ user: User, _ f: ReopenForm) throws -> Response {
@@ -214,6 +309,6 @@ extension WebApp {
             return try casePage(request, context, user, visitError: e.description, status: .badRequest)
         }
         try store.audit(user.username, "重新打开案件", target: "案件 #\(detail.summary.id)", detail: f.reason ?? "", address: context.address)
-        return Self.redirect("/cases/\(detail.summary.id)")
+        return Self.redirect("/cases/\(detail.summary.id)?done=reopen")
     }
 }

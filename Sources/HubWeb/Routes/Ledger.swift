@@ -5,8 +5,8 @@ import HTTPTypes
 import NIOCore
 
 /// The ledger (台账): one line per case with its 销号 status, as .xlsx (Excel, WPS) or CSV with a
-/// UTF-8 BOM. Scoped like the inbox; a cell starting with = + - @ is neutralised so a spreadsheet
-/// never runs department text as a formula.
+/// UTF-8 BOM. Scoped like the inbox; in the CSV a cell starting with = + - @ is neutralised so a
+/// spreadsheet never runs department text as a formula (the workbook's text cells cannot be formulas).
 extension WebApp {
     static let ledgerHeader = ["案件号", "期间", "乡镇", "行政村", "对象", "预警类型", "等级", "立案日期", "期限", "状态", "是否逾期",
                                "核实日期", "入户人员", "核实结果", "监测对象类别", "原因", "核实情况"]
@@ -61,7 +61,9 @@ extension WebApp {
                         let today = CivilDate.today
                         while true {
                             let rows = try ledgerRows(user, page, today: today)
-                            for r in rows { try row(r.map { .text(Self.neutralise($0)) }) }
+                            // Inline strings are never formulas in a workbook: text goes in as it is,
+                            // and the case number as a number.
+                            for r in rows { try row(r.enumerated().map { i, v in i == 0 ? .number(v) : .text(v) }) }
                             if rows.count < Self.ledgerPage { break }
                             page.offset += rows.count
                         }

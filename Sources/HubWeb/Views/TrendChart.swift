@@ -1,11 +1,12 @@
 import Hub
-/// The monthly trend as an SVG bar chart, drawn on the server (no script, no CDN).
+/// The monthly trend as an SVG bar chart, drawn on the server (no script, no CDN). Sized by
+/// the stylesheet (`svg.trend`), never by an inline style, which the pages' CSP refuses.
 enum TrendChart {
     static func svg(_ periods: [(period: String, raised: Int, closed: Int)]) -> String {
         guard !periods.isEmpty else { return "<p class=\"empty\">暂无数据</p>" }
         let maxV = max(1, periods.map(\.raised).max()!)
         let w = 60, h = 160, left = 40
-        var s = "<svg role=\"img\" aria-label=\"逐月预警与销号\" viewBox=\"0 0 \(left + periods.count * w + 20) \(h + 50)\" width=\"100%\" style=\"max-width:\(left + periods.count * w + 20)px\">"
+        var s = "<svg role=\"img\" aria-label=\"逐月预警与销号\" viewBox=\"0 0 \(left + periods.count * w + 20) \(h + 50)\" class=\"trend\" preserveAspectRatio=\"xMinYMin meet\">"
         s += "<line x1=\"\(left)\" y1=\"\(h)\" x2=\"\(left + periods.count * w)\" y2=\"\(h)\" stroke=\"#8aa0b4\"/>"
         for (i, p) in periods.enumerated() {
             let x = left + i * w + 8

@@ -24,6 +24,7 @@ enum Views {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>{{title}} - 防返贫监测预警</title>
         <link rel="stylesheet" href="/static/hub.css">
+        <script src="/static/hub.js" defer></script>
         </head>
         <body>
         <header class="top">
@@ -65,6 +66,9 @@ enum Views {
           <span>已销号 <b>{{closedCount}}</b></span>
         </div>
         <form class="filters" method="get" action="/inbox">
+          <div class="search"><input type="search" name="q" value="{{search}}" maxlength="40" placeholder="姓名、户编号或身份证号（可只输后几位）" aria-label="搜索"><button type="submit">搜索</button></div>
+          <details class="more"{{#filtered}} open{{/filtered}}><summary>筛选{{#filtered}}（已筛选）{{/filtered}}</summary>
+          <div class="choices">
           <select name="status"><option value="">全部状态</option><option value="open" {{#isOpen}}selected{{/isOpen}}>未销号</option><option value="closed" {{#isClosed}}selected{{/isClosed}}>已销号</option></select>
           <select name="rule"><option value="">全部预警类型</option>{{{ruleOptions}}}</select>
           <select name="village"><option value="">全部村</option>{{{villageOptions}}}</select>
@@ -72,6 +76,10 @@ enum Views {
           <label class="check"><input type="checkbox" name="overdue" value="1" {{#overdueOnly}}checked{{/overdueOnly}}>只看逾期</label>
           <button type="submit">筛选</button>
           {{#canExport}}<a class="button" href="/ledger.xlsx?{{query}}">导出台账 Excel</a><a class="button" href="/ledger.csv?{{query}}">CSV</a>{{/canExport}}
+          {{#filtered}}<a class="button" href="/inbox">清除筛选</a>{{/filtered}}
+          <a class="button" href="/print?{{query}}">打印未销号案件的核实表</a>
+          </div>
+          </details>
         </form>
         {{^hasCases}}<p class="empty">没有符合条件的案件。</p>{{/hasCases}}
         <ul class="cases">{{{caseItems}}}</ul>
@@ -79,17 +87,19 @@ enum Views {
         """,
         "case": """
         <p><a href="/inbox">← 返回案件列表</a></p>
-        <h1>案件 #{{id}} <span class="badge sev-{{severity}}">{{severityName}}</span> <span class="badge">{{statusName}}</span></h1>
-        <p class="meta">{{township}} {{village}} · 期间 {{period}} · 立案 {{openedAt}} · 期限 <span class="{{#overdue}}overdue{{/overdue}}">{{deadline}}{{#overdue}}（已逾期）{{/overdue}}</span></p>
+        {{#done}}<p class="flash" role="status">{{done}}</p>{{/done}}
+        <h1>{{heading}} <span class="badge sev-{{severity}}">{{severityName}}</span> <span class="badge status-{{status}}">{{statusName}}</span>{{#reopened}} <span class="badge reopened">已重新打开</span>{{/reopened}}</h1>
+        <p class="meta">案件 #{{id}} · {{township}} {{village}} · 期间 {{period}} · 立案 {{openedAt}} · 期限 <span class="{{#overdue}}overdue{{/overdue}}">{{deadline}}{{#overdue}}（已逾期）{{/overdue}}</span></p>
+        <p class="print-link"><a class="button" href="/cases/{{id}}/print">打印入户核实表</a></p>
         <section class="card">
-          <h2>预警及依据</h2>
+          <h2>为什么预警</h2>
           {{#alerts}}
           <article class="alert sev-{{severity}}">
             <h3>{{title}}</h3>
             <p class="message">{{message}}</p>
-            <details><summary>部门记录 {{evidenceCount}} 条（规则版本 {{ruleVersion}}）</summary>
+            <details><summary>依据的部门记录 {{evidenceCount}} 条{{#ruleVersion}}（规则版本 {{ruleVersion}}）{{/ruleVersion}}</summary>
               {{#evidence}}
-              <table class="evidence"><caption>{{typeTitle}} · 来源 {{source}} · 运行 #{{run}} 第 {{row}} 行</caption>
+              <table class="evidence"><caption>{{typeTitle}}{{#place}} · {{place}}{{/place}}</caption>
                 <tbody>{{#fields}}<tr><th>{{label}}</th><td>{{value}}</td></tr>{{/fields}}</tbody></table>
               {{/evidence}}
             </details>
@@ -103,25 +113,30 @@ enum Views {
             {{#fields}}<dt>{{label}}</dt><dd>{{value}}</dd>{{/fields}}
           </dl>
           <h3>家庭成员</h3>
-          <table><thead><tr><th>姓名</th><th>关系</th><th>身份证号</th><th>健康</th><th>残疾</th></tr></thead>
-          <tbody>{{#members}}<tr><td>{{name}}</td><td>{{relation}}</td><td class="mono">{{id}}</td><td>{{health}}</td><td>{{disability}}</td></tr>{{/members}}</tbody></table>
+          <ul class="members">{{#members}}<li><b>{{name}}</b> <span class="relation">{{relation}}</span><br><span class="mono">{{id}}</span>{{#health}} · {{health}}{{/health}}{{#disability}} · {{disability}}{{/disability}}</li>{{/members}}</ul>
         </section>
         {{/household}}
-        {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}（不在监测名单中）</p></section>{{/household}}
+        {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}</p>{{#outsideNote}}<p class="note">{{outsideNote}}</p>{{/outsideNote}}</section>{{/household}}
         {{#canVisit}}
-        <section class="card">
-          <h2>入户核实并销号</h2>
-          {{#visitError}}<p class="error">{{visitError}}</p>{{/visitError}}
-          <form method="post" action="/cases/{{id}}/visit" class="visit">
+        <section class="card" id="visit">
+          <h2>{{visitHeading}}</h2>
+          {{#visitError}}<p class="error" role="alert">{{visitError}}</p>{{/visitError}}
+          <form method="post" action="/cases/{{id}}/visit#visit" class="visit">
             <input type="hidden" name="_csrf" value="{{csrf}}">
-            <label>核实日期<input type="date" name="visited_on" required value="{{today}}"></label>
-            <label>入户人员<input name="visitors" required placeholder="如：王五、李四（村干部）"></label>
-            <label>核实情况<textarea name="findings" required rows="4" placeholder="家庭收入、支出、住房、就医等实际情况"></textarea></label>
+            <label>核实日期<input type="date" name="visited_on" required value="{{form.visitedOn}}" min="{{openedAt}}" max="{{today}}"></label>
+            {{#errors.visited_on}}<p class="field-error">{{errors.visited_on}}</p>{{/errors.visited_on}}
+            <label>{{visitorsLabel}}<input name="visitors" required value="{{form.visitors}}" placeholder="如：王五、李四（村干部）"></label>
+            {{#errors.visitors}}<p class="field-error">{{errors.visitors}}</p>{{/errors.visitors}}
+            <label>核实情况<textarea name="findings" required rows="4" placeholder="{{findingsHint}}">{{form.findings}}</textarea></label>
+            {{#errors.findings}}<p class="field-error">{{errors.findings}}</p>{{/errors.findings}}
             <fieldset><legend>核实结果</legend>
-              {{#outcomes}}<label class="radio"><input type="radio" name="outcome" value="{{value}}" required>{{label}}</label>{{/outcomes}}
+              {{#outcomes}}<label class="radio"><input type="radio" name="outcome" value="{{value}}" required {{#checked}}checked{{/checked}}>{{label}}</label>{{/outcomes}}
             </fieldset>
-            <label>监测对象类别（纳入监测时必选）<select name="monitoring_type"><option value="">—</option>{{#monitoringTypes}}<option>{{.}}</option>{{/monitoringTypes}}</select></label>
-            <label>原因（无风险、数据有误时必填）<input name="reason"></label>
+            {{#errors.outcome}}<p class="field-error">{{errors.outcome}}</p>{{/errors.outcome}}
+            {{#canMonitor}}<label>监测对象类别（纳入监测时必选）<select name="monitoring_type"><option value="">—</option>{{#monitoringTypes}}<option {{#selected}}selected{{/selected}}>{{name}}</option>{{/monitoringTypes}}</select></label>
+            {{#errors.monitoring_type}}<p class="field-error">{{errors.monitoring_type}}</p>{{/errors.monitoring_type}}{{/canMonitor}}
+            <label>原因（无风险、数据有误时必填）<input name="reason" value="{{form.reason}}"></label>
+            {{#errors.reason}}<p class="field-error">{{errors.reason}}</p>{{/errors.reason}}
             <button type="submit" class="primary">提交并销号</button>
           </form>
         </section>
@@ -151,7 +166,7 @@ enum Views {
           <h2>处理经过</h2>
           <ul class="history">
             <li>{{openedAt}} 系统：根据部门数据生成预警并立案</li>
-            {{#events}}<li>{{at}} {{username}}：{{action}} — {{detail}}</li>{{/events}}
+            {{#events}}<li>{{at}} {{who}}：{{action}} — {{detail}}</li>{{/events}}
           </ul>
           {{#visits}}<div class="visit-record"><b>{{visitedOn}} 入户核实</b>（{{visitors}}）：{{findings}} → <b>{{outcome}}</b>{{#monitoringType}}（{{monitoringType}}）{{/monitoringType}}{{#reason}}，原因：{{reason}}{{/reason}}</div>{{/visits}}
         </section>
@@ -174,6 +189,30 @@ enum Views {
           <h2>逐月趋势</h2>
           {{{trend}}}
         </section>
+        """,
+        "print": """
+        <p class="no-print"><a href="{{back}}">← 返回</a> <button type="button" class="primary" data-print>打印</button> 共 {{count}} 份{{#more}}（只列前 {{count}} 件，请缩小筛选范围）{{/more}}</p>
+        {{#sheets}}
+        <article class="sheet">
+          <h1>防止返贫动态监测 入户核实表</h1>
+          <table class="form-table">
+            <tr><th>案件号</th><td>{{id}}</td><th>期间</th><td>{{period}}</td></tr>
+            <tr><th>乡镇</th><td>{{township}}</td><th>行政村</th><td>{{village}}</td></tr>
+            <tr><th>对象</th><td colspan="3">{{subject}}</td></tr>
+            <tr><th>核实期限</th><td>{{deadline}}</td><th>预警等级</th><td>{{severity}}</td></tr>
+          </table>
+          <h2>预警原因</h2>
+          <ol>{{#alerts}}<li><b>{{title}}</b>：{{message}}</li>{{/alerts}}</ol>
+          {{#hasMembers}}<h2>家庭成员</h2>
+          <table class="form-table"><tr><th>姓名</th><th>关系</th><th>身份证号</th><th>健康</th><th>残疾</th></tr>
+          {{#members}}<tr><td>{{name}}</td><td>{{relation}}</td><td>{{id}}</td><td>{{health}}</td><td>{{disability}}</td></tr>{{/members}}</table>{{/hasMembers}}
+          <h2>核实情况</h2>
+          <div class="blank-lines"></div>
+          <p>核实结果：□ 纳入监测（□ 脱贫不稳定户 □ 边缘易致贫户 □ 突发严重困难户） □ 已是监测对象·更新帮扶 □ 无风险 □ 数据有误 □ 无法核实</p>
+          <p>原因：____________________________________________</p>
+          <p class="signatures">入户人员签字：______________　户主（当事人）签字：______________　核实日期：____年__月__日</p>
+        </article>
+        {{/sheets}}
         """,
         "dispatch": """
         <h1>待分派案件</h1>
@@ -274,6 +313,22 @@ enum Views {
     .pager { display: flex; gap: 1rem; align-items: center; justify-content: center; margin: 1rem 0; }
     .filters { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; margin-bottom: 1rem; }
     ul.cases { list-style: none; padding: 0; margin: 0; }
+    .search { display: flex; gap: .4rem; width: 100%; }
+    .search input { flex: 1; min-width: 0; }
+    details.more { width: 100%; }
+    details.more summary { cursor: pointer; padding: .5rem 0; min-height: 44px; display: flex; align-items: center; color: var(--blue); }
+    details.more .choices { display: flex; flex-wrap: wrap; gap: .5rem; align-items: center; }
+    .field-error { color: var(--red); margin: -.2rem 0 .6rem; font-size: .95rem; }
+    ul.members { list-style: none; padding: 0; margin: 0; }
+    ul.members li { padding: .45rem 0; border-bottom: 1px solid var(--line); }
+    ul.members .relation { color: var(--muted); }
+    .badge.sev-medium { background: #fdf0c4; color: #7a5a00; }
+    .badge.sev-low { background: #e3e9ef; color: #44525f; }
+    .badge.status-closed { background: #dff0e2; color: #1e6b34; }
+    .badge.reopened { background: #f3e5f5; color: #6a1b9a; }
+    li.case.sev-medium a { border-left-color: #d4a20b; }
+    li.case.sev-low a { border-left-color: #8aa0b4; }
+    li.case .name { font-weight: bold; }
     label.pick { display: flex; gap: .7rem; align-items: flex-start; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
     label.pick input { width: 1.5rem; height: 1.5rem; flex: none; margin-top: .1rem; }
     .dispatch-bar { position: sticky; bottom: 0; background: #f4f6f8; padding: .6rem 0; display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; }
@@ -302,13 +357,69 @@ enum Views {
     .row-failed { background: #fff6f5; }
     .note { color: var(--muted); font-size: .9rem; }
     .empty { color: var(--muted); }
-    @media (max-width: 640px) {
+    button, .button, input, select, summary { min-height: 44px; }
+    label.radio { min-height: 44px; padding: .3rem .2rem; }
+    label.radio input, label.check input { width: 1.4rem; height: 1.4rem; min-height: 0; }
+    .print-link { margin: 0 0 1rem; }
+    svg.trend { display: block; width: 100%; max-width: 720px; height: auto; }
+    @media (max-width: 600px) {
       body { font-size: 17px; }
       main { padding: .6rem; }
       table.wide { display: block; overflow-x: auto; white-space: nowrap; }
+      table.wide::before { content: "← 左右滑动查看全部列 →"; display: block; color: var(--muted); font-size: .85rem; }
       .filters select, .filters button, .filters .button { flex: 1 1 45%; }
       dl.grid { grid-template-columns: 1fr; }
       dt { font-size: .85rem; }
+      label.radio { display: flex; margin-right: 0; }
+      table.cards thead { display: none; }
+      table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: 100%; }
+      table.cards tr { border: 1px solid var(--line); border-radius: 6px; margin-bottom: .5rem; background: #fff; padding: .3rem .5rem; }
+      table.cards td { border: 0; padding: .15rem 0; }
+      table.cards td[data-label]::before { content: attr(data-label) "："; color: var(--muted); }
+      .mono { word-break: break-all; }
     }
+    .sheet h1 { font-size: 1.3rem; text-align: center; }
+    .sheet h2 { font-size: 1.05rem; margin-top: 1rem; }
+    table.form-table th, table.form-table td { border: 1px solid #888; padding: .3rem .4rem; }
+    .blank-lines { height: 9rem; background: repeating-linear-gradient(#fff, #fff 2.2rem, #999 2.2rem, #999 2.3rem); border-bottom: 1px solid #999; }
+    .signatures { margin-top: 1.5rem; }
+    .sheet { background: #fff; padding: 1rem; margin-bottom: 1rem; border: 1px solid var(--line); }
+    @page { size: A4; margin: 15mm; }
+    @media print {
+      .sheet { border: 0; padding: 0; margin: 0; page-break-after: always; break-after: page; }
+      header.top, .print-link, form, .no-print { display: none !important; }
+      body { background: #fff; font-size: 12pt; }
+      main { max-width: none; padding: 0; }
+      .card { border: 0; padding: 0; }
+    }
+    """
+}
+
+extension Views {
+    /// The inbox's only script, served from the hub itself (the CSP allows no inline script):
+    /// the reason or the monitoring category becomes required as soon as the outcome that needs
+    /// it is chosen, and the filters open by themselves on a wide screen.
+    static let script = """
+    (function () {
+      function sync(form) {
+        var chosen = form.querySelector('input[name=outcome]:checked');
+        var o = chosen ? chosen.value : '';
+        var reason = form.querySelector('[name=reason]');
+        var type = form.querySelector('[name=monitoring_type]');
+        if (reason) { reason.required = (o === 'no_risk' || o === 'data_wrong'); }
+        if (type) { type.required = (o === 'monitor'); }
+      }
+      document.addEventListener('change', function (e) {
+        if (e.target.form && e.target.form.classList.contains('visit')) { sync(e.target.form); }
+      });
+      document.addEventListener('DOMContentLoaded', function () {
+        var forms = document.querySelectorAll('form.visit');
+        for (var i = 0; i < forms.length; i++) { sync(forms[i]); }
+        var print = document.querySelector('[data-print]');
+        if (print) { print.addEventListener('click', function () { window.print(); }); }
+        var more = document.querySelector('details.more');
+        if (more && window.matchMedia('(min-width: 601px)').matches) { more.open = true; }
+      });
+    })();
     """
 }
