@@ -2,9 +2,11 @@
 """End-to-end test of the township inbox in a real headless Chromium, driven through
 chromedriver's WebDriver HTTP API (standard library only).
 
-A township verifier signs in at phone width, sees only their township's cases, opens one,
-records a home visit and closes it; a verifier of another township is denied that case's URL;
-the ledger export contains the closed case. Screenshots go to var/screenshots/.
+A township verifier signs in at phone width, sees only their township's cases, finds one by
+name, opens one, has a half-filled visit refused without losing it, records the visit and closes
+it; a verifier of another township gets "not found" for that case's URL; the ledger export
+contains the closed case. A county analyst checks the dashboard's chart and the dispatch queue
+at phone and desktop width. Screenshots go to var/screenshots/.
 
 Usage: inbox_e2e.py HUBD_BINARY   (run from the repository root)"""
 import json, os, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request, base64
@@ -45,6 +47,7 @@ cases_a = [r[0] for r in con.execute("SELECT id FROM cases WHERE township_code =
 env = dict(os.environ, HUB_E2E_PASSWORD=PASSWORD)
 run("users", "add", "verifier_a", "--name", "甲乡核查员", "--role", "verifier", "--township", town_a, "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
 run("users", "add", "verifier_b", "--name", "乙乡核查员", "--role", "verifier", "--township", town_b, "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
+run("users", "add", "analyst", "--name", "县分析员", "--role", "analyst", "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
 
 hub_port, driver_port = free_port(), free_port()
 server = subprocess.Popen([HUBD, "serve", "--port", str(hub_port), "--db", DB], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -58,13 +61,16 @@ def wd(method, path, body=None):
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read() or b"{}").get("value")
 
+def start_session(width, height, mobile):
+    opts = {"binary": shutil.which("chromium") or "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"] + ([] if mobile else [f"--window-size={width},{height}"])}
+    if mobile:
+        opts["mobileEmulation"] = {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2}}
+    return wd("POST", "/session", {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": opts}}})["sessionId"]
+
 try:
     assert wait_port(hub_port) and wait_port(driver_port), "server or chromedriver did not start"
-    caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-        "binary": shutil.which("chromium") or "/usr/bin/chromium",
-        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=zh-CN"],
-        "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2}}}}}}
-    sid = wd("POST", "/session", caps)["sessionId"]
+    sid = start_session(390, 844, True)
     S = f"/session/{sid}"
     def go(path): wd("POST", S + "/url", {"url": BASE + path})
     def find(css):
@@ -88,6 +94,9 @@ try:
     def sign_in(user):
         go("/login"); type_("input[name=username]", user); type_("input[name=password]", PASSWORD); click("button[type=submit]")
         wait_until(lambda: "/login" not in wd("GET", S + "/url") and "退出" in text())
+    def fits(label):
+        width, inner = js("return [document.documentElement.scrollWidth, window.innerWidth]")
+        check(label, width <= inner, f"page is {width}px wide in a {inner}px window")
 
     sign_in("verifier_a")
     go("/inbox")
@@ -96,38 +105,102 @@ try:
     shown = sorted(int(h.split("/")[-1]) for h in links)
     check("verifier sees exactly their township's cases", shown == sorted(cases_a), f"shown {shown} expected {sorted(cases_a)}")
     check("inbox speaks Chinese", "预警案件" in text() and "未销号" in text())
-    width, inner = js("return [document.documentElement.scrollWidth, window.innerWidth]")
-    check("inbox fits a phone screen (no sideways scrolling)", inner <= 400 and width <= inner, f"page is {width}px wide in a {inner}px window")
+    fits("inbox fits a phone screen (no sideways scrolling)")
+    first_case = js("return document.querySelector('ul.cases').getBoundingClientRect().top")
+    check("the filters are folded: the first case starts high on a phone", first_case < 330, f"first case at {first_case}px")
+    check("the head of each household is named in the list", "户主 " in text())
 
+    # Search by the name of a member of the first case's household.
     target = cases_a[0]
+    member = con.execute("SELECT p.name FROM cases c JOIN rec_person p ON p.household_id = c.household_id WHERE c.id = ? ORDER BY p.relation = '户主' LIMIT 1", (target,)).fetchone()
+    if member:
+        type_("input[name=q]", member[0]); click(".search button")
+        wait_until(lambda: "q=" in wd("GET", S + "/url"))
+        found = [int(h.split("/")[-1]) for h in js("return Array.from(document.querySelectorAll('li.case a')).map(a => a.getAttribute('href'))")]
+        check("searching a member's name finds the household's case", target in found, f"found {found}")
+        shot("search-phone.png")
+
     go(f"/cases/{target}")
     page = text()
-    check("case page shows the alert and the household", "预警及依据" in page and "家庭成员" in page)
+    check("case page shows why and the household", "为什么预警" in page and "家庭成员" in page)
+    check("township staff see no rule hashes or run numbers", "规则版本" not in page and "运行 #" not in page)
     ids = [r[0] for r in con.execute("SELECT p.id_number FROM cases c JOIN rec_person p ON p.household_id = c.household_id WHERE c.id = ?", (target,))]
     check("member ID numbers are masked", ids and all(i not in page and (i[:6] + "********" + i[-4:]) in page for i in ids))
+    fits("case page fits a phone screen")
+    radio = js("return document.querySelector('label.radio').getBoundingClientRect().height")
+    check("outcome choices are at least 44 px tall", radio >= 44, f"{radio}px")
     shot("case-phone.png")
+    # 无风险 without a reason: the browser asks for it…
     type_("input[name=visitors]", "王五、李四（村干部）")
     type_("textarea[name=findings]", "入户查看，家中老人住院，医疗支出大，收入下降。")
+    click("input[name=outcome][value=no_risk]")
+    check("choosing 无风险 makes the reason required", js("return document.querySelector('input[name=reason]').required") is True)
+    # …and if the browser check is bypassed, the server refuses it, keeping everything typed.
+    js("document.querySelector('input[name=reason]').required = false; document.querySelector('form.visit').submit()")
+    wait_until(lambda: "须说明原因" in text())
+    kept = js("return [document.querySelector('input[name=visitors]').value, document.querySelector('textarea[name=findings]').value, document.querySelector('input[name=outcome][value=no_risk]').checked]")
+    check("a refused visit keeps what was typed", kept == ["王五、李四（村干部）", "入户查看，家中老人住院，医疗支出大，收入下降。", True], str(kept))
+    err_top = js("return document.querySelector('.field-error').getBoundingClientRect().top")
+    check("the error is on screen next to its field", 0 <= err_top <= 844, f"error at {err_top}px")
+    shot("case-refused-phone.png")
     click("input[name=outcome][value=monitor]")
     js("document.querySelector('select[name=monitoring_type]').value = '突发严重困难户'")
     click("form.visit button[type=submit]")
     wait_until(lambda: "已销号" in text())
     after = text()
-    check("closing the case records the visit (销号)", "已销号" in after and "纳入监测" in after, after[:200])
+    check("closing the case records the visit (销号) and says so", "已销号：入户核实已记录" in after and "纳入监测" in after, after[:200])
+    check("the history names the verifier", "甲乡核查员：销号" in after)
     status = con.execute("SELECT status, outcome FROM cases WHERE id = ?", (target,)).fetchone()
     check("the store holds the case closed with its outcome", status == ("closed", "monitor"), str(status))
     shot("case-closed-phone.png")
     csv = wd("POST", S + "/execute/async", {
         "script": "const done = arguments[0]; fetch('/ledger.csv').then(r => r.text()).then(done)", "args": []})
     check("the ledger export contains the closed case", f"\r\n{target}," in csv and "已销号" in csv)
+    go(f"/cases/{cases_a[-1]}/print")
+    check("a printable 入户核实表", "入户核实表" in text() and "签字" in text())
+    shot("print-phone.png")
 
     click("form.logout button")
     wait_until(lambda: "/login" in wd("GET", S + "/url"))
     sign_in("verifier_b")
     go(f"/cases/{target}")
     denied = text()
-    check("a verifier of another township is denied the case URL", "无权查看" in denied, wd("GET", S + "/url") + " " + denied[:300])
+    check("another township's case answers as if it did not exist", "案件不存在" in denied, wd("GET", S + "/url") + " " + denied[:300])
     shot("denied-phone.png")
+
+    # The county at phone width: the chart fits, the dispatch queue works with a thumb.
+    click("form.logout button")
+    wait_until(lambda: "/login" in wd("GET", S + "/url"))
+    sign_in("analyst")
+    go("/dashboard")
+    box = js("const r = document.querySelector('svg.trend').getBoundingClientRect(); return [r.width, r.height, window.innerWidth]")
+    check("the trend chart fits the phone and keeps its legend", 0 < box[0] <= box[2] and 100 < box[1] < 400, str(box))
+    fits("dashboard fits a phone screen")
+    shot("dashboard-phone.png")
+    go("/dispatch")
+    fits("dispatch queue fits a phone screen")
+    boxes = js("return Array.from(document.querySelectorAll('label.pick')).map(l => l.getBoundingClientRect().height)")
+    check("each queued case is a tall tap target", boxes and min(boxes) >= 44, str(boxes[:5]))
+    shot("dispatch-phone.png")
+    if boxes:
+        click("label.pick input")
+        js("document.querySelector('.dispatch-bar select').value = '" + town_a + "'")
+        click(".dispatch-bar button")
+        wait_until(lambda: "已分派 1 件" in text())
+        check("dispatching from the phone works", "已分派 1 件" in text(), text()[:200])
+    wd("DELETE", S)
+
+    # The same county pages at desktop width.
+    sid = start_session(1280, 900, False)
+    S = f"/session/{sid}"
+    sign_in("analyst")
+    go("/dashboard")
+    box = js("const r = document.querySelector('svg.trend').getBoundingClientRect(); return [r.width, r.height, window.innerWidth]")
+    check("the trend chart at desktop width keeps its natural size", 0 < box[0] <= 1280 and 100 < box[1] < 400, str(box))
+    shot("dashboard-desktop.png")
+    go("/inbox")
+    check("the filters are open on a desktop", js("return document.querySelector('details.more').open") is True)
+    shot("inbox-desktop.png")
     wd("DELETE", S)
 finally:
     server.terminate(); driver.terminate()

@@ -22,7 +22,7 @@ extension WebApp {
             "awaitingDispatch": d.byTownship.first { $0.code.isEmpty }?.open ?? 0,
             "townships": d.byTownship.map { t -> [String: Any] in
                 ["link": t.code.isEmpty ? "/dispatch" : "/inbox?township=\(t.code)", "name": t.name,
-                 "open": t.open, "overdue": t.overdue, "closed": t.closed, "monitored": t.monitored]
+                 "open": t.open, "overdue": t.overdue, "late": t.overdue > 0, "closed": t.closed, "monitored": t.monitored]
             },
             "rules": d.byRule.map { r -> [String: Any] in
                 let judged = r.confirmed + r.rejected

@@ -6,7 +6,9 @@ enum TrendChart {
         guard !periods.isEmpty else { return "<p class=\"empty\">暂无数据</p>" }
         let maxV = max(1, periods.map(\.raised).max()!)
         let w = 60, h = 160, left = 40
-        var s = "<svg role=\"img\" aria-label=\"逐月预警与销号\" viewBox=\"0 0 \(left + periods.count * w + 20) \(h + 50)\" class=\"trend\" preserveAspectRatio=\"xMinYMin meet\">"
+        // Its natural size in attributes; the stylesheet only lets it shrink to a narrow screen.
+        let width = max(180, left + periods.count * w + 20), height = h + 50
+        var s = "<svg role=\"img\" aria-label=\"逐月预警与销号\" viewBox=\"0 0 \(width) \(height)\" width=\"\(width)\" height=\"\(height)\" class=\"trend\">"
         s += "<line x1=\"\(left)\" y1=\"\(h)\" x2=\"\(left + periods.count * w)\" y2=\"\(h)\" stroke=\"#8aa0b4\"/>"
         for (i, p) in periods.enumerated() {
             let x = left + i * w + 8

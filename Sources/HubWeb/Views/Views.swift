@@ -177,7 +177,7 @@ enum Views {
           <h2>各乡镇案件</h2>
           {{#awaitingDispatch}}<p class="flash">有 <b>{{awaitingDispatch}}</b> 件案件没有可用的乡镇信息，<a href="/dispatch">等待县里分派</a>。</p>{{/awaitingDispatch}}
           <table><thead><tr><th>乡镇</th><th>未销号</th><th>今日逾期</th><th>已销号</th><th>纳入监测</th></tr></thead>
-          <tbody>{{#townships}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{open}}</td><td class="{{#overdue}}overdue{{/overdue}}">{{overdue}}</td><td>{{closed}}</td><td>{{monitored}}</td></tr>{{/townships}}</tbody></table>
+          <tbody>{{#townships}}<tr><td><a href="{{link}}">{{name}}</a></td><td>{{open}}</td><td class="{{#late}}overdue{{/late}}">{{overdue}}</td><td>{{closed}}</td><td>{{monitored}}</td></tr>{{/townships}}</tbody></table>
         </section>
         <section class="card">
           <h2>各类预警及核实准确率</h2>
@@ -326,16 +326,16 @@ enum Views {
     .badge.sev-low { background: #e3e9ef; color: #44525f; }
     .badge.status-closed { background: #dff0e2; color: #1e6b34; }
     .badge.reopened { background: #f3e5f5; color: #6a1b9a; }
-    li.case.sev-medium a { border-left-color: #d4a20b; }
-    li.case.sev-low a { border-left-color: #8aa0b4; }
+    li.case.sev-medium > a { border-left-color: #d4a20b; }
+    li.case.sev-low > a { border-left-color: #8aa0b4; }
     li.case .name { font-weight: bold; }
     label.pick { display: flex; gap: .7rem; align-items: flex-start; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
     label.pick input { width: 1.5rem; height: 1.5rem; flex: none; margin-top: .1rem; }
     .dispatch-bar { position: sticky; bottom: 0; background: #f4f6f8; padding: .6rem 0; display: flex; flex-wrap: wrap; gap: .6rem; align-items: end; }
     .dispatch-bar button { min-height: 44px; }
-    li.case a { display: grid; grid-template-columns: 1fr; gap: .1rem; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-left: 5px solid #8aa0b4; border-radius: 6px; color: inherit; text-decoration: none; }
-    li.case.sev-high a { border-left-color: #d35400; }
-    li.case.is-overdue a { border-left-color: var(--red); background: #fff6f5; }
+    li.case > a { display: grid; grid-template-columns: 1fr; gap: .1rem; padding: .7rem .9rem; margin-bottom: .5rem; background: #fff; border: 1px solid var(--line); border-left: 5px solid #8aa0b4; border-radius: 6px; color: inherit; text-decoration: none; }
+    li.case.sev-high > a { border-left-color: #d35400; }
+    li.case.is-overdue > a { border-left-color: var(--red); background: #fff6f5; }
     li.case .deadline { font-size: .9rem; color: var(--muted); }
     li.case.is-overdue .deadline { color: var(--red); font-weight: bold; }
     li.case .subject { font-weight: bold; }
@@ -361,13 +361,14 @@ enum Views {
     label.radio { min-height: 44px; padding: .3rem .2rem; }
     label.radio input, label.check input { width: 1.4rem; height: 1.4rem; min-height: 0; }
     .print-link { margin: 0 0 1rem; }
-    svg.trend { display: block; width: 100%; max-width: 720px; height: auto; }
+    svg.trend { display: block; max-width: 100%; height: auto; }
     @media (max-width: 600px) {
       body { font-size: 17px; }
       main { padding: .6rem; }
       table.wide { display: block; overflow-x: auto; white-space: nowrap; }
       table.wide::before { content: "← 左右滑动查看全部列 →"; display: block; color: var(--muted); font-size: .85rem; }
       .filters select, .filters button, .filters .button { flex: 1 1 45%; }
+      .filters .search button { flex: 0 0 auto; }
       dl.grid { grid-template-columns: 1fr; }
       dt { font-size: .85rem; }
       label.radio { display: flex; margin-right: 0; }
@@ -409,6 +410,17 @@ extension Views {
         if (reason) { reason.required = (o === 'no_risk' || o === 'data_wrong'); }
         if (type) { type.required = (o === 'monitor'); }
       }
+      // A refused form: bring its first error to the middle of the screen (after the browser
+      // has scrolled to the form's anchor) and put the cursor in that field.
+      window.addEventListener('load', function () {
+        var err = document.querySelector('.field-error');
+        if (!err) { return; }
+        setTimeout(function () {
+          err.scrollIntoView({ block: 'center' });
+          var field = err.previousElementSibling && err.previousElementSibling.querySelector('input, textarea, select');
+          if (field) { field.focus({ preventScroll: true }); }
+        }, 0);
+      });
       document.addEventListener('change', function (e) {
         if (e.target.form && e.target.form.classList.contains('visit')) { sync(e.target.form); }
       });
