@@ -38,15 +38,18 @@ public struct WebApp: Sendable {
     public let config: WebConfiguration
     /// Inbox pages and their parts, kept until the user's cases change (`InboxStore.inboxVersion`).
     let cache: VersionedCache
+    /// Failed sign-ins per address.
+    let throttle: LoginThrottle
 
-    public init(store: any HubStore, config: WebConfiguration, cache: VersionedCache = VersionedCache()) {
-        self.store = store; self.config = config; self.cache = cache
+    public init(store: any HubStore, config: WebConfiguration, cache: VersionedCache = VersionedCache(), throttle: LoginThrottle = LoginThrottle()) {
+        self.store = store; self.config = config; self.cache = cache; self.throttle = throttle
     }
 
     /// The whole site: each area is a route collection behind the policy of the roles it
     /// serves (`RolePolicy`), after the session middleware has found who is signed in.
     public func router() -> Router<HubRequestContext> {
         let router = Router(context: HubRequestContext.self)
+        router.add(middleware: SecurityMiddleware(app: self))
         router.add(middleware: SessionMiddleware(store: store))
         router.addRoutes(operationsRoutes())
         router.addRoutes(signInRoutes())

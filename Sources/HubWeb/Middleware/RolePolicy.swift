@@ -18,7 +18,7 @@ struct RolePolicy: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let user = context.user else {
             switch style {
-            case .page: return WebApp.redirect("/login")
+            case .page: return WebApp.redirect(WebApp.loginPath(returningTo: request))
             case .json: return APIRoutes.json(["error": "未登录"], status: .unauthorized)
             }
         }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hub
 import HummingbirdBcrypt
+import Synchronization
 
 /// Password hashing and session tokens: the web's side of `AccessStore`, which only ever sees
 /// bcrypt hashes and SHA-256 digests of tokens.
@@ -51,7 +52,10 @@ extension AccessStore {
             _ = Passwords.hash(password)   // same time as a real check, so user names cannot be probed
             return .wrongPassword
         }
-        if let until = c.lockedUntil, until > AccessPolicy.utcStamp(now) { return .locked(until: until) }
+        if let until = c.lockedUntil, until > AccessPolicy.utcStamp(now) {
+            _ = Passwords.verify(password, hash: c.passwordHash)   // the same time as any other answer
+            return .locked(until: until)
+        }
         guard Passwords.verify(password, hash: c.passwordHash) else {
             try recordFailedLogin(userID: c.user.id, maxFailures: AccessPolicy.maxFailedLogins,
                                   lockUntil: AccessPolicy.utcStamp(now.addingTimeInterval(Double(AccessPolicy.lockMinutes * 60))))
@@ -69,4 +73,29 @@ extension AccessStore {
     }
 
     public func signOut(token: String) throws { try endSession(tokenHash: Token.digest(token)) }
+}
+
+/// Failed sign-ins per client address: after `limit` within `minutes`, the address is refused
+/// for `minutes` whatever the user name (a per-account lock alone lets one address try many
+/// names). In memory: a restart forgets it, the per-account lock in the store does not.
+public final class LoginThrottle: Sendable {
+    public static let limit = 20
+    public static let minutes = 15
+    private let failures = Mutex<[String: [Date]]>([:])
+    public init() {}
+
+    public func failed(_ address: String, now: Date = Date()) {
+        failures.withLock { all in
+            all[address, default: []].append(now)
+            if all.count > 10_000 { all = all.filter { $0.value.last.map { now.timeIntervalSince($0) < Double(Self.minutes * 60) } ?? false } }
+        }
+    }
+
+    public func isBlocked(_ address: String, now: Date = Date()) -> Bool {
+        failures.withLock { all in
+            let recent = (all[address] ?? []).filter { now.timeIntervalSince($0) < Double(Self.minutes * 60) }
+            all[address] = recent.isEmpty ? nil : recent
+            return recent.count >= Self.limit
+        }
+    }
 }

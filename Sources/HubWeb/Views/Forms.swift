@@ -17,7 +17,9 @@ struct LoginForm: Decodable, Sendable {
     var csrf: String?
     var username: String?
     var password: String?
-    enum CodingKeys: String, CodingKey { case csrf = "_csrf", username, password }
+    /// The page asked for before signing in, to return to.
+    var next: String?
+    enum CodingKeys: String, CodingKey { case csrf = "_csrf", username, password, next }
 }
 
 /// 入户核实: what the verifier found, and the outcome that closes the case. Also the JSON body

@@ -52,6 +52,7 @@ enum Views {
           {{#error}}<p class="error">{{error}}</p>{{/error}}
           <form method="post" action="/login">
             <input type="hidden" name="_csrf" value="{{loginCsrf}}">
+            <input type="hidden" name="next" value="{{next}}">
             <label>用户名<input name="username" autocomplete="username" required value="{{username}}"></label>
             <label>密码<input name="password" type="password" autocomplete="current-password" required></label>
             <button type="submit" class="primary">登录</button>
