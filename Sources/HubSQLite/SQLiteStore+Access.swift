@@ -64,6 +64,32 @@ extension SQLiteStore {
         }
     }
 
+    public func accounts() throws -> [Account] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY id").map { Account(user: Self.user($0), active: ($0["active"] as Int) == 1, lockedUntil: $0["locked_until"]) }
+        }
+    }
+
+    public func changeAccount(username: String, _ change: AccountChange) throws {
+        try pool.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
+                throw AccessError("用户 \(username) 不存在")
+            }
+            switch change {
+            case .disable:
+                try db.execute(sql: "UPDATE users SET active = 0 WHERE id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [id])
+            case .enable:
+                try db.execute(sql: "UPDATE users SET active = 1 WHERE id = ?", arguments: [id])
+            case .unlock:
+                try db.execute(sql: "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", arguments: [id])
+            case .password(let hash):
+                try db.execute(sql: "UPDATE users SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE id = ?", arguments: [hash, id])
+                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [id])
+            }
+        }
+    }
+
     public func endSession(tokenHash: String) throws {
         try pool.write { db in try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [tokenHash]) }
     }

@@ -536,6 +536,22 @@ public struct StoreConformance {
         r.expect(try store.session(tokenHash: "t2", now: "2026-11-01T01:00:00Z") == nil, "an unknown token is no session")
         try store.endSession(tokenHash: "t1")
         r.expect(try store.session(tokenHash: "t1", now: "2026-11-01T01:00:00Z") == nil, "a session ends")
+        // The administrator's account care.
+        _ = try store.recordFailedLogin(userID: u.id, maxFailures: 1, lockUntil: "2999-01-01T00:00:00Z")
+        r.expect(try store.accounts().first?.lockedUntil == "2999-01-01T00:00:00Z", "accounts show the lock")
+        try store.changeAccount(username: "va", .unlock)
+        r.expect(try store.credentials(username: "va")?.lockedUntil == nil, "unlocked")
+        try store.startSession(userID: u.id, tokenHash: "t3", csrf: "c3", createdAt: "2026-11-01T00:00:00Z", expiresAt: "2026-11-01T12:00:00Z")
+        try store.changeAccount(username: "va", .disable)
+        r.expect(try store.credentials(username: "va") == nil && store.session(tokenHash: "t3", now: "2026-11-01T01:00:00Z") == nil,
+                 "a disabled account can neither sign in nor keep its session")
+        r.expect(try store.accounts().first?.active == false, "and shows as disabled")
+        try store.changeAccount(username: "va", .enable)
+        try store.startSession(userID: u.id, tokenHash: "t4", csrf: "c4", createdAt: "2026-11-01T00:00:00Z", expiresAt: "2026-11-01T12:00:00Z")
+        try store.changeAccount(username: "va", .password(hash: "new-hash"))
+        r.expect(try store.credentials(username: "va")?.passwordHash == "new-hash", "a new password")
+        r.expect(try store.session(tokenHash: "t4", now: "2026-11-01T01:00:00Z") == nil, "ends the sessions")
+        do { try store.changeAccount(username: "nobody", .unlock); r.fail("no such user") } catch is AccessError {}
     }
 
     func auditChain(_ store: any HubStore, _ r: inout Recorder) throws {

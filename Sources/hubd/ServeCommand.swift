@@ -198,7 +198,61 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 struct UsersCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "users", abstract: "用户管理", subcommands: [Add.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "users", abstract: "用户管理",
+                                                    subcommands: [Add.self, List.self, Disable.self, Enable.self, Unlock.self, ResetPassword.self])
+
+    /// The new password, from the named environment variable or standard input (never the command line).
+    static func readPassword(_ env: String?, prompt: String) throws -> String {
+        if let env {
+            guard let p = ProcessInfo.processInfo.environment[env], !p.isEmpty else { throw ValidationError("环境变量 \(env) 未设置") }
+            return p
+        }
+        FileHandle.standardError.write(Data(prompt.utf8))
+        return readLine(strippingNewline: true) ?? ""
+    }
+
+    /// One change to an existing account, audited as the command line's.
+    static func change(_ store: StoreOptions, _ username: String, _ change: AccountChange, _ what: String) throws {
+        let db = try openStore(store.db)
+        do { try db.changeAccount(username: username, change) } catch let e as AccessError { throw ValidationError(e.description) }
+        try db.audit("（命令行）", what + "账户", target: username, detail: "", address: "local")
+        print("已\(what)：\(username)")
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "停用用户（立即退出其所有会话）")
+        @Argument(help: "用户名") var username: String
+        @OptionGroup var store: StoreOptions
+        func run() throws { try UsersCommand.change(store, username, .disable, "停用") }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "重新启用已停用的用户")
+        @Argument(help: "用户名") var username: String
+        @OptionGroup var store: StoreOptions
+        func run() throws { try UsersCommand.change(store, username, .enable, "启用") }
+    }
+
+    struct Unlock: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "解除因密码错误次数过多造成的锁定")
+        @Argument(help: "用户名") var username: String
+        @OptionGroup var store: StoreOptions
+        func run() throws { try UsersCommand.change(store, username, .unlock, "解锁") }
+    }
+
+    struct ResetPassword: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "reset-password", abstract: "重置密码（立即退出其所有会话）。新密码从环境变量或标准输入读取。")
+        @Argument(help: "用户名") var username: String
+        @Option(help: "保存新密码的环境变量名") var passwordEnv: String?
+        @OptionGroup var store: StoreOptions
+        func run() throws {
+            let password = try UsersCommand.readPassword(passwordEnv, prompt: "请输入新密码（至少 10 位），回车结束：")
+            let db = try openStore(store.db)
+            do { try db.resetPassword(username: username, password: password) } catch let e as AccessError { throw ValidationError(e.description) }
+            try db.audit("（命令行）", "重置密码账户", target: username, detail: "", address: "local")
+            print("已重置密码：\(username)")
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -212,17 +266,13 @@ struct UsersCommand: ParsableCommand {
 
         func run() throws {
             guard let r = Role(rawValue: role) else { throw ValidationError("角色应为 admin、operator、analyst 或 verifier") }
-            var password: String
-            if let passwordEnv {
-                guard let p = ProcessInfo.processInfo.environment[passwordEnv], !p.isEmpty else { throw ValidationError("环境变量 \(passwordEnv) 未设置") }
-                password = p
-            } else {
-                FileHandle.standardError.write(Data("请输入初始密码（至少 10 位），回车结束：".utf8))
-                password = readLine(strippingNewline: true) ?? ""
-            }
+            var password = try UsersCommand.readPassword(passwordEnv, prompt: "请输入初始密码（至少 10 位），回车结束：")
             let db = try openStore(store.db)
             do {
-                let u = try db.addUser(username: username, displayName: name ?? username, role: r, townships: township, password: password)
+                // Township codes are checked against the county's once a roster has been pulled.
+                let known = Set(try db.regionNames().keys.filter { $0.count == 9 })
+                let u = try db.addUser(username: username, displayName: name ?? username, role: r, townships: township, password: password,
+                                       knownTownships: known)
                 try db.audit("（命令行）", "新增用户", target: u.username, detail: "\(r.rawValue) \(township.joined(separator: ","))", address: "local")
                 print("已新增用户 \(u.username)（\(r.chinese)\(township.isEmpty ? "" : "，乡镇 " + township.joined(separator: "、"))）")
             } catch let e as AccessError {
@@ -236,8 +286,10 @@ struct UsersCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "列出用户")
         @OptionGroup var store: StoreOptions
         func run() throws {
-            for u in try openStore(store.db).users() {
-                print([u.username, u.displayName, u.role.chinese, u.townships.joined(separator: ",")].joined(separator: "\t"))
+            let now = AccessPolicy.utcStamp(Date())
+            for a in try openStore(store.db).accounts() {
+                let state = !a.active ? "已停用" : (a.lockedUntil.map { $0 > now } ?? false) ? "已锁定" : "正常"
+                print([a.user.username, a.user.displayName, a.user.role.chinese, a.user.townships.joined(separator: ","), state].joined(separator: "\t"))
             }
         }
     }

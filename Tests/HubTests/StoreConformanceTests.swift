@@ -144,6 +144,8 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     }
     func session(tokenHash: String, now: String) throws -> (user: User, csrf: String)? { try base.session(tokenHash: tokenHash, now: now) }
     func endSession(tokenHash: String) throws { try base.endSession(tokenHash: tokenHash) }
+    func accounts() throws -> [Account] { try base.accounts() }
+    func changeAccount(username: String, _ change: AccountChange) throws { try base.changeAccount(username: username, change) }
     func append(_ event: AuditEvent) throws {
         try base.append(event)
     }

@@ -270,6 +270,46 @@ import SimCounty
         #expect(try w.signIn("va", Self.password).status == 429)
     }
 
+    @Test func theAdministratorUnlocksDisablesAndResetsAccountsUnderThePasswordPolicy() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        var admin = f.client()
+        try admin.signIn("admin", Self.password)
+        let page = try admin.request("GET", "/admin/users").text
+        let token = try #require(TestHTTP.hidden(page, "_csrf"))
+        func post(_ path: String, _ pairs: [(String, String)]) throws -> TestHTTP.Reply {
+            try admin.request("POST", path, body: TestHTTP.form([("_csrf", token)] + pairs))
+        }
+        // The password policy and the county's townships, on a new account.
+        let township = try #require(f.caseA.townshipCode)
+        for (password, why) in [("1234567890", "太常见"), ("aaaaaaaaaaaa", "重复"), ("short1", "至少 10"), ("newverifier-2026", "包含用户名")] {
+            let r = try post("/admin/users", [("username", "newverifier"), ("display_name", "新核查员"), ("role", "verifier"), ("townships", township), ("password", password)])
+            #expect(r.status == 400 && r.text.contains(why), "\(password): \(r.status)")
+        }
+        let outside = try post("/admin/users", [("username", "newverifier"), ("display_name", "新核查员"), ("role", "verifier"), ("townships", "999999101"), ("password", "Long-enough-2026")])
+        #expect(outside.status == 400 && outside.text.contains("不是本县的乡镇"))
+        #expect(try post("/admin/users", [("username", "newverifier"), ("display_name", "新核查员"), ("role", "verifier"), ("townships", township),
+                                          ("password", "Long-enough-2026")]).status == 303)
+        // A locked verifier is unlocked; a disabled one is signed out at once and cannot sign in.
+        var vb = f.client()
+        for _ in 0..<AccessPolicy.maxFailedLogins { _ = try vb.signIn("vb", "wrong-password") }
+        #expect(try admin.request("GET", "/admin/users").text.contains("已锁定"))
+        #expect(try post("/admin/users/vb", [("action", "unlock")]).text.contains("已解锁：vb"))
+        #expect(try vb.signIn("vb", Self.password).status == 303)
+        #expect(try vb.request("GET", "/inbox").status == 200)
+        #expect(try post("/admin/users/vb", [("action", "disable")]).text.contains("已停用：vb"))
+        #expect(try vb.request("GET", "/inbox").status == 303, "the session ended")
+        #expect(try vb.signIn("vb", Self.password).status == 401)
+        #expect(try post("/admin/users/admin", [("action", "disable")]).status == 400, "not one's own account")
+        #expect(try post("/admin/users/vb", [("action", "enable")]).status == 200)
+        // A reset password follows the policy, replaces the old one and ends the sessions.
+        #expect(try post("/admin/users/vb", [("action", "reset"), ("password", "1111111111")]).status == 400)
+        #expect(try post("/admin/users/vb", [("action", "reset"), ("password", "Another-long-2026")]).status == 200)
+        #expect(try vb.signIn("vb", Self.password).status == 401 && vb.signIn("vb", "Another-long-2026").status == 303)
+        let actions = try f.store.auditLog(limit: 100).map(\.action)
+        for needed in ["解锁账户", "停用账户", "启用账户", "重置密码账户", "新增用户"] { #expect(actions.contains(needed), "audit lacks \(needed)") }
+    }
+
     @Test func everyResponseCarriesTheSecurityHeadersAndCrossSitePostsAreRefused() async throws {
         let f = try await Self.fixture()
         defer { f.app.stop() }

@@ -140,11 +140,30 @@ public enum AccessPolicy {
         guard user.username.range(of: "^[A-Za-z0-9_.\\-]{2,40}$", options: .regularExpression) != nil else {
             throw AccessError("用户名只能用字母、数字、_ . -，2 到 40 个字符")
         }
-        guard password.count >= 10 else { throw AccessError("密码至少 10 个字符") }
+        try checkPassword(password, username: user.username)
         if user.role == .verifier {
             guard !user.townships.isEmpty, user.townships.allSatisfy({ $0.count == 9 && $0.allSatisfy(\.isNumber) }) else {
                 throw AccessError("乡镇核查员须绑定一个或多个 9 位乡镇代码，如 411081101")
             }
+        }
+    }
+
+    /// Passwords nobody should use: the usual keyboard runs and words, as Chinese users pick them.
+    static let commonPasswords: Set<String> = [
+        "1234567890", "0123456789", "12345678910", "123456789a", "a123456789", "1234567890a", "password12", "password123", "passw0rd123",
+        "qwertyuiop", "1qaz2wsx3edc", "1q2w3e4r5t", "qwerty12345", "abc1234567", "abcd123456", "woaini1314", "woaini520", "iloveyou12",
+        "admin12345", "admin123456", "root123456", "asdfghjkl1", "zxcvbnm123", "aa12345678", "1314520520", "5201314520", "11223344556",
+        "abcdefghij", "0000000000", "1111111111", "88888888888", "66666666666",
+    ]
+
+    /// The password policy: at least 10 characters, not one character repeated, not a common
+    /// password, not the user name.
+    public static func checkPassword(_ password: String, username: String) throws(AccessError) {
+        guard password.count >= 10 else { throw AccessError("密码至少 10 个字符") }
+        guard Set(password).count > 2 else { throw AccessError("密码不能只由一两个字符重复组成") }
+        let lower = password.lowercased()
+        guard !commonPasswords.contains(lower), !lower.contains(username.lowercased()) || username.count < 3 else {
+            throw AccessError("密码太常见或包含用户名，请换一个")
         }
     }
 

@@ -17,6 +17,26 @@ public protocol AccessStore: AnyObject, Sendable {
     /// The user and CSRF token of a session that has not expired at `now` (both ISO 8601 UTC).
     func session(tokenHash: String, now: String) throws -> (user: User, csrf: String)?
     func endSession(tokenHash: String) throws
+    /// Every account with whether it is active and until when it is locked (nil: not locked).
+    func accounts() throws -> [Account]
+    /// Changes an account in one step; disabling it or setting its password also ends its
+    /// sessions, and a new password or an unlock clears its failed logins. Throws `AccessError`
+    /// when there is no such user.
+    func changeAccount(username: String, _ change: AccountChange) throws
+}
+
+/// An account as the administrator sees it.
+public struct Account: Sendable {
+    public var user: User
+    public var active: Bool
+    public var lockedUntil: String?
+    public init(user: User, active: Bool, lockedUntil: String?) { self.user = user; self.active = active; self.lockedUntil = lockedUntil }
+}
+
+/// What an administrator does to an account.
+public enum AccountChange: Sendable {
+    case disable, enable, unlock
+    case password(hash: String)
 }
 
 /// A user to add.

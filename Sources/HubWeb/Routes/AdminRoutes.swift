@@ -9,23 +9,56 @@ extension WebApp {
         let admins = routes(for: { $0 == .admin })
         get(admins, "admin/users") { request, context, user in try self.usersPage(request, context, user, error: nil) }
         post(admins, "admin/users", NewUserForm.self) { request, context, user, form in try self.addUser(request, context, user, form) }
+        post(admins, "admin/users/:name", AccountForm.self) { request, context, user, form in try self.changeAccount(request, context, user, form) }
         get(admins, "admin/audit") { request, context, user in try self.auditPage(request, context, user) }
         return admins
     }
 
-    func usersPage(_ request: Request, _ context: HubRequestContext, _ user: User, error: String?, status: HTTPResponse.Status = .ok) throws -> Response {
+    func usersPage(_ request: Request, _ context: HubRequestContext, _ user: User, error: String?, notice: String? = nil,
+                   status: HTTPResponse.Status = .ok) throws -> Response {
+        let now = AccessPolicy.utcStamp(Date())
+        let names = try store.regionNames()
         return page("users", "用户", context, [
-            "error": opt(error),
-            "users": try store.users().map { ["username": $0.username, "displayName": $0.displayName, "role": $0.role.chinese, "townships": $0.townships.joined(separator: "、")] },
+            "error": opt(error), "notice": opt(notice),
+            "users": try store.accounts().map { a -> [String: Any] in
+                let locked = a.lockedUntil.map { $0 > now } ?? false
+                return ["username": a.user.username, "displayName": a.user.displayName, "role": a.user.role.chinese,
+                        "townships": a.user.townships.map { code in names[code].map { "\($0)（\(code)）" } ?? code }.joined(separator: "、"),
+                        "state": !a.active ? "已停用" : locked ? "已锁定" : "正常", "active": a.active, "locked": locked, "self": a.user.username == user.username]
+            },
             "roles": Role.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
+            "townshipChoices": try townshipChoices().map { ["code": $0.code, "name": $0.name] },
         ], status: status)
+    }
+
+    /// 解锁、停用、启用、重置密码.
+    func changeAccount(_ request: Request, _ context: HubRequestContext, _ admin: User, _ f: AccountForm) throws -> Response {
+        let name = context.parameters.get("name") ?? ""
+        let what: String
+        do {
+            switch f.action ?? "" {
+            case "unlock": try store.changeAccount(username: name, .unlock); what = "解锁"
+            case "disable":
+                guard name != admin.username else { return try usersPage(request, context, admin, error: "不能停用自己的账户", status: .badRequest) }
+                try store.changeAccount(username: name, .disable); what = "停用"
+            case "enable": try store.changeAccount(username: name, .enable); what = "启用"
+            case "reset": try store.resetPassword(username: name, password: f.password ?? ""); what = "重置密码"
+            default: return try usersPage(request, context, admin, error: "未知的操作", status: .badRequest)
+            }
+        } catch let e as AccessError {
+            return try usersPage(request, context, admin, error: e.description, status: .badRequest)
+        }
+        try store.audit(admin.username, what + "账户", target: name, detail: "", address: context.address)
+        return try usersPage(request, context, admin, error: nil, notice: "已\(what)：\(name)")
     }
 
     func addUser(_ request: Request, _ context: HubRequestContext, _ admin: User, _ f: NewUserForm) throws -> Response {
         guard let role = Role(rawValue: f.role ?? "") else { return try usersPage(request, context, admin, error: "请选择角色", status: .badRequest) }
         do {
             let townships = (f.townships ?? "").split(whereSeparator: { $0 == "," || $0 == "，" || $0 == " " }).map(String.init)
-            let u = try store.addUser(username: f.username ?? "", displayName: f.displayName ?? "", role: role, townships: townships, password: f.password ?? "")
+            let known = Set(try store.regionNames().keys.filter { $0.count == 9 })
+            let u = try store.addUser(username: f.username ?? "", displayName: f.displayName ?? "", role: role, townships: townships,
+                                      password: f.password ?? "", knownTownships: known)
             try store.audit(admin.username, "新增用户", target: u.username, detail: "\(role.rawValue) \(townships.joined(separator: ","))", address: context.address)
         } catch let e as AccessError {
             return try usersPage(request, context, admin, error: e.description, status: .badRequest)

@@ -38,11 +38,23 @@ public enum SignIn: Sendable {
 extension AccessStore {
     /// Creates a user after checking the name, role and password (`AccessPolicy.check`); the
     /// password is hashed with bcrypt and never stored or logged in clear.
+    /// Township codes are checked against `knownTownships` (the county's, from the roster) when
+    /// it is not empty.
     @discardableResult
-    public func addUser(username: String, displayName: String, role: Role, townships: [String], password: String) throws -> User {
+    public func addUser(username: String, displayName: String, role: Role, townships: [String], password: String,
+                        knownTownships: Set<String> = []) throws -> User {
         let user = NewUser(username: username, displayName: displayName, role: role, townships: townships)
         try AccessPolicy.check(user, password: password)
+        if !knownTownships.isEmpty, let unknown = townships.first(where: { !knownTownships.contains($0) }) {
+            throw AccessError("乡镇代码 \(unknown) 不是本县的乡镇（可选：\(knownTownships.sorted().prefix(30).joined(separator: "、"))）")
+        }
         return try addUser(user, passwordHash: Passwords.hash(password))
+    }
+
+    /// Sets a new password (checked by the policy); the user's sessions end.
+    public func resetPassword(username: String, password: String) throws {
+        try AccessPolicy.checkPassword(password, username: username)
+        try changeAccount(username: username, .password(hash: Passwords.hash(password)))
     }
 
     /// Checks a password; after `AccessPolicy.maxFailedLogins` failures the account is locked

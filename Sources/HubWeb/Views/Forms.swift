@@ -53,6 +53,14 @@ struct DispatchForm: CSRFProtectedForm {
     enum CodingKeys: String, CodingKey { case csrf = "_csrf", ids, township, back }
 }
 
+/// An administrator's change to an account: `unlock`, `disable`, `enable` or `reset` (with a new password).
+struct AccountForm: CSRFProtectedForm {
+    var csrf: String?
+    var action: String?
+    var password: String?
+    enum CodingKeys: String, CodingKey { case csrf = "_csrf", action, password }
+}
+
 struct NewUserForm: CSRFProtectedForm {
     var csrf: String?
     var username: String?

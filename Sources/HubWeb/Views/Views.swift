@@ -258,17 +258,26 @@ enum Views {
         """,
         "users": """
         <h1>用户</h1>
-        <table><thead><tr><th>用户名</th><th>姓名</th><th>角色</th><th>乡镇</th></tr></thead>
-        <tbody>{{#users}}<tr><td>{{username}}</td><td>{{displayName}}</td><td>{{role}}</td><td>{{townships}}</td></tr>{{/users}}</tbody></table>
+        {{#notice}}<p class="flash">{{notice}}</p>{{/notice}}
+        {{#error}}<p class="error">{{error}}</p>{{/error}}
+        <table class="cards"><thead><tr><th>用户名</th><th>姓名</th><th>角色</th><th>乡镇</th><th>状态</th><th>操作</th></tr></thead>
+        <tbody>{{#users}}<tr><td data-label="用户名">{{username}}</td><td data-label="姓名">{{displayName}}</td><td data-label="角色">{{role}}</td><td data-label="乡镇">{{townships}}</td><td data-label="状态">{{state}}</td>
+        <td class="account-actions">
+          {{#locked}}<form method="post" action="/admin/users/{{username}}"><input type="hidden" name="_csrf" value="{{csrf}}"><button name="action" value="unlock">解锁</button></form>{{/locked}}
+          {{^self}}{{#active}}<form method="post" action="/admin/users/{{username}}"><input type="hidden" name="_csrf" value="{{csrf}}"><button name="action" value="disable">停用</button></form>{{/active}}{{/self}}
+          {{^active}}<form method="post" action="/admin/users/{{username}}"><input type="hidden" name="_csrf" value="{{csrf}}"><button name="action" value="enable">启用</button></form>{{/active}}
+          <details><summary>重置密码</summary><form method="post" action="/admin/users/{{username}}"><input type="hidden" name="_csrf" value="{{csrf}}">
+            <label>新密码（至少 10 位，不能太常见）<input name="password" type="password" required autocomplete="new-password"></label><button name="action" value="reset">重置</button></form></details>
+        </td></tr>{{/users}}</tbody></table>
         <section class="card narrow"><h2>新增用户</h2>
-          {{#error}}<p class="error">{{error}}</p>{{/error}}
           <form method="post" action="/admin/users">
             <input type="hidden" name="_csrf" value="{{csrf}}">
             <label>用户名<input name="username" required></label>
             <label>姓名<input name="display_name" required></label>
             <label>角色<select name="role">{{#roles}}<option value="{{value}}">{{label}}</option>{{/roles}}</select></label>
-            <label>乡镇代码（核查员必填，多个用逗号分隔）<input name="townships" placeholder="411081101"></label>
-            <label>初始密码（至少 10 位）<input name="password" type="password" required></label>
+            <label>乡镇代码（核查员必填，多个用逗号分隔）<input name="townships" placeholder="411081101" list="township-codes"></label>
+            <datalist id="township-codes">{{#townshipChoices}}<option value="{{code}}">{{name}}</option>{{/townshipChoices}}</datalist>
+            <label>初始密码（至少 10 位，不能太常见、不能含用户名）<input name="password" type="password" required autocomplete="new-password"></label>
             <button type="submit" class="primary">新增</button>
           </form>
         </section>
@@ -356,6 +365,7 @@ enum Views {
     .history { padding-left: 1.2rem; }
     .raw { font-size: .85rem; word-break: break-all; }
     .row-failed { background: #fff6f5; }
+    .account-actions form { display: inline-block; margin: 0 .3rem .3rem 0; }
     .note { color: var(--muted); font-size: .9rem; }
     .empty { color: var(--muted); }
     button, .button, input, select, summary { min-height: 44px; }
