@@ -107,10 +107,19 @@ extension SQLiteStore {
                    prevHash: r["prev_hash"], hash: r["hash"])
     }
 
-    public func auditLog(limit: Int = 200) throws -> [AuditEntry] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit]).map(Self.auditEntry)
+    public func auditEntries(_ f: AuditFilter) throws -> [AuditEntry] {
+        var sql = "SELECT * FROM audit_log WHERE 1 = 1"
+        var args: [any DatabaseValueConvertible] = []
+        if let u = f.username, !u.isEmpty { sql += " AND username = ?"; args.append(u) }
+        if let a = f.action, !a.isEmpty { sql += " AND action = ?"; args.append(a) }
+        if let t = f.text, !t.isEmpty {
+            let like = "%" + t.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
+            sql += " AND (target LIKE ? ESCAPE '\\' OR detail LIKE ? ESCAPE '\\')"; args += [like, like]
         }
+        if let b = f.before { sql += " AND id < ?"; args.append(b) }
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(max(0, min(f.limit, 1000)))
+        return try pool.read { db in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(args)).map(Self.auditEntry) }
     }
 
     public func forEachAuditEntry(_ body: (AuditEntry) throws -> Void) throws {

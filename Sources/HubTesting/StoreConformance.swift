@@ -563,6 +563,15 @@ public struct StoreConformance {
         r.expect(entries.first?.prevHash == "" && zip(entries, entries.dropFirst()).allSatisfy { $1.prevHash == $0.hash }, "each entry links the previous one")
         r.expect(entries.allSatisfy { AuditChain.hash(prev: $0.prevHash, $0.event) == $0.hash }, "each hash covers the entry")
         r.expect(try store.auditLog(limit: 2).map(\.target) == ["案件 #4", "案件 #3"], "newest first, limited")
+        var page = AuditFilter(limit: 2)
+        page.before = try store.auditLog(limit: 2).last?.id
+        r.expect(try store.auditEntries(page).map(\.target) == ["案件 #2", "案件 #1"], "the next page is older")
+        var byText = AuditFilter()
+        byText.text = "#3"
+        r.expect(try store.auditEntries(byText).map(\.target) == ["案件 #3"], "filtered by text")
+        var byUser = AuditFilter()
+        byUser.username = "nobody"
+        r.expect(try store.auditEntries(byUser).isEmpty, "filtered by user")
     }
 
     func deliveryAlerts(_ store: any HubStore, _ r: inout Recorder) throws {

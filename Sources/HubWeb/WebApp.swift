@@ -10,6 +10,8 @@ public struct WebConfiguration: Sendable {
     public var deadlineDays = 15
     /// Mark cookies Secure (set when served over TLS, directly or behind a TLS proxy).
     public var secureCookies = false
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus' `authorization` setting).
+    public var metricsToken: String? = nil
     /// Where mappings and rules live, for the operators' pages.
     public var mappingsDirectory = "Mappings"
     /// The record types as loaded now: under `hubd serve`, the daemon's latest reload, so a new
@@ -79,7 +81,13 @@ public struct WebApp: Sendable {
             let ready = try await BlockingPool.run { (try? store.runs(source: nil, limit: 1)) != nil } && (config.ready?() ?? true)
             return Response(status: ready ? .ok : .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: ready ? "ready" : "not ready")))
         }
-        open.get("metrics") { _, _ in
+        open.get("metrics") { request, _ in
+            if let token = config.metricsToken {
+                let sent = request.headers[.authorization] ?? ""
+                guard Self.constantTimeEqual(sent, "Bearer " + token) else {
+                    return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Bearer"], body: .init(byteBuffer: ByteBuffer(string: "需要令牌")))
+                }
+            }
             let text = try await BlockingPool.run { MetricsText.render(try store.metricsSnapshot(today: .today)) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: text)))

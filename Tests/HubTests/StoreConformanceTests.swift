@@ -149,7 +149,7 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func append(_ event: AuditEvent) throws {
         try base.append(event)
     }
-    func auditLog(limit: Int) throws -> [AuditEntry] { try base.auditLog(limit: limit) }
+    func auditEntries(_ filter: AuditFilter) throws -> [AuditEntry] { try base.auditEntries(filter) }
     func forEachAuditEntry(_ body: (AuditEntry) throws -> Void) throws {
         try base.forEachAuditEntry { e in
             var e = e

@@ -308,6 +308,24 @@ import SimCounty
         #expect(try vb.signIn("vb", Self.password).status == 401 && vb.signIn("vb", "Another-long-2026").status == 303)
         let actions = try f.store.auditLog(limit: 100).map(\.action)
         for needed in ["解锁账户", "停用账户", "启用账户", "重置密码账户", "新增用户"] { #expect(actions.contains(needed), "audit lacks \(needed)") }
+        // The audit page filters by action and user, and pages back in time.
+        let logins = try admin.request("GET", "/admin/audit?action=%E7%99%BB%E5%BD%95&user=vb").text
+        let rows = logins.components(separatedBy: "<td data-label=\"操作\">").dropFirst().map { $0.prefix(while: { $0 != "<" }) }
+        #expect(!rows.isEmpty && rows.allSatisfy { $0 == "登录" }, "\(rows)")
+        #expect(logins.components(separatedBy: "<td data-label=\"用户\">vb</td>").count - 1 == rows.count)
+    }
+
+    @Test func metricsCanRequireAToken() async throws {
+        let store = try SQLiteStore(path: scratchDirectory("metrics").appendingPathComponent("h.sqlite").path)
+        var config = WebConfiguration()
+        config.metricsToken = "a-metrics-token-0123456789"
+        let app = try await RunningApp(WebApp(store: store, config: config))
+        defer { app.stop() }
+        var c = TestHTTP(port: app.port)
+        #expect(try c.request("GET", "/metrics").status == 401)
+        #expect(try c.request("GET", "/metrics", headers: [("Authorization", "Bearer wrong")]).status == 401)
+        let ok = try c.request("GET", "/metrics", headers: [("Authorization", "Bearer a-metrics-token-0123456789")])
+        #expect(ok.status == 200 && ok.text.contains("hub_cases_awaiting_dispatch"))
     }
 
     @Test func everyResponseCarriesTheSecurityHeadersAndCrossSitePostsAreRefused() async throws {

@@ -54,8 +54,6 @@ extension AuditStore {
         try append(AuditEvent(username: username, action: action, target: target, detail: detail, address: address))
     }
 
-    public func auditLog() throws -> [AuditEntry] { try auditLog(limit: 200) }
-
     /// Recomputes the hash chain; returns the id of the first entry that does not fit, or nil.
     public func verifyAuditLog() throws -> Int64? {
         var prev = ""

@@ -67,10 +67,26 @@ public struct Credentials: Sendable {
 public protocol AuditStore: AnyObject, Sendable {
     /// Appends an entry, linked to the newest one, atomically.
     func append(_ event: AuditEvent) throws
-    /// The newest entries first.
-    func auditLog(limit: Int) throws -> [AuditEntry]
+    /// The newest entries first that the filter selects (a page of at most `filter.limit`).
+    func auditEntries(_ filter: AuditFilter) throws -> [AuditEntry]
     /// Every entry, oldest first, with its links (for verification).
     func forEachAuditEntry(_ body: (AuditEntry) throws -> Void) throws
+}
+
+/// Which audit entries to list: by user, by action, by text in the target or detail, and a page
+/// of entries older than `before` (an entry id), newest first.
+public struct AuditFilter: Sendable {
+    public var username: String?
+    public var action: String?
+    public var text: String?
+    public var before: Int64?
+    public var limit = 200
+    public init(limit: Int = 200) { self.limit = limit }
+}
+
+extension AuditStore {
+    /// The newest `limit` entries.
+    public func auditLog(limit: Int = 200) throws -> [AuditEntry] { try auditEntries(AuditFilter(limit: limit)) }
 }
 
 /// Late, empty, shrunken or failed deliveries, for operators (separate from household cases).

@@ -66,11 +66,25 @@ extension WebApp {
         return Self.redirect("/admin/users")
     }
 
+    /// The audit log, 100 entries a page, newest first, filtered by user, action and text.
     func auditPage(_ request: Request, _ context: HubRequestContext, _ user: User) throws -> Response {
+        let q = request.uri.queryParameters
+        var f = AuditFilter(limit: 100)
+        f.username = q["user"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        f.action = q["action"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        f.text = q["text"].map { String($0.prefix(60)) }.flatMap { $0.isEmpty ? nil : $0 }
+        f.before = q["before"].flatMap { Int64(String($0)) }
+        let entries = try store.auditEntries(f)
         let broken = try store.verifyAuditLog()
+        var next: Any = false
+        if entries.count == f.limit, let last = entries.last {
+            let kept = (request.uri.query ?? "").split(separator: "&").filter { !$0.hasPrefix("before=") }.map(String.init)
+            next = "/admin/audit?" + (kept + ["before=\(last.id)"]).joined(separator: "&")
+        }
         return page("audit", "审计日志", context, [
             "chain": broken.map { "第 \($0) 条起不连续（可能被改动）" } ?? "完整",
-            "entries": try store.auditLog().map { ["at": $0.at, "username": $0.username, "action": $0.action, "target": $0.target, "detail": $0.detail, "address": $0.address] },
+            "user": f.username ?? "", "action": f.action ?? "", "text": f.text ?? "", "next": next, "filtered": f.username != nil || f.action != nil || f.text != nil,
+            "entries": entries.map { ["at": $0.at, "username": $0.username, "action": $0.action, "target": $0.target, "detail": $0.detail, "address": $0.address] },
         ])
     }
 }

@@ -238,23 +238,23 @@ enum Views {
         "sources": """
         <h1>数据来源</h1>
         {{#feedAlerts.count}}<section class="card"><h2 class="error">送达预警</h2><ul>{{#feedAlerts}}<li><b>{{source}}</b> {{period}}：{{message}}（{{at}}）</li>{{/feedAlerts}}</ul></section>{{/feedAlerts.count}}
-        <table class="wide"><thead><tr><th>来源</th><th>部门</th><th>最近运行</th><th>状态</th><th>读取</th><th>新增</th><th>更新</th><th>未变</th><th>隔离</th><th>时间</th></tr></thead>
-        <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td>{{source}}<br><small>{{title}}</small></td><td>{{department}}</td><td>{{period}} #{{run}}</td><td>{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td>{{read}}</td><td>{{inserted}}</td><td>{{updated}}</td><td>{{unchanged}}</td><td>{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td>{{at}}</td></tr>{{/sources}}</tbody></table>
+        <table class="cards"><thead><tr><th>来源</th><th>部门</th><th>最近运行</th><th>状态</th><th>读取</th><th>新增</th><th>更新</th><th>未变</th><th>隔离</th><th>时间</th></tr></thead>
+        <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td data-label="来源">{{source}}<br><small>{{title}}</small></td><td data-label="部门">{{department}}</td><td data-label="最近运行">{{period}} #{{run}}</td><td data-label="状态">{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td data-label="读取">{{read}}</td><td data-label="新增">{{inserted}}</td><td data-label="更新">{{updated}}</td><td data-label="未变">{{unchanged}}</td><td data-label="隔离">{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td data-label="时间">{{at}}</td></tr>{{/sources}}</tbody></table>
         """,
         "quarantine": """
         <p><a href="/sources">← 数据来源</a></p>
         <h1>{{source}} 隔离的行（运行 #{{run}}）</h1>
-        <table class="wide"><thead><tr><th>文件</th><th>行号</th><th>原因</th><th>原始数据</th></tr></thead>
-        <tbody>{{#entries}}<tr><td>{{document}}</td><td>{{row}}</td><td>{{reasons}}</td><td class="raw">{{raw}}</td></tr>{{/entries}}</tbody></table>
+        <table class="cards"><thead><tr><th>文件</th><th>行号</th><th>原因</th><th>原始数据</th></tr></thead>
+        <tbody>{{#entries}}<tr><td data-label="文件">{{document}}</td><td data-label="行号">{{row}}</td><td data-label="原因">{{reasons}}</td><td data-label="原始数据" class="raw">{{raw}}</td></tr>{{/entries}}</tbody></table>
         """,
         "mappings": """
         <h1>映射与规则</h1>
         {{#problems.count}}<section class="card"><h2 class="error">有错误的文件（已跳过，原来的版本继续使用）</h2><ul>{{#problems}}<li class="mono">{{.}}</li>{{/problems}}</ul></section>{{/problems.count}}
         {{#warnings.count}}<section class="card"><h2 class="error">不会触发的规则</h2><p>这些规则读取的字段没有任何映射填写，请补上映射或停用规则。</p><ul>{{#warnings}}<li>{{.}}</li>{{/warnings}}</ul></section>{{/warnings.count}}
-        <section class="card"><h2>映射</h2><table><thead><tr><th>来源</th><th>名称</th><th>连接器</th><th>格式</th><th>产出</th><th>版本</th></tr></thead>
-        <tbody>{{#mappings}}<tr><td>{{source}}</td><td>{{title}}</td><td>{{connector}}</td><td>{{format}}</td><td>{{outputs}}</td><td class="mono">{{version}}</td></tr>{{/mappings}}</tbody></table></section>
-        <section class="card"><h2>规则</h2><table><thead><tr><th>规则</th><th>名称</th><th>对象</th><th>等级</th><th>版本</th></tr></thead>
-        <tbody>{{#rules}}<tr><td>{{name}}</td><td>{{title}}</td><td>{{subject}}</td><td>{{severity}}</td><td class="mono">{{version}}</td></tr>{{/rules}}</tbody></table></section>
+        <section class="card"><h2>映射</h2><table class="cards"><thead><tr><th>来源</th><th>名称</th><th>连接器</th><th>格式</th><th>产出</th><th>版本</th></tr></thead>
+        <tbody>{{#mappings}}<tr><td data-label="来源">{{source}}</td><td data-label="名称">{{title}}</td><td data-label="连接器">{{connector}}</td><td data-label="格式">{{format}}</td><td data-label="产出">{{outputs}}</td><td data-label="版本" class="mono">{{version}}</td></tr>{{/mappings}}</tbody></table></section>
+        <section class="card"><h2>规则</h2><table class="cards"><thead><tr><th>规则</th><th>名称</th><th>对象</th><th>等级</th><th>版本</th></tr></thead>
+        <tbody>{{#rules}}<tr><td data-label="规则">{{name}}</td><td data-label="名称">{{title}}</td><td data-label="对象">{{subject}}</td><td data-label="等级">{{severity}}</td><td data-label="版本" class="mono">{{version}}</td></tr>{{/rules}}</tbody></table></section>
         """,
         "users": """
         <h1>用户</h1>
@@ -285,8 +285,15 @@ enum Views {
         "audit": """
         <h1>审计日志</h1>
         <p>链校验：{{chain}}</p>
-        <table class="wide"><thead><tr><th>时间</th><th>用户</th><th>操作</th><th>对象</th><th>详情</th><th>地址</th></tr></thead>
-        <tbody>{{#entries}}<tr><td>{{at}}</td><td>{{username}}</td><td>{{action}}</td><td>{{target}}</td><td>{{detail}}</td><td>{{address}}</td></tr>{{/entries}}</tbody></table>
+        <form class="filters" method="get" action="/admin/audit">
+          <input name="user" value="{{user}}" placeholder="用户名" aria-label="用户名">
+          <input name="action" value="{{action}}" placeholder="操作，如 查看案件" aria-label="操作">
+          <input name="text" value="{{text}}" placeholder="对象或详情中的文字" aria-label="文字">
+          <button type="submit">筛选</button>{{#filtered}}<a class="button" href="/admin/audit">清除筛选</a>{{/filtered}}
+        </form>
+        <table class="cards"><thead><tr><th>时间</th><th>用户</th><th>操作</th><th>对象</th><th>详情</th><th>地址</th></tr></thead>
+        <tbody>{{#entries}}<tr><td data-label="时间">{{at}}</td><td data-label="用户">{{username}}</td><td data-label="操作">{{action}}</td><td data-label="对象">{{target}}</td><td data-label="详情">{{detail}}</td><td data-label="地址">{{address}}</td></tr>{{/entries}}</tbody></table>
+        {{#next}}<nav class="pager"><a class="button" href="{{next}}">更早的记录</a></nav>{{/next}}
         """,
         "message": """
         <section class="card narrow"><h1>{{heading}}</h1><p>{{text}}</p><p><a href="/">返回首页</a></p></section>
