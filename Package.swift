@@ -76,7 +76,7 @@ let package = Package(
         ),
         .target(
             name: "Connectors",
-            dependencies: ["Hub", "CCurl"],
+            dependencies: ["Hub", "CCurl", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // A department-feed simulator and a small loopback HTTP server that serves it.

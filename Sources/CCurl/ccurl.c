@@ -27,3 +27,6 @@ CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, char **value) {
 CURLcode ccurl_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+CURLcode ccurl_setopt_read_function(CURL *handle, ccurl_read_fn fn) {
+    return curl_easy_setopt(handle, CURLOPT_READFUNCTION, fn);
+}

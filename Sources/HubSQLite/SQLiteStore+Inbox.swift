@@ -231,6 +231,21 @@ extension SQLiteStore {
         }
     }
 
+    public func caseCounts(openedSince: String, today: CivilDate) throws -> [TownshipCounts] {
+        let names = try regionNames()
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT coalesce(township_code, '') AS code, sum(opened_at >= ?) AS new, sum(status = 'open') AS open,
+                       sum(status = 'open' AND deadline < ?) AS overdue
+                FROM cases GROUP BY 1 ORDER BY 1
+                """, arguments: [openedSince, today.description]).map { r in
+                let code: String = r["code"]
+                return TownshipCounts(code: code, name: names[code] ?? (code.isEmpty ? CaseStatus.awaitingDispatchName : code),
+                                      new: r["new"] ?? 0, open: r["open"] ?? 0, overdue: r["overdue"] ?? 0)
+            }
+        }
+    }
+
     public func dashboard(today: CivilDate = .today) throws -> Dashboard {
         let names = try regionNames()
         return try pool.read { db in

@@ -16,6 +16,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         public var path: String
         public var query: [String: String]
         public var headers: [String: String]
+        /// The request body (up to 1 MB, by Content-Length).
+        public var body: [UInt8] = []
     }
 
     public struct Response: Sendable {
@@ -134,12 +136,13 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var buf = [UInt8](repeating: 0, count: 65536)
         var data: [UInt8] = []
+        var rest: [UInt8] = []
         while data.count < 1 << 20 {
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             data += buf[0..<n]
-            if let end = Self.find(data, [13, 10, 13, 10]) { data = Array(data[0..<end]); break }
+            if let end = Self.find(data, [13, 10, 13, 10]) { rest = Array(data[(end + 4)...]); data = Array(data[0..<end]); break }
         }
         let head = String(decoding: data, as: UTF8.self)
         var lines = head.components(separatedBy: "\r\n")
@@ -154,7 +157,14 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         let comps = URLComponents(string: target)
         var query: [String: String] = [:]
         for item in comps?.queryItems ?? [] { query[item.name] = item.value ?? "" }
-        let request = Request(method: String(parts[0]), path: comps?.path ?? target, query: query, headers: headers)
+        let length = min(Int(headers["content-length"] ?? "") ?? 0, 1 << 20)
+        while rest.count < length {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            rest += buf[0..<n]
+        }
+        let request = Request(method: String(parts[0]), path: comps?.path ?? target, query: query, headers: headers, body: Array(rest.prefix(length)))
         lock.lock(); log.append(request); lock.unlock()
         let response = handler(request)
         send(fd, response)

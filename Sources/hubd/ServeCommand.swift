@@ -25,6 +25,7 @@ struct HubConfig {
     var waitingMinutes = 60
     var lateGraceDays = 1
     var logLevel: Logger.Level = .info
+    var notifications: NotificationSettings?
 
     static func load(_ path: String) throws -> HubConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("无法读取配置文件 \(path)") }
@@ -32,7 +33,7 @@ struct HubConfig {
         do { root = try ConfigNode.parse(text, file: path) } catch { throw report(error) }
         let r = ConfigReader()
         var c = HubConfig()
-        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level"])
+        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level", "notifications"])
         c.database = r.string(top["database"]?.0, what: "database") ?? c.database
         c.mappings = r.string(top["mappings"]?.0, what: "mappings") ?? c.mappings
         if let (n, _) = top["web"] {
@@ -60,11 +61,50 @@ struct HubConfig {
             c.backoff.maxAttempts = r.int(m["max_attempts"]?.0, what: "retry.max_attempts", range: 1...100) ?? c.backoff.maxAttempts
             c.backoff.maxTotal = Double(r.int(m["max_total_minutes"]?.0, what: "retry.max_total_minutes", range: 1...100_000).map { $0 * 60 } ?? Int(c.backoff.maxTotal))
         }
+        if let (n, _) = top["notifications"] { c.notifications = Self.notifications(n, r, utcOffsetHours: c.utcOffsetHours) }
         if let l = r.oneOf(top["log_level"]?.0, what: "log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"]) {
             c.logLevel = Logger.Level(rawValue: l) ?? .info
         }
         if !r.diagnostics.isEmpty { throw report(DiagnosticList(r.diagnostics)) }
         return c
+    }
+}
+
+extension HubConfig {
+    /// `notifications:` — when digests go out, the inbox's address for links, and the receivers.
+    static func notifications(_ node: ConfigNode, _ r: ConfigReader, utcOffsetHours: Int) -> NotificationSettings? {
+        let m = r.mapping(node, what: "notifications", allowed: ["schedule", "base_url", "receivers"])
+        let scheduleText = r.string(m["schedule"]?.0, what: "notifications.schedule") ?? "daily at 08:00"
+        let schedule: Schedule
+        do { schedule = try Schedule(scheduleText, utcOffset: utcOffsetHours * 3600) } catch {
+            r.error(m["schedule"]?.1 ?? node.location, "notifications.schedule：\(error)")
+            return nil
+        }
+        guard let base = r.requiredString(m, "base_url", in: node, what: "notifications") else { return nil }
+        var receivers: [NotificationReceiver] = []
+        for (i, item) in (m["receivers"]?.0.items ?? []).enumerated() {
+            let what = "notifications.receivers[\(i)]"
+            let f = r.mapping(item, what: what, allowed: ["name", "kind", "townships", "url_env", "secret_env", "smtp_url", "from", "to", "user_env", "password_env"])
+            guard let kindText = r.oneOf(f["kind"]?.0, what: what + ".kind", NotificationReceiver.Kind.allCases.map(\.rawValue)),
+                  let kind = NotificationReceiver.Kind(rawValue: kindText) else {
+                if f["kind"] == nil { r.error(item.location, "\(what) 须写 kind（webhook、wecom、dingtalk、email）") }
+                continue
+            }
+            var rc = NotificationReceiver(name: r.string(f["name"]?.0, what: what + ".name") ?? "\(kindText)-\(i + 1)", kind: kind)
+            rc.townships = r.strings(f["townships"]?.0, what: what + ".townships") ?? []
+            rc.urlEnv = r.string(f["url_env"]?.0, what: what + ".url_env")
+            rc.secretEnv = r.string(f["secret_env"]?.0, what: what + ".secret_env")
+            rc.smtpURL = r.string(f["smtp_url"]?.0, what: what + ".smtp_url")
+            rc.from = r.string(f["from"]?.0, what: what + ".from")
+            rc.to = r.strings(f["to"]?.0, what: what + ".to") ?? []
+            rc.userEnv = r.string(f["user_env"]?.0, what: what + ".user_env")
+            rc.passwordEnv = r.string(f["password_env"]?.0, what: what + ".password_env")
+            if kind == .email, rc.smtpURL == nil || rc.from == nil || rc.to.isEmpty { r.error(item.location, "\(what)：email 须写 smtp_url、from、to") }
+            if kind != .email, rc.urlEnv == nil { r.error(item.location, "\(what)：\(kindText) 须写 url_env（保存地址的环境变量名；地址里含密钥，不写进文件）") }
+            receivers.append(rc)
+        }
+        if receivers.isEmpty { r.error(node.location, "notifications 须至少有一个 receivers") }
+        return NotificationSettings(schedule: schedule, baseURL: base, receivers: receivers)
     }
 }
 
@@ -175,6 +215,10 @@ struct ServeCommand: AsyncParsableCommand {
         let daemon = Daemon(store: store, mappingsDirectory: URL(fileURLWithPath: c.mappings), connectors: BuiltinConnectors.registry,
                             settings: settings, logger: Logger(label: "hub.daemon"))
         daemon.reload(force: true)
+        if let n = c.notifications {
+            daemon.notifier = Notifier(settings: n, store: store, transport: CurlNotificationTransport())
+            logger.info("预警通知已配置", metadata: ["schedule": "\(n.schedule)", "receivers": "\(n.receivers.count)"])
+        }
         var web = WebConfiguration()
         web.deadlineDays = c.deadlineDays
         web.secureCookies = c.secureCookies
@@ -315,6 +359,34 @@ struct AuditCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             print("审计日志完整")
+        }
+    }
+}
+
+/// `hubd notify`: shows or sends the digest of new and overdue cases now, with the receivers of
+/// hub.yaml — to try a robot or a mailbox before relying on the schedule.
+struct NotifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "notify",
+        abstract: "按 hub.yaml 的 notifications 立即生成（--dry-run 只显示）并发送新增和逾期案件的通知：只有数字和链接，没有个人信息")
+    @Option(help: "配置文件（须有 notifications）") var config: String
+    @Option(help: "监测库（覆盖配置文件）") var db: String?
+    @Flag(help: "只显示要发送的内容，不发送") var dryRun = false
+
+    func run() throws {
+        let c = try HubConfig.load(config)
+        guard let settings = c.notifications else { throw ValidationError("\(config) 里没有 notifications") }
+        let store = try openStore(db ?? c.database)
+        let notifier = Notifier(settings: settings, store: store, transport: CurlNotificationTransport(), backoff: Backoff(base: 5, cap: 30, maxAttempts: 3, maxTotal: 60))
+        let slot = Date()
+        let digests = try notifier.digests(slot: slot)
+        if digests.isEmpty { print("自上次通知以来没有新增或逾期的案件，不发送。") }
+        for d in digests {
+            print("→ \(d.receiver.name)（\(d.receiver.kind.rawValue)）：\(d.title)")
+            for l in d.lines { print("    " + l) }
+        }
+        if !dryRun && !digests.isEmpty {
+            try notifier.send(slot: slot)
+            print("已发送（结果见审计日志：\(Notifier.sentAction) / \(Notifier.failedAction)）")
         }
     }
 }

@@ -129,6 +129,7 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func caseDetail(_ id: Int64) throws -> CaseDetail? { try base.caseDetail(id) }
     func latestVisits(of caseIDs: [Int64]) throws -> [Int64: CaseDetail.Visit] { try base.latestVisits(of: caseIDs) }
     func dashboard(today: CivilDate) throws -> Dashboard { try base.dashboard(today: today) }
+    func caseCounts(openedSince: String, today: CivilDate) throws -> [TownshipCounts] { try base.caseCounts(openedSince: openedSince, today: today) }
     func regionNames() throws -> [String: String] { try base.regionNames() }
     func inboxVersion(for user: User) throws -> Int { try base.inboxVersion(for: scoped(user)) }
     func rosterVersion() throws -> Int { try base.rosterVersion() }

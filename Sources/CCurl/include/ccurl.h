@@ -13,6 +13,9 @@ typedef size_t (*ccurl_write_fn)(char *data, size_t size, size_t nmemb, void *us
 CURLcode ccurl_setopt_write_function(CURL *handle, ccurl_write_fn fn);
 CURLcode ccurl_setopt_header_function(CURL *handle, ccurl_write_fn fn);
 
+typedef size_t (*ccurl_read_fn)(char *buffer, size_t size, size_t nitems, void *userdata);
+CURLcode ccurl_setopt_read_function(CURL *handle, ccurl_read_fn fn);
+
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode ccurl_getinfo_string(CURL *handle, CURLINFO info, char **value);
 CURLcode ccurl_getinfo_off(CURL *handle, CURLINFO info, curl_off_t *value);

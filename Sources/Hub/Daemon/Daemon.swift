@@ -44,6 +44,11 @@ public final class Daemon: @unchecked Sendable {
     public let logger: Logger
     /// Set on shutdown: a pull in flight stops at its next row and rolls back.
     public let cancellation = CancellationFlag()
+    /// Sends the digests of new and overdue cases on their schedule (hub.yaml `notifications`);
+    /// set before the daemon starts.
+    public var notifier: Notifier?
+    /// Whether a digest is being sent (on its own thread: retries must not hold up pulls).
+    private let notifying = Mutex(false)
 
     private let state = Mutex(Loaded())
     /// Modification times of the files as last loaded; held for the whole of a reload.
@@ -170,6 +175,7 @@ public final class Daemon: @unchecked Sendable {
     /// is due (one source at a time), evaluate rules for what changed, check deliveries.
     public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         reload()
+        notify(now: now, environment: environment)
         let loaded = self.loaded
         // Runs that were stored but whose rules were not (the process stopped in between).
         for (id, p) in try store.runsAwaitingRules() {
@@ -236,6 +242,25 @@ public final class Daemon: @unchecked Sendable {
         log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)",
                                         "withdrawn": "\(saved.withdrawn)"])
     }
+
+    // MARK: notifications
+
+    /// Starts sending the slot's digests on a thread of their own when they are due and no
+    /// earlier send is still retrying.
+    func notify(now: Date, environment: [String: String]) {
+        guard let notifier, let slot = try? notifier.dueSlot(now: now) else { return }
+        guard notifying.withLock({ busy in if busy { return false }; busy = true; return true }) else { return }
+        let log = logger
+        let thread = Thread { [self] in
+            defer { notifying.withLock { $0 = false } }
+            do { try notifier.send(slot: slot, environment: environment) } catch { log.error("预警通知出错", metadata: ["error": "\(error)"]) }
+        }
+        thread.name = "hub.notify"
+        thread.start()
+    }
+
+    /// Whether a digest is being sent now (tests wait for it).
+    public var isNotifying: Bool { notifying.withLock { $0 } }
 
     // MARK: delivery calendar
 

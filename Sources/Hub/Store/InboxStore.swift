@@ -15,6 +15,10 @@ public protocol InboxStore: AnyObject, Sendable {
     func latestVisits(of caseIDs: [Int64]) throws -> [Int64: CaseDetail.Visit]
     /// Counts for the county dashboard.
     func dashboard(today: CivilDate) throws -> Dashboard
+    /// Per township ("" for the dispatch queue): cases opened at or after `openedSince` (an
+    /// ISO 8601 time as cases store it), open ones, and open ones past their deadline — the
+    /// numbers a notification digest carries, nothing about anyone.
+    func caseCounts(openedSince: String, today: CivilDate) throws -> [TownshipCounts]
     /// Township and village names by code, from the roster.
     func regionNames() throws -> [String: String]
     /// A number that moves whenever anything a user's inbox shows may have changed (their
@@ -33,6 +37,18 @@ public struct Dashboard: Sendable {
                 byRule: [(rule: String, title: String, cases: Int, confirmed: Int, rejected: Int)],
                 byPeriod: [(period: String, raised: Int, closed: Int)]) {
         self.byTownship = byTownship; self.byRule = byRule; self.byPeriod = byPeriod
+    }
+}
+
+/// What a township's digest says.
+public struct TownshipCounts: Sendable, Hashable {
+    public var code: String
+    public var name: String
+    public var new: Int
+    public var open: Int
+    public var overdue: Int
+    public init(code: String, name: String, new: Int, open: Int, overdue: Int) {
+        self.code = code; self.name = name; self.new = new; self.open = open; self.overdue = overdue
     }
 }
 
