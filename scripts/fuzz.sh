@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer) of the CSV, JSON, NDJSON, XML and XLSX decoders, the
-# mapping loader and the rule expression language. Any crash fails the run; its input is kept
+# mapping loader, the rule expression language and the photo sanitizer. Any crash fails the run; its input is kept
 # in var/fuzz/crashes/ — copy it to Tests/Corpus/fuzz-regressions/TARGET/ to make it a test.
 #   scripts/fuzz.sh            20 seconds per target (what CI runs)
 #   scripts/fuzz.sh 600        ten minutes per target
@@ -11,7 +11,7 @@ swift build --scratch-path .build-fuzz --product HubFuzz --sanitize=fuzzer -Xswi
 bin=.build-fuzz/debug/HubFuzz
 mkdir -p var/fuzz/crashes
 passed=0; failed=0; total=0
-for target in csv json ndjson xml xlsx mapping expression; do
+for target in csv json ndjson xml xlsx mapping expression photo; do
   corpus="var/fuzz/corpus/$target"; mkdir -p "$corpus"
   case "$target" in
     csv) cp Tests/Corpus/csv/*.csv Mappings/samples/*.csv "$corpus"/ 2>/dev/null ;;
@@ -20,6 +20,7 @@ for target in csv json ndjson xml xlsx mapping expression; do
     xml) find Tests/Corpus/xml -name "*.xml" -size -10k -exec cp {} "$corpus"/ \; ;;
     xlsx) ls var/sim/*.xlsx >/dev/null 2>&1 && cp var/sim/*.xlsx "$corpus"/ ;;
     mapping) cp Mappings/*.yaml Mappings/types/*.yaml Mappings/rules/*.yaml "$corpus"/ ;;
+    photo) cp Tests/Corpus/photo/* "$corpus"/ ;;
     expression) printf 'total_cost >= 50000 or self_pay > 20000' > "$corpus/1"; printf "t in ['一级', '二级'] and months_between(d, date('2026-10-31')) < 6" > "$corpus/2" ;;
   esac
   log="var/fuzz/$target.log"

@@ -3,7 +3,7 @@ import Hub
 import Connectors
 
 /// libFuzzer entry point. Build with `scripts/fuzz.sh` (`swift build -sanitize=fuzzer`); the
-/// target is chosen by HUB_FUZZ_TARGET: csv, json, ndjson, xml, xlsx, mapping, expression.
+/// target is chosen by HUB_FUZZ_TARGET: csv, json, ndjson, xml, xlsx, mapping, expression, photo.
 /// Every input must end in rows, a clear error, or nothing — never a crash.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -17,6 +17,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let text = String(decoding: bytes, as: UTF8.self)
         _ = try? FuzzTarget.loader.load(text: text, file: "fuzz.yaml")
         _ = try? RecordType.load(text: text, file: "fuzz.yaml")
+    case "photo":
+        // Untrusted bytes from a phone: kept, stripped or refused, never a crash; a stripped photo
+        // is a photo again.
+        let input = Array(bytes)
+        _ = try? PhotoSanitizer.sanitize(input, keepLocation: true)
+        if let out = try? PhotoSanitizer.sanitize(input, keepLocation: false) { _ = try? PhotoSanitizer.sanitize(out.bytes, keepLocation: false) }
     case "expression":
         let text = String(decoding: bytes, as: UTF8.self)
         if let e = try? ExpressionParser.parse(text), (try? ExpressionChecker.check(e, in: FuzzTarget.scope)) != nil {

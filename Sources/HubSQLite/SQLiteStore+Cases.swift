@@ -160,6 +160,37 @@ extension SQLiteStore {
         }
     }
 
+    public func addPhoto(_ p: NewPhoto) throws -> Int64 {
+        try pool.write { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM cases WHERE id = ?", arguments: [p.caseID]) != nil else { throw CaseChangeError.notFound }
+            try db.execute(sql: "INSERT INTO case_photos (case_id, content_type, bytes, note, kept_location, uploaded_by, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [p.caseID, p.contentType, Data(p.bytes), p.note, p.keptLocation, p.uploadedBy, p.uploadedAt])
+            return db.lastInsertedRowID
+        }
+    }
+
+    static func photoInfo(_ r: Row) -> PhotoInfo {
+        PhotoInfo(id: r["id"], caseID: r["case_id"], contentType: r["content_type"], size: r["size"], note: r["note"],
+                  keptLocation: r["kept_location"], uploadedBy: r["uploaded_by"], uploadedAt: r["uploaded_at"])
+    }
+
+    public func photos(ofCase id: Int64) throws -> [PhotoInfo] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, case_id, content_type, length(bytes) AS size, note, kept_location, uploaded_by, uploaded_at
+                FROM case_photos WHERE case_id = ? ORDER BY id
+                """, arguments: [id]).map(Self.photoInfo)
+        }
+    }
+
+    public func photo(_ id: Int64) throws -> (info: PhotoInfo, bytes: [UInt8])? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT *, length(bytes) AS size FROM case_photos WHERE id = ?", arguments: [id]).map {
+                (Self.photoInfo($0), [UInt8]($0["bytes"] as Data))
+            }
+        }
+    }
+
     public func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws {
         try pool.read { db in
             let rows = try Row.fetchCursor(db, sql: """

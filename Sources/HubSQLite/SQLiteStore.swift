@@ -292,6 +292,21 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
             // The name of a person outside the roster, as the records that raised the case give it.
             try db.execute(sql: "ALTER TABLE cases ADD COLUMN subject_name TEXT")
         }
+        m.registerMigration("v9-case-photos") { db in
+            try db.execute(sql: """
+                CREATE TABLE case_photos (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    case_id INTEGER NOT NULL REFERENCES cases(id),
+                    content_type TEXT NOT NULL,
+                    bytes BLOB NOT NULL,
+                    note TEXT NOT NULL,
+                    kept_location INTEGER NOT NULL,
+                    uploaded_by TEXT NOT NULL,
+                    uploaded_at TEXT NOT NULL
+                );
+                CREATE INDEX case_photos_case ON case_photos(case_id);
+                """)
+        }
         return m
     }
 

@@ -380,6 +380,13 @@ public struct StoreConformance {
         let reopened = try store.caseDetail(id)
         r.expect(reopened?.summary.status == .open && reopened?.summary.deadline == "2026-12-01", "open again with the new deadline")
         r.expect(reopened?.events.map(\.action) == ["销号", "重新打开"], "history in order: \(String(describing: reopened?.events.map(\.action)))")
+        // Photos stay with their case, byte for byte.
+        let bytes: [UInt8] = [0xFF, 0xD8, 0xFF, 0xD9] + (0..<300).map { UInt8($0 % 256) }
+        let pid = try store.addPhoto(NewPhoto(caseID: id, contentType: "image/jpeg", bytes: bytes, note: "屋内", keptLocation: false, uploadedBy: "va"))
+        r.expect(try store.photos(ofCase: id).map(\.id) == [pid] && store.photos(ofCase: id).first?.size == bytes.count, "listed without bytes")
+        r.expect(try store.photo(pid)?.bytes == bytes && store.photo(pid)?.info.note == "屋内", "read back whole")
+        do { _ = try store.addPhoto(NewPhoto(caseID: 999_999, contentType: "image/jpeg", bytes: bytes, note: "", keptLocation: false, uploadedBy: "va")); r.fail("no such case") }
+        catch let e as CaseChangeError { r.expect(e == .notFound, "photo of a missing case: \(e)") }
         do { try store.closeCase(999_999, visit: visit, event: CaseEvent(username: "va", action: "销号", detail: "")); r.fail("no such case") }
         catch let e as CaseChangeError { r.expect(e == .notFound, "not found: \(e)") }
         r.expect(try store.caseDetail(999_999) == nil, "no detail for a missing case")

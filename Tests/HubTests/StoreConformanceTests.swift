@@ -118,6 +118,9 @@ final class BrokenStore: HubStore, @unchecked Sendable {
         try base.assignCase(id, township: township, event: event)
     }
     func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws { try base.forEachAlert(period: period, body) }
+    func addPhoto(_ photo: NewPhoto) throws -> Int64 { try base.addPhoto(photo) }
+    func photos(ofCase id: Int64) throws -> [PhotoInfo] { try base.photos(ofCase: id) }
+    func photo(_ id: Int64) throws -> (info: PhotoInfo, bytes: [UInt8])? { try base.photo(id) }
     func alertCount(period: String) throws -> Int { try base.alertCount(period: period) }
     // Inbox.
     func scoped(_ user: User) -> User {

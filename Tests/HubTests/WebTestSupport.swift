@@ -24,7 +24,7 @@ struct TestHTTP {
     var cookies: [String: String] = [:]
 
     mutating func request(_ method: String, _ path: String, body: String? = nil, contentType: String = "application/x-www-form-urlencoded",
-                          headers extra: [(String, String)] = []) throws -> Reply {
+                          headers extra: [(String, String)] = [], latin1: Bool = false) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
@@ -36,7 +36,7 @@ struct TestHTTP {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         if !cookies.isEmpty { head += "Cookie: " + cookies.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") + "\r\n" }
         for (k, v) in extra { head += "\(k): \(v)\r\n" }
-        let bodyBytes = Array((body ?? "").utf8)
+        let bodyBytes = latin1 ? (body ?? "").unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) } : Array((body ?? "").utf8)
         if body != nil { head += "Content-Type: \(contentType)\r\nContent-Length: \(bodyBytes.count)\r\n" }
         let out = Array((head + "\r\n").utf8) + bodyBytes
         _ = out.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -315,6 +315,76 @@ import SimCounty
         #expect(logins.components(separatedBy: "<td data-label=\"用户\">vb</td>").count - 1 == rows.count)
     }
 
+    /// A JPEG as a phone camera writes it: an EXIF block whose GPS directory holds a latitude.
+    static func cameraJPEG() -> (bytes: [UInt8], latitude: [UInt8]) {
+        func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] }
+        func le32(_ v: Int) -> [UInt8] { le16(v & 0xFFFF) + le16(v >> 16) }
+        let latitude = le32(34) + le32(1) + le32(12) + le32(1) + le32(3456) + le32(100)
+        var tiff: [UInt8] = Array("II".utf8) + le16(42) + le32(8)
+        tiff += le16(1) + le16(0x8825) + le16(4) + le32(1) + le32(26) + le32(0)           // IFD0: the GPS pointer
+        tiff += le16(2) + le16(0x0001) + le16(2) + le32(2) + Array("N\0\0\0".utf8)      // GPS IFD at 26: N…
+        tiff += le16(0x0002) + le16(5) + le32(3) + le32(56) + le32(0)                      // …and the latitude at 56
+        tiff += latitude
+        let app1 = Array("Exif\0\0".utf8) + tiff
+        let bytes: [UInt8] = [0xFF, 0xD8, 0xFF, 0xE1] + [UInt8((app1.count + 2) >> 8), UInt8((app1.count + 2) & 0xFF)] + app1
+            + [0xFF, 0xDA, 0x00, 0x02] + Array(repeating: 0x55, count: 64) + [0xFF, 0xD9]
+        return (bytes, latitude)
+    }
+
+    static func multipart(_ fields: [(String, String)], file: [UInt8], boundary: String = "----hubtest7MA4YWxkTrZu0gW") -> String {
+        var s = ""
+        for (k, v) in fields { s += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(k)\"\r\n\r\n\(v)\r\n" }
+        s += "--\(boundary)\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"IMG_0001.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        // Bytes as they go on the wire; each as one scalar, which the test client sends back as that byte.
+        let bytes = Array(s.utf8) + file + Array("\r\n--\(boundary)--\r\n".utf8)
+        return String(String.UnicodeScalarView(bytes.map { Unicode.Scalar($0) }))
+    }
+
+    @Test func visitPhotosLoseTheirLocationUnlessKeptAndStayInScope() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        var va = f.client()
+        try va.signIn("va", Self.password)
+        let a = f.caseA.id
+        let token = try #require(TestHTTP.hidden(try va.request("GET", "/cases/\(a)").text, "_csrf"))
+        let (jpeg, latitude) = Self.cameraJPEG()
+        func upload(_ client: inout TestHTTP, _ fields: [(String, String)], _ file: [UInt8], case id: Int64) throws -> TestHTTP.Reply {
+            // The test client sends text: the file goes as Latin-1 so every byte arrives as it was.
+            try client.request("POST", "/cases/\(id)/photos", body: Self.multipart(fields, file: file), contentType: "multipart/form-data; boundary=----hubtest7MA4YWxkTrZu0gW", latin1: true)
+        }
+        let r = try upload(&va, [("_csrf", token), ("note", "住房")], jpeg, case: a)
+        #expect(r.status == 303 && r.header("Location") == "/cases/\(a)?done=photo#photos", "\(r.status) \(r.text.prefix(300))")
+        let stored = try #require(try f.store.photos(ofCase: a).first)
+        let kept = try #require(try f.store.photo(stored.id)).bytes
+        #expect(kept.count == jpeg.count && Self.contains(jpeg, latitude) && !Self.contains(kept, latitude), "the latitude is gone")
+        #expect(stored.keptLocation == false && stored.note == "住房")
+        // Kept on purpose: as it was taken.
+        _ = try upload(&va, [("_csrf", token), ("keep_location", "1")], jpeg, case: a)
+        let second = try #require(try f.store.photos(ofCase: a).last)
+        #expect(try f.store.photo(second.id)?.bytes == jpeg && second.keptLocation)
+        // Not a photo, or without the token: refused, nothing kept.
+        let text = try upload(&va, [("_csrf", token)], Array("MZ not an image".utf8), case: a)
+        #expect(text.status == 400 && text.text.contains("只接受 JPEG 或 PNG"))
+        #expect(try upload(&va, [("_csrf", "wrong")], jpeg, case: a).status == 403)
+        #expect(try f.store.photos(ofCase: a).count == 2)
+        // Shown on the case page and served to the township; another township gets nothing.
+        #expect(try va.request("GET", "/cases/\(a)").text.contains("<img src=\"/photos/\(stored.id)\""))
+        let image = try va.request("GET", "/photos/\(stored.id)")
+        #expect(image.status == 200 && image.header("Content-Type") == "image/jpeg" && image.body == kept)
+        var vb = f.client()
+        try vb.signIn("vb", Self.password)
+        #expect(try vb.request("GET", "/photos/\(stored.id)").status == 404)
+        let vbToken = try #require(TestHTTP.hidden(try vb.request("GET", "/inbox").text, "_csrf"))
+        #expect(try upload(&vb, [("_csrf", vbToken)], jpeg, case: a).status == 404)
+        let actions = try f.store.auditLog(limit: 50).map(\.action)
+        #expect(actions.contains("上传核实照片") && actions.contains("查看核实照片"))
+    }
+
+    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard needle.count <= hay.count else { return false }
+        return (0...(hay.count - needle.count)).contains { hay[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+
     @Test func metricsCanRequireAToken() async throws {
         let store = try SQLiteStore(path: scratchDirectory("metrics").appendingPathComponent("h.sqlite").path)
         var config = WebConfiguration()

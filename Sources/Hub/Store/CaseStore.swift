@@ -16,6 +16,12 @@ public protocol CaseStore: AnyObject, Sendable {
     /// no roster or record could place, or a correction — keeping its village only when it lies
     /// in that township: throws `.notFound` or `.notOpen`.
     func assignCase(_ id: Int64, township: String, event: CaseEvent) throws
+    /// Keeps a photo with its case (already checked by `PhotoSanitizer`): throws `.notFound`.
+    func addPhoto(_ photo: NewPhoto) throws -> Int64
+    /// A case's photos, oldest first, without their bytes.
+    func photos(ofCase id: Int64) throws -> [PhotoInfo]
+    /// One photo with its bytes (the caller checks the user may see its case).
+    func photo(_ id: Int64) throws -> (info: PhotoInfo, bytes: [UInt8])?
     /// Every alert of a period, by case and then rule, one at a time (exports).
     func forEachAlert(period: String, _ body: (AlertRow) throws -> Void) throws
     func alertCount(period: String) throws -> Int

@@ -35,6 +35,14 @@ extension WebApp {
             guard user.role.reopens else { return try self.refuse(context, user, "只有县级用户可以重新打开案件。") }
             return try self.reopen(request, context, user, form)
         }
+        cases.post("cases/:id/photos") { request, context in
+            guard let user = context.user else { return Self.redirect("/login") }
+            var req = request
+            let body = try await req.collectBody(upTo: PhotoSanitizer.maxBytes + 64 << 10)
+            let contentType = request.headers[.contentType] ?? ""
+            return try await BlockingPool.run { try self.uploadPhoto(request, context, user, contentType: contentType, body: Array(buffer: body)) }
+        }
+        get(cases, "photos/:pid") { request, context, user in try self.showPhoto(request, context, user) }
         cases.get("ledger.csv") { request, context in try await self.ledger(request, context, xlsx: false) }
         cases.get("ledger.xlsx") { request, context in try await self.ledger(request, context, xlsx: true) }
         return cases
@@ -198,7 +206,12 @@ extension WebApp {
             "period": c.period, "openedAt": String(c.openedAt.prefix(10)), "deadline": c.deadline, "overdue": c.isOverdue(today: today),
             "heading": headingText(c), "subjectText": subjectText(c), "today": today.description,
             "reopened": c.status == .open && detail.events.contains { $0.action == "重新打开" },
-            "done": opt(done == "visit" ? "已销号：入户核实已记录。" : done == "reopen" ? "案件已重新打开，期限已更新。" : nil),
+            "done": opt(done == "visit" ? "已销号：入户核实已记录。" : done == "reopen" ? "案件已重新打开，期限已更新。" : done == "photo" ? "照片已保存。" : nil),
+            "photos": try store.photos(ofCase: c.id).map { p -> [String: Any] in
+                ["id": p.id, "note": p.note, "by": names[p.uploadedBy] ?? p.uploadedBy, "at": String(p.uploadedAt.prefix(16)).replacingOccurrences(of: "T", with: " "),
+                 "kept": p.keptLocation]
+            },
+            "canPhoto": user.role.verifies && c.status == .open,
             "visitError": opt(draft?.message), "errors": draft?.errors ?? [:],
             "form": ["visitedOn": form?.visitedOn ?? today.description, "visitors": form?.visitors ?? "", "findings": form?.findings ?? "",
                      "reason": form?.reason ?? ""],
@@ -247,6 +260,44 @@ extension WebApp {
              "monitoringType": opt(v.outcome == .monitor ? v.monitoringType : nil), "reason": opt(v.reason.map(ResidentID.maskEmbedded))]
         }
         return page("case", headingText(c), context, values, status: status)
+    }
+
+    /// A photo from the visit (a phone's camera): checked and stripped of its location unless
+    /// kept on purpose, stored with the case, audited.
+    func uploadPhoto(_ request: Request, _ context: HubRequestContext, _ user: User, contentType: String, body: [UInt8]) throws -> Response {
+        guard let form = MultipartForm(contentType: contentType, body: body), let sent = form.text("_csrf"), let expected = context.csrf,
+              Self.constantTimeEqual(expected, sent) else {
+            try store.audit(user.username, "表单校验失败", target: request.uri.path, detail: "上传照片：CSRF 令牌缺失或不符", address: context.address)
+            return csrfRejected(context)
+        }
+        guard user.role.verifies else { return try refuse(context, user, "只有乡镇核查员可以上传核实照片。") }
+        let detail: CaseDetail
+        switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
+        let keep = form.text("keep_location") == "1"
+        let note = String((form.text("note") ?? "").prefix(200))
+        do {
+            let photo = try PhotoSanitizer.sanitize(form.file("photo")?.body ?? [], keepLocation: keep)
+            let id = try store.addPhoto(NewPhoto(caseID: detail.summary.id, contentType: photo.contentType, bytes: photo.bytes, note: note,
+                                                 keptLocation: keep && photo.hadLocation, uploadedBy: user.username))
+            try store.audit(user.username, "上传核实照片", target: "案件 #\(detail.summary.id)", detail: "照片 #\(id)，\(photo.bytes.count) 字节"
+                            + (photo.hadLocation ? (keep ? "，保留了位置信息" : "，已去除位置信息") : ""), address: context.address)
+        } catch let e as PhotoSanitizer.Refused {
+            return try casePage(request, context, user, draft: VisitDraft(form: VisitForm(), message: "照片未保存：\(e.description)"), status: .badRequest)
+        }
+        return Self.redirect("/cases/\(detail.summary.id)?done=photo#photos")
+    }
+
+    /// A photo, to whoever may see its case.
+    func showPhoto(_ request: Request, _ context: HubRequestContext, _ user: User) throws -> Response {
+        guard let pid = context.parameters.get("pid").flatMap({ Int64($0) }), let (info, bytes) = try store.photo(pid),
+              let detail = try store.caseDetail(info.caseID), user.sees(township: detail.summary.townshipCode) else {
+            try store.audit(user.username, "拒绝访问", target: "照片 \(context.parameters.get("pid") ?? "")", detail: "不存在或不在本人范围", address: context.address)
+            return message(context, "照片不存在", "找不到这张照片。", status: .notFound)
+        }
+        try store.audit(user.username, "查看核实照片", target: "案件 #\(info.caseID)", detail: "照片 #\(pid)", address: context.address)
+        return Response(status: .ok, headers: [.contentType: info.contentType, .cacheControl: "private, no-store",
+                                               .contentDisposition: "inline; filename=\"photo-\(pid)\(info.contentType == "image/png" ? ".png" : ".jpg")\""],
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// One printed 入户核实表: the case, why it was raised, the members (IDs masked), blanks to fill in.

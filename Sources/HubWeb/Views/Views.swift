@@ -118,6 +118,21 @@ enum Views {
         </section>
         {{/household}}
         {{^household}}<section class="card"><h2>预警对象</h2><p>{{subjectText}}</p>{{#outsideNote}}<p class="note">{{outsideNote}}</p>{{/outsideNote}}</section>{{/household}}
+        <section class="card" id="photos">
+          <h2>核实照片</h2>
+          {{^photos}}<p class="empty">还没有照片。</p>{{/photos}}
+          <div class="photos">{{#photos}}<figure><a href="/photos/{{id}}"><img src="/photos/{{id}}" alt="核实照片 {{id}}" loading="lazy"></a>
+            <figcaption>{{note}} · {{by}} {{at}}{{#kept}} · 含位置信息{{/kept}}</figcaption></figure>{{/photos}}</div>
+          {{#canPhoto}}
+          <form method="post" action="/cases/{{id}}/photos" enctype="multipart/form-data" class="photo-upload">
+            <input type="hidden" name="_csrf" value="{{csrf}}">
+            <label>拍照或选择照片（JPEG、PNG，每张不超过 8 MB）<input type="file" name="photo" accept="image/jpeg,image/png" capture="environment" required></label>
+            <label>说明<input name="note" maxlength="200" placeholder="如：住房情况、病历"></label>
+            <label class="check"><input type="checkbox" name="keep_location" value="1">保留照片中的位置信息（默认去除）</label>
+            <button type="submit">上传照片</button>
+          </form>
+          {{/canPhoto}}
+        </section>
         {{#canVisit}}
         <section class="card" id="visit">
           <h2>{{visitHeading}}</h2>
@@ -379,6 +394,10 @@ enum Views {
     label.radio { min-height: 44px; padding: .3rem .2rem; }
     label.radio input, label.check input { width: 1.4rem; height: 1.4rem; min-height: 0; }
     .print-link { margin: 0 0 1rem; }
+    .photos { display: flex; flex-wrap: wrap; gap: .6rem; }
+    .photos figure { margin: 0; width: 150px; }
+    .photos img { width: 150px; height: 150px; object-fit: cover; border-radius: 6px; border: 1px solid var(--line); }
+    .photos figcaption { font-size: .85rem; color: var(--muted); }
     svg.trend { display: block; max-width: 100%; height: auto; }
     @media (max-width: 600px) {
       body { font-size: 17px; }
