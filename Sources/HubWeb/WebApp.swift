@@ -76,6 +76,10 @@ public struct WebApp: Sendable {
                                             HTTPField.Name("X-Content-Type-Options")!: "nosniff"],
                      body: .init(byteBuffer: ByteBuffer(string: Views.script)))
         }
+        open.get("sw.js") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "no-cache"],
+                     body: .init(byteBuffer: ByteBuffer(string: Views.serviceWorker)))
+        }
         open.get("healthz") { _, _ in "ok" }
         open.get("readyz") { _, _ in
             let ready = try await BlockingPool.run { (try? store.runs(source: nil, limit: 1)) != nil } && (config.ready?() ?? true)
@@ -113,7 +117,7 @@ public struct WebApp: Sendable {
         .cacheControl: "no-store",
         HTTPField.Name("X-Content-Type-Options")!: "nosniff",
         HTTPField.Name("X-Frame-Options")!: "DENY",
-        HTTPField.Name("Referrer-Policy")!: "no-referrer",
+        HTTPField.Name("Referrer-Policy")!: "same-origin",
         HTTPField.Name("Content-Security-Policy")!: "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
     ]
 

@@ -50,7 +50,9 @@ run("users", "add", "verifier_b", "--name", "乙乡核查员", "--role", "verifi
 run("users", "add", "analyst", "--name", "县分析员", "--role", "analyst", "--password-env", "HUB_E2E_PASSWORD", "--db", DB, env=env)
 
 hub_port, driver_port = free_port(), free_port()
-server = subprocess.Popen([HUBD, "serve", "--port", str(hub_port), "--db", DB], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_server():
+    return subprocess.Popen([HUBD, "serve", "--port", str(hub_port), "--db", DB, "--no-scheduler"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+server = start_server()
 driver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 BASE = f"http://127.0.0.1:{hub_port}"
 WD = f"http://127.0.0.1:{driver_port}"
@@ -159,6 +161,39 @@ try:
     go(f"/cases/{cases_a[-1]}/print")
     check("a printable 入户核实表", "入户核实表" in text() and "签字" in text())
     shot("print-phone.png")
+
+    # Offline: the assigned cases are kept on the phone; a visit typed without signal waits there
+    # and is sent when the network returns; one whose case changed meanwhile is shown, not lost.
+    if len(cases_a) >= 3:
+        go("/inbox")
+        def kept():
+            return wd("POST", S + "/execute/async", {"script": "const done = arguments[0]; caches.open('hub-pages').then(c => c.keys()).then(k => done(k.map(r => new URL(r.url).pathname))).catch(() => done([]))", "args": []}) or []
+        wait_until(lambda: all(f"/cases/{c}" in kept() for c in cases_a[1:3]), 20)
+        check("the assigned cases are kept on the phone", all(f"/cases/{c}" in kept() for c in cases_a[1:3]), str(kept()))
+        server.terminate(); server.wait(10)
+        offline_case, conflict_case = cases_a[1], cases_a[2]
+        for c, note in [(offline_case, "离线填写：家中无人务工，收入骤降。"), (conflict_case, "离线填写：已搬离本村。")]:
+            go(f"/cases/{c}")
+            check(f"case #{c} opens without a network", "入户核实并销号" in text(), text()[:200])
+            type_("input[name=visitors]", "王五")
+            type_("textarea[name=findings]", note)
+            click("input[name=outcome][value=unverifiable]")
+            click("form.visit button[type=submit]")
+            wait_until(lambda: "已保存在本机" in text(), 10)
+        check("visits typed offline wait on the phone", "有 2 条入户核实记录保存在本机" in text(), text()[:300])
+        shot("offline-queued-phone.png")
+        # Meanwhile someone else closes the second case.
+        con.execute("UPDATE cases SET status = 'closed', outcome = 'no_risk', closed_at = '2026-12-01T10:00:00+08:00' WHERE id = ?", (conflict_case,))
+        con.commit()
+        server = start_server()
+        assert wait_port(hub_port), "server did not restart"
+        go("/inbox")
+        wait_until(lambda: "保存在本机，尚未提交" not in text() and "未能提交" in text(), 20)
+        row = con.execute("SELECT status, outcome FROM cases WHERE id = ?", (offline_case,)).fetchone()
+        check("the queued visit is sent when the network returns", row == ("closed", "unverifiable"), str(row))
+        page = text()
+        check("a visit whose case changed meanwhile is shown, not lost", f"案件 #{conflict_case} 的核实记录未能提交：案件已销号" in page and "已搬离本村" in page and "无法核实" in page, page[:400])
+        shot("offline-conflict-phone.png")
 
     click("form.logout button")
     wait_until(lambda: "/login" in wd("GET", S + "/url"))

@@ -403,7 +403,7 @@ import SimCounty
         defer { f.app.stop() }
         var va = f.client()
         try va.signIn("va", Self.password)
-        for path in ["/inbox", "/api/v1/cases", "/static/hub.css", "/static/hub.js", "/ledger.csv", "/", "/no-such-page", "/metrics"] {
+        for path in ["/inbox", "/api/v1/cases", "/static/hub.css", "/static/hub.js", "/sw.js", "/ledger.csv", "/", "/no-such-page", "/metrics"] {
             let r = try va.request("GET", path)
             #expect(r.header("X-Content-Type-Options") == "nosniff" && r.header("X-Frame-Options") == "DENY"
                     && r.header("Content-Security-Policy")?.contains("frame-ancestors 'none'") == true, "\(path): \(r.status)")

@@ -13,7 +13,7 @@ struct SecurityMiddleware: RouterMiddleware {
     static let headers: [(HTTPField.Name, String)] = [
         (HTTPField.Name("X-Content-Type-Options")!, "nosniff"),
         (HTTPField.Name("X-Frame-Options")!, "DENY"),
-        (HTTPField.Name("Referrer-Policy")!, "no-referrer"),
+        (HTTPField.Name("Referrer-Policy")!, "same-origin"),
         (HTTPField.Name("Content-Security-Policy")!, "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"),
     ]
 
@@ -41,17 +41,18 @@ struct SecurityMiddleware: RouterMiddleware {
         return response
     }
 
-    /// Why a POST comes from another site, or nil: the browser's `Sec-Fetch-Site`, else the
-    /// `Origin` against the `Host` it was sent to. Requests without either (scripts, curl) still
-    /// need their CSRF token.
+    /// Why a POST comes from another site, or nil: the browser's `Sec-Fetch-Site` when it sends
+    /// one (every current browser does), else the `Origin` against the `Host` it was sent to (an
+    /// opaque `null` origin proves nothing either way). Requests without either (scripts, curl)
+    /// still need their CSRF token.
     static func crossSite(_ request: Request) -> String? {
-        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site == "cross-site" || site == "same-site" {
-            return "Sec-Fetch-Site: \(site)"
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] {
+            return site == "same-origin" || site == "none" ? nil : "Sec-Fetch-Site: \(site)"
         }
-        guard let origin = request.headers[.origin] else { return nil }
+        guard let origin = request.headers[.origin], origin != "null" else { return nil }
         let host = request.head.authority ?? ""
         let originHost = origin.split(separator: "/", omittingEmptySubsequences: true).dropFirst().first.map(String.init) ?? ""
-        return origin == "null" || originHost != host ? "Origin \(origin) 与 Host \(host) 不符" : nil
+        return originHost != host ? "Origin \(origin) 与 Host \(host) 不符" : nil
     }
 
     func failure(_ request: Request, _ context: Context, _ status: HTTPResponse.Status, _ heading: String, _ text: String) -> Response {

@@ -190,7 +190,9 @@ extension WebApp {
         let detail: CaseDetail
         switch try visibleCase(request, context, user) { case .success(let d): detail = d; case .failure(let d): return d.response }
         let c = detail.summary
-        try store.audit(user.username, "查看案件", target: "案件 #\(c.id)", detail: subjectText(c), address: context.address)
+        // Pages the inbox keeps on the phone for a visit without signal are logged as such.
+        let prefetch = request.headers[HTTPField.Name("X-Hub-Prefetch")!] != nil
+        try store.audit(user.username, prefetch ? "离线缓存案件" : "查看案件", target: "案件 #\(c.id)", detail: subjectText(c), address: context.address)
         let today = CivilDate.today
         let hType = config.types["household"]
         // Township staff read plain Chinese: rule versions, runs and sources are for operators.

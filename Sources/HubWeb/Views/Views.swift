@@ -41,6 +41,7 @@ enum Views {
         </header>
         <main>
         {{#flash}}<p class="flash">{{flash}}</p>{{/flash}}
+        <div id="offline-status" class="offline" hidden></div>
         {{{content}}}
         </main>
         </body>
@@ -89,6 +90,7 @@ enum Views {
         "case": """
         <p><a href="/inbox">← 返回案件列表</a></p>
         {{#done}}<p class="flash" role="status">{{done}}</p>{{/done}}
+        {{^canVisit}}{{#visitError}}<p class="error" role="alert">{{visitError}}</p>{{/visitError}}{{/canVisit}}
         <h1>{{heading}} <span class="badge sev-{{severity}}">{{severityName}}</span> <span class="badge status-{{status}}">{{statusName}}</span>{{#reopened}} <span class="badge reopened">已重新打开</span>{{/reopened}}</h1>
         <p class="meta">案件 #{{id}} · {{township}} {{village}} · 期间 {{period}} · 立案 {{openedAt}} · 期限 <span class="{{#overdue}}overdue{{/overdue}}">{{deadline}}{{#overdue}}（已逾期）{{/overdue}}</span></p>
         <p class="print-link"><a class="button" href="/cases/{{id}}/print">打印入户核实表</a></p>
@@ -394,6 +396,10 @@ enum Views {
     label.radio { min-height: 44px; padding: .3rem .2rem; }
     label.radio input, label.check input { width: 1.4rem; height: 1.4rem; min-height: 0; }
     .print-link { margin: 0 0 1rem; }
+    .offline { background: #fff8e1; border: 1px solid #f0d58a; padding: .5rem .8rem; border-radius: 6px; margin-bottom: 1rem; }
+    .offline .conflict { border-top: 1px solid #f0d58a; margin-top: .5rem; padding-top: .5rem; }
+    .offline .conflict:first-child { border-top: 0; margin-top: 0; padding-top: 0; }
+    .offline pre { white-space: pre-wrap; font: inherit; background: #fff; padding: .4rem; }
     .photos { display: flex; flex-wrap: wrap; gap: .6rem; }
     .photos figure { margin: 0; width: 150px; }
     .photos img { width: 150px; height: 150px; object-fit: cover; border-radius: 6px; border: 1px solid var(--line); }
@@ -461,6 +467,85 @@ extension Views {
       document.addEventListener('change', function (e) {
         if (e.target.form && e.target.form.classList.contains('visit')) { sync(e.target.form); }
       });
+
+      // Offline: visits typed without a connection wait on the phone and are sent when it
+      // returns; one the server refuses because the case changed meanwhile is shown, not lost.
+      var KEY = 'hub-visits', CONFLICTS = 'hub-visit-conflicts';
+      function load(k) { try { return JSON.parse(localStorage.getItem(k) || '[]'); } catch (e) { return []; } }
+      function store(k, v) { localStorage.setItem(k, JSON.stringify(v)); }
+      function show() {
+        var box = document.getElementById('offline-status');
+        if (!box) { return; }
+        var q = load(KEY), c = load(CONFLICTS);
+        box.textContent = '';
+        if (q.length) {
+          var p = document.createElement('p');
+          p.textContent = '有 ' + q.length + ' 条入户核实记录保存在本机，尚未提交；联网后自动提交。';
+          box.appendChild(p);
+        }
+        c.forEach(function (item, i) {
+          var d = document.createElement('div'); d.className = 'conflict';
+          var h = document.createElement('p');
+          h.textContent = '案件 #' + item.caseId + ' 的核实记录未能提交：' + item.why + '。你填写的内容如下，请核对后在案件页重新处理：';
+          var pre = document.createElement('pre'); pre.textContent = item.text;
+          var b = document.createElement('button'); b.type = 'button'; b.textContent = '已处理，删除这条';
+          b.addEventListener('click', function () { var all = load(CONFLICTS); all.splice(i, 1); store(CONFLICTS, all); show(); });
+          d.appendChild(h); d.appendChild(pre); d.appendChild(b); box.appendChild(d);
+        });
+        box.hidden = !q.length && !c.length;
+      }
+      function describe(fields) {
+        var names = { visited_on: '核实日期', visitors: '入户人员', findings: '核实情况', outcome: '核实结果', monitoring_type: '监测对象类别', reason: '原因' };
+        return fields.filter(function (f) { return names[f[0]] && f[1]; }).map(function (f) { return names[f[0]] + '：' + f[1]; }).join('\\n');
+      }
+      function post(item) {
+        var body = new URLSearchParams();
+        item.fields.forEach(function (f) { body.append(f[0], f[1]); });
+        return fetch(item.action, { method: 'POST', body: body, credentials: 'same-origin', redirect: 'follow' });
+      }
+      var sending = false;
+      function flush() {
+        var q = load(KEY);
+        if (!q.length || sending) { show(); return; }
+        sending = true;
+        var item = q[0];
+        post(item).then(function (res) {
+          return res.text().then(function (html) {
+            var rest = load(KEY).slice(1);
+            if (res.ok && res.url.indexOf('done=visit') >= 0) {
+              store(KEY, rest);
+            } else if (res.status === 400 || res.status === 404) {
+              var m = html.match(/<p class="error"[^>]*>([^<]*)<\\/p>/);
+              var c = load(CONFLICTS);
+              c.push({ caseId: item.caseId, why: m ? m[1] : '案件已有变化', text: item.text || describe(item.fields) });
+              store(CONFLICTS, c); store(KEY, rest);
+            } else {
+              throw new Error('not now');   // signed out or server trouble: keep it, try later
+            }
+            sending = false; flush();
+          });
+        }).catch(function () { sending = false; show(); });
+      }
+      document.addEventListener('submit', function (e) {
+        var f = e.target;
+        if (!f.classList || !f.classList.contains('visit')) { return; }
+        e.preventDefault();
+        var fields = Array.from(new FormData(f).entries());
+        var chosen = f.querySelector('input[name=outcome]:checked');
+        var shown = fields.map(function (p) { return p[0] === 'outcome' && chosen ? [p[0], chosen.parentNode.textContent.trim()] : p; });
+        var item = { action: f.getAttribute('action').split('#')[0], caseId: f.getAttribute('action').split('/')[2], fields: fields, text: describe(shown) };
+        post(item).then(function (res) {
+          if (res.ok && res.url.indexOf('done=visit') >= 0) { window.location = res.url; return; }
+          f.submit();   // refused: the server's page shows why, with everything kept
+        }).catch(function () {
+          var q = load(KEY); q.push(item); store(KEY, q); show();
+          var note = document.createElement('p'); note.className = 'flash'; note.setAttribute('role', 'status');
+          note.textContent = '没有网络：核实记录已保存在本机，联网后自动提交。';
+          f.parentNode.insertBefore(note, f);
+        });
+      });
+      window.addEventListener('online', flush);
+      setInterval(flush, 30000);
       document.addEventListener('DOMContentLoaded', function () {
         var forms = document.querySelectorAll('form.visit');
         for (var i = 0; i < forms.length; i++) { sync(forms[i]); }
@@ -468,7 +553,49 @@ extension Views {
         if (print) { print.addEventListener('click', function () { window.print(); }); }
         var more = document.querySelector('details.more');
         if (more && window.matchMedia('(min-width: 601px)').matches) { more.open = true; }
+        var logout = document.querySelector('form.logout');
+        if (logout && window.caches) { logout.addEventListener('submit', function () { caches.delete('hub-pages'); }); }
+        flush();
+        // The assigned cases, kept on the phone for a visit without signal.
+        if ('serviceWorker' in navigator) {
+          navigator.serviceWorker.register('/sw.js').then(function () { return navigator.serviceWorker.ready; }).then(function () {
+            if (location.pathname !== '/inbox') { return; }
+            var links = Array.from(document.querySelectorAll('ul.cases li.case > a')).slice(0, 50);
+            links.forEach(function (a) { fetch(a.getAttribute('href'), { credentials: 'same-origin', headers: { 'X-Hub-Prefetch': '1' } }).catch(function () {}); });
+          }).catch(function () {});
+        }
       });
     })();
+    """
+
+    /// The service worker: pages of the inbox and cases are fetched from the network when there is
+    /// one and kept; without a network the kept copy is shown. Only this site's GET pages.
+    static let serviceWorker = """
+    var PAGES = 'hub-pages';
+    self.addEventListener('install', function (e) {
+      e.waitUntil(caches.open(PAGES).then(function (c) { return c.addAll(['/static/hub.css', '/static/hub.js']); }));
+      self.skipWaiting();
+    });
+    self.addEventListener('activate', function (e) { e.waitUntil(self.clients.claim()); });
+    self.addEventListener('fetch', function (e) {
+      var req = e.request;
+      if (req.method !== 'GET') { return; }
+      var url = new URL(req.url);
+      if (url.origin !== self.location.origin) { return; }
+      var kept = url.pathname === '/inbox' || /^\\/cases\\/\\d+$/.test(url.pathname) || url.pathname.indexOf('/static/') === 0;
+      if (!kept) { return; }
+      e.respondWith(fetch(req).then(function (res) {
+        if (res.ok && !res.redirected) {
+          var copy = res.clone();
+          caches.open(PAGES).then(function (c) { c.put(url.pathname === '/inbox' ? '/inbox' : url.pathname, copy); });
+        }
+        return res;
+      }).catch(function () {
+        return caches.match(url.pathname === '/inbox' ? '/inbox' : url.pathname).then(function (r) {
+          return r || new Response('<!DOCTYPE html><html lang="zh-CN"><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><p>没有网络，这一页也没有保存在本机。请联网后再打开。</p></html>',
+                                   { headers: { 'Content-Type': 'text/html; charset=utf-8' } });
+        });
+      }));
+    });
     """
 }
