@@ -25,7 +25,8 @@ extension WebApp {
             return [String(c.id), c.period, c.township ?? c.townshipCode ?? "", c.village ?? c.villageCode ?? "", subjectText(c),
                     c.titles.joined(separator: "、"), c.severity.chinese, String(c.openedAt.prefix(10)),
                     c.deadline, c.status.chinese, c.isOverdue(today: today) ? "是" : "否",
-                    v?.visitedOn ?? "", v?.visitors ?? "", v?.outcome.chinese ?? "", v?.monitoringType ?? "", v?.reason ?? "", v?.findings ?? ""]
+                    v?.visitedOn ?? "", v?.visitors ?? "", v?.outcome.chinese ?? "", v?.monitoringType ?? "",
+                    ResidentID.maskEmbedded(v?.reason ?? ""), ResidentID.maskEmbedded(v?.findings ?? "")]
         }
     }
 
