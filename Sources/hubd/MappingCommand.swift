@@ -7,7 +7,7 @@ struct MappingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mapping",
         abstract: "检查和试用映射文件",
-        subcommands: [Check.self, Try.self]
+        subcommands: [Check.self, Try.self, Init.self]
     )
 
     struct Check: ParsableCommand {
@@ -46,6 +46,50 @@ struct MappingCommand: ParsableCommand {
                 }
             }
             if failed { throw ExitCode(1) }
+        }
+    }
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "根据样本文件起草映射：识别格式、编码、分隔符、标题行和合计行，按列名、类型文件里的同义词和内容（身份证号、日期、金额、代码）把列对应到字段，写出带注释的 YAML，再用样本试一遍")
+        @Argument(help: "样本数据文件（CSV、XLSX、JSON、NDJSON、XML）") var sample: String
+        @Option(help: "记录类型，如 medical_claim") var type: String
+        @Option(help: "写到这个文件（默认打印出来）") var out: String?
+        @Option(help: "来源名称（默认取输出文件名）") var source: String?
+        @Option(help: "记录类型目录（默认 Mappings/types）") var types: String = "Mappings/types"
+
+        func run() throws {
+            let catalog: TypeCatalog
+            do { catalog = try TypeCatalog.load(directory: URL(fileURLWithPath: types)) } catch { throw report(error) }
+            guard let t = catalog[type] else {
+                throw ValidationError("没有记录类型 \(type)（\(types) 里有：\(catalog.names.sorted().joined(separator: "、"))）")
+            }
+            guard let bytes = FileManager.default.contents(atPath: sample) else { throw ValidationError("无法读取样本文件 \(sample)") }
+            let draft: MappingDraft
+            do { draft = try MappingDraft.draft(bytes: Array(bytes), fileName: sample, type: t) } catch let e as MappingDraft.Failure {
+                throw ValidationError("\(sample)：\(e.description)")
+            }
+            let name = source ?? out.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? t.name.replacingOccurrences(of: "_", with: "-")
+            let samplePath = out.map { o in Self.relative(sample, to: URL(fileURLWithPath: o).deletingLastPathComponent().path) } ?? sample
+            let yaml = draft.yaml(source: name, samplePath: samplePath)
+            if let out {
+                try yaml.write(toFile: out, atomically: true, encoding: .utf8)
+                printErr("已写出 \(out)：\(draft.placements.count) 个字段已对应，\(draft.missing.count) 个没找到（见文件中的 TODO）")
+            } else {
+                print(yaml, terminator: "")
+            }
+            // The draft tried on the sample at once.
+            let mapping: Mapping
+            do { mapping = try MappingLoader(types: catalog, connectors: BuiltinConnectors.registry).load(text: yaml, file: out ?? name + ".yaml", directory: FileManager.default.currentDirectoryPath) }
+            catch { printErr("草稿还不能加载（补上 TODO 后再试）：\(error)"); return }
+            let result = try SampleCheck.run(mapping, sample: sample, period: Period(year: CivilDate.today.year, month: CivilDate.today.month)!)
+            printErr("试映射：读取 \(result.read) 行，得到记录 \(result.records.count) 条，拒收 \(result.rejected.count) 行"
+                     + (result.rejected.first.map { "（如第 \($0.0) 行：\($0.1.map(\.text).joined(separator: "；"))）" } ?? ""))
+        }
+
+        static func relative(_ path: String, to dir: String) -> String {
+            let p = URL(fileURLWithPath: path).standardizedFileURL.path, d = URL(fileURLWithPath: dir).standardizedFileURL.path
+            return p.hasPrefix(d + "/") ? String(p.dropFirst(d.count + 1)) : p
         }
     }
 

@@ -71,6 +71,25 @@ public struct XLSXDecoder: RowDecoder {
         return d
     }
 
+    /// The names of a workbook's sheets, in order (for `mapping init`, which tries each).
+    public static func sheetNames(_ bytes: [UInt8]) -> [String] {
+        guard let archive = try? Archive(data: Data(bytes), accessMode: .read), let sheets = try? sheets(archive) else { return [] }
+        return sheets.map(\.name)
+    }
+
+    static func sheets(_ archive: Archive) throws -> [(name: String, rid: String)] {
+        guard let wb = try readPart(archive, "xl/workbook.xml") else { throw DecodeError("不是 Excel 工作簿：缺少 xl/workbook.xml") }
+        var sheets: [(name: String, rid: String)] = []
+        let p = SAXParser(name: "workbook.xml")
+        p.onStart = { n, a in
+            if n == "sheet" {
+                sheets.append((a.first { $0.name == "name" }?.value ?? "", a.first { $0.name == "id" }?.value ?? ""))
+            }
+        }
+        try wb.withUnsafeBytes { try p.feed($0, final: true) }
+        return sheets
+    }
+
     /// The worksheet part for the named sheet, or the first sheet.
     static func sheetPath(_ archive: Archive, named: String?) throws -> String {
         guard let wb = try readPart(archive, "xl/workbook.xml") else { throw DecodeError("不是 Excel 工作簿：缺少 xl/workbook.xml") }

@@ -23,6 +23,8 @@ public struct RecordType: Sendable, Hashable {
         public var required: Bool
         /// Allowed canonical values for `code` fields (empty: any).
         public var values: [String]
+        /// Other column titles departments use for this field (`hubd mapping init` matches them).
+        public var synonyms: [String] = []
     }
 
     public enum Subject: String, Sendable, CaseIterable { case person, household, village, none }
@@ -67,12 +69,13 @@ public struct RecordType: Sendable, Hashable {
                             r.error(e.value.location, "字段 \(e.key) 的类型 \"\(s)\" 未知\(Suggest.hint(s, FieldType.allCases.map(\.rawValue)))")
                         }
                     } else {
-                        let m = r.mapping(e.value, what: "字段 \(e.key)", allowed: ["type", "title", "required", "values", "description"])
+                        let m = r.mapping(e.value, what: "字段 \(e.key)", allowed: ["type", "title", "required", "values", "description", "synonyms"])
                         if let t = r.oneOf(m["type"]?.0, what: "字段 \(e.key) 的 type", FieldType.allCases.map(\.rawValue)) { f.type = FieldType(rawValue: t)! }
                         else if m["type"] == nil { r.error(e.value.location, "字段 \(e.key) 缺少 type") }
                         f.title = r.string(m["title"]?.0, what: "title") ?? e.key
                         f.required = r.bool(m["required"]?.0, what: "required") ?? false
                         f.values = r.strings(m["values"]?.0, what: "values") ?? []
+                        f.synonyms = r.strings(m["synonyms"]?.0, what: "synonyms") ?? []
                         if !f.values.isEmpty && f.type != .code { r.error(m["values"]!.1, "只有 code 类型的字段可以列出 values") }
                     }
                     fields.append(f)
