@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what it needs on a fresh machine.
 #   1. swift-testing tests: real SQLite files, real HTTP on 127.0.0.1, real hubd processes
-#   2. the township inbox in a real headless Chromium (phone width)
+#   2. the township inbox in a real headless Chromium (phone and desktop width, offline, photos)
 #   3. crash-resume: 30 SIGKILLs of hubd serve mid-pull, compared with a clean pull
-#   4. libFuzzer on the decoders, mapping loader and expression language (20 s per target;
+#   4. libFuzzer on the decoders, mapping loader, expression language and photo sanitizer (20 s per target;
 #      FUZZ_SECONDS=600 scripts/test.sh for a longer run)
-#   5. the thread sanitizer over the store, pull, rule, case, daemon and web suites (a report fails the run)
+#   5. the thread sanitizer over the store, pull, rule, case, daemon, web, notification and second-county suites
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
@@ -16,4 +16,4 @@ python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7 
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests"
+  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests|NotificationTests|SecondCountyTests"
