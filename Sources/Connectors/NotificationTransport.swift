@@ -80,7 +80,7 @@ public struct CurlNotificationTransport: NotificationTransport {
     static func post(_ url: String, json: String) throws -> (Int, [UInt8]) {
         let h = try handle()
         defer { curl_easy_cleanup(h) }
-        var headers: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Content-Type: application/json; charset=utf-8")
+        let headers: UnsafeMutablePointer<curl_slist>? = curl_slist_append(nil, "Content-Type: application/json; charset=utf-8")
         defer { curl_slist_free_all(headers) }
         ccurl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "http,https")
         ccurl_setopt_string(h, CURLOPT_URL, url)
@@ -99,8 +99,6 @@ public struct CurlNotificationTransport: NotificationTransport {
         try perform(h, what: "发送通知")
         var code = 0
         ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &code)
-        _ = headers
-        headers = nil
         return (code, collected.bytes)
     }
 
@@ -115,7 +113,9 @@ public struct CurlNotificationTransport: NotificationTransport {
         defer { curl_easy_cleanup(h) }
         ccurl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps")
         ccurl_setopt_string(h, CURLOPT_URL, url)
-        ccurl_setopt_long(h, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue))
+        // With a login, TLS is required (STARTTLS on smtp://): a password never goes in the clear.
+        let login = r.userEnv.flatMap({ environment[$0] }) != nil
+        ccurl_setopt_long(h, CURLOPT_USE_SSL, Int((login ? CURLUSESSL_ALL : CURLUSESSL_TRY).rawValue))
         ccurl_setopt_string(h, CURLOPT_MAIL_FROM, "<\(from)>")
         var rcpt: UnsafeMutablePointer<curl_slist>? = nil
         for t in r.to { rcpt = curl_slist_append(rcpt, "<\(t)>") }

@@ -10,6 +10,8 @@ public struct WebConfiguration: Sendable {
     public var deadlineDays = 15
     /// Mark cookies Secure (set when served over TLS, directly or behind a TLS proxy).
     public var secureCookies = false
+    /// Reverse proxies whose `X-Forwarded-For` names the client (hub.yaml `web.trusted_proxies`).
+    public var trustedProxies: Set<String> = ["127.0.0.1", "::1"]
     /// When set, `/metrics` answers only `Authorization: Bearer <token>` (Prometheus' `authorization` setting).
     public var metricsToken: String? = nil
     /// Where mappings and rules live, for the operators' pages.
@@ -133,7 +135,7 @@ public struct WebApp: Sendable {
         var v = values
         v["title"] = title
         if let u = context.user {
-            v["user"] = ["displayName": u.displayName, "roleName": u.role.chinese, "csrf": context.csrf ?? "",
+            v["user"] = ["username": u.username, "displayName": u.displayName, "roleName": u.role.chinese, "csrf": context.csrf ?? "",
                          "canCases": u.role.seesCases, "canDashboard": u.role.seesAllTownships, "canSources": u.role.runsSources,
                          "isAdmin": u.role == .admin] as [String: Any]
             v["csrf"] = context.csrf ?? ""
@@ -181,6 +183,13 @@ public struct WebApp: Sendable {
         f.overdueOnly = q["overdue"] == "1"
         f.search = q["q"].map { String($0.prefix(40)) }.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
         return f
+    }
+
+    /// A request's filters as the audit log keeps them: decoded, ID numbers masked (a search may
+    /// hold one, and the log can never be scrubbed).
+    static func auditedQuery(_ request: Request) -> String {
+        let q = request.uri.query ?? ""
+        return q.isEmpty ? "无" : ResidentID.maskEmbedded(q.removingPercentEncoding ?? q)
     }
 
     /// Who a case is about, as township staff say it: the head of the household and its

@@ -157,7 +157,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         let comps = URLComponents(string: target)
         var query: [String: String] = [:]
         for item in comps?.queryItems ?? [] { query[item.name] = item.value ?? "" }
-        let length = min(Int(headers["content-length"] ?? "") ?? 0, 1 << 20)
+        let length = max(0, min(Int(headers["content-length"] ?? "") ?? 0, 1 << 20))
         while rest.count < length {
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }

@@ -44,13 +44,17 @@ public final class Simulator: @unchecked Sendable {
     public func month(_ p: Period) throws -> Simulator? {
         if p == county.period { return self }
         guard p <= (publishedThrough ?? county.period), p >= county.period.adding(months: -Self.monthsKept) else { return nil }
-        return try otherMonths.withLock { cache in
+        if let s = otherMonths.withLock({ $0[p] }) { return s }
+        // Built outside the lock (a real county takes seconds), kept for the next request; the
+        // cache holds a few months only.
+        var c = county.config
+        c.period = p
+        let built = try Simulator(config: c)
+        return otherMonths.withLock { cache in
             if let s = cache[p] { return s }
-            var c = county.config
-            c.period = p
-            let s = try Simulator(config: c)
-            cache[p] = s
-            return s
+            if cache.count >= 6 { cache.removeAll() }
+            cache[p] = built
+            return built
         }
     }
 

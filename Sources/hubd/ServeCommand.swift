@@ -15,6 +15,7 @@ struct HubConfig {
     var host = "127.0.0.1"
     var port = 8080
     var secureCookies = false
+    var trustedProxies: [String] = ["127.0.0.1", "::1"]
     /// The environment variable holding the token `/metrics` asks for (none: open).
     var metricsTokenEnv: String?
     var deadlineDays = 15
@@ -37,7 +38,8 @@ struct HubConfig {
         c.database = r.string(top["database"]?.0, what: "database") ?? c.database
         c.mappings = r.string(top["mappings"]?.0, what: "mappings") ?? c.mappings
         if let (n, _) = top["web"] {
-            let m = r.mapping(n, what: "web", allowed: ["host", "port", "secure_cookies", "metrics_token_env"])
+            let m = r.mapping(n, what: "web", allowed: ["host", "port", "secure_cookies", "metrics_token_env", "trusted_proxies"])
+            c.trustedProxies = r.strings(m["trusted_proxies"]?.0, what: "web.trusted_proxies") ?? c.trustedProxies
             c.metricsTokenEnv = r.string(m["metrics_token_env"]?.0, what: "web.metrics_token_env")
             c.host = r.string(m["host"]?.0, what: "web.host") ?? c.host
             c.port = r.int(m["port"]?.0, what: "web.port", range: 1...65535) ?? c.port
@@ -222,6 +224,7 @@ struct ServeCommand: AsyncParsableCommand {
         var web = WebConfiguration()
         web.deadlineDays = c.deadlineDays
         web.secureCookies = c.secureCookies
+        web.trustedProxies = Set(c.trustedProxies)
         if let env = c.metricsTokenEnv {
             guard let token = ProcessInfo.processInfo.environment[env], token.count >= 16 else {
                 throw ValidationError("web.metrics_token_env 指定的环境变量 \(env) 未设置或太短（至少 16 个字符）")

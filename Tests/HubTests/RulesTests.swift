@@ -253,6 +253,8 @@ import SimCounty
         S1,110101199003077774,甲,2026-10-05 09:00:00,90000,40000,411081101203
         S2,110101199003078558,乙,2026-10-06 09:00:00,90000,40000,411081102
         S3,110101199003079235,丙,2026-10-07 09:00:00,90000,40000,411081
+        S4,110101199003071110,丁,2026-10-07 09:00:00,90000,40000,411081102000
+        S5,110101199003072228,戊,2026-10-07 09:00:00,90000,40000,411081000000
         """.write(to: dir.appendingPathComponent("claims.csv"), atomically: true, encoding: .utf8)
         let m = try loader().load(text: """
             source: claims
@@ -272,5 +274,8 @@ import SimCounty
         #expect(by["110101199003077774"]?.villageCode == "411081101203" && by["110101199003077774"]?.townshipCode == "411081101")
         #expect(by["110101199003078558"]?.villageCode == nil && by["110101199003078558"]?.townshipCode == "411081102")
         #expect(by["110101199003079235"]?.townshipCode == nil, "a county code places nothing: the case waits for the county")
+        // Codes padded with zeros name the larger area they stand for.
+        #expect(by["110101199003071110"]?.townshipCode == "411081102" && by["110101199003071110"]?.villageCode == nil)
+        #expect(by["110101199003072228"]?.townshipCode == nil)
     }
 }

@@ -264,10 +264,29 @@ import SimCounty
         let offsite = try evil.request("POST", "/login", body: TestHTTP.form([("_csrf", try #require(TestHTTP.hidden(evilForm, "_csrf"))), ("username", "va"),
                                                                              ("password", Self.password), ("next", "//evil.example/x")]))
         #expect(offsite.status == 303 && offsite.header("Location") == "/")
+        // Nor a control character that a browser drops from the Location ("/\t/evil" is "//evil").
+        for sneaky in ["/\t/evil.example", "/\\evil.example", "/\n/evil.example"] {
+            var s = f.client()
+            let form = try s.request("GET", "/login").text
+            let r = try s.request("POST", "/login", body: TestHTTP.form([("_csrf", try #require(TestHTTP.hidden(form, "_csrf"))), ("username", "va"),
+                                                                        ("password", Self.password), ("next", sneaky)]))
+            #expect(r.status == 303 && r.header("Location") == "/", "\(sneaky.debugDescription) → \(r.header("Location") ?? "")")
+        }
         // Many failures from one address: the address is refused for a while, whatever the name.
+        // Behind the local reverse proxy, the address is the one it reports, so others go on.
         var w = f.client()
-        for i in 0..<LoginThrottle.limit { _ = try w.signIn("probe\(i)", "wrong-password") }
-        #expect(try w.signIn("va", Self.password).status == 429)
+        let proxied = [("X-Forwarded-For", "10.1.2.3")]
+        for i in 0..<LoginThrottle.limit {
+            let form = try w.request("GET", "/login").text
+            _ = try w.request("POST", "/login", body: TestHTTP.form([("_csrf", try #require(TestHTTP.hidden(form, "_csrf"))), ("username", "probe\(i)"),
+                                                                    ("password", "wrong-password")]), headers: proxied)
+        }
+        let blocked = try w.request("GET", "/login").text
+        #expect(try w.request("POST", "/login", body: TestHTTP.form([("_csrf", try #require(TestHTTP.hidden(blocked, "_csrf"))), ("username", "va"),
+                                                                    ("password", Self.password)]), headers: proxied).status == 429)
+        var other = f.client()
+        #expect(try other.signIn("va", Self.password).status == 303, "another client behind the same proxy is not blocked")
+        #expect(try f.store.auditLog(limit: 30).contains { $0.address == "10.1.2.3" }, "the audit log names the real client")
     }
 
     @Test func theAdministratorUnlocksDisablesAndResetsAccountsUnderThePasswordPolicy() async throws {
@@ -586,5 +605,23 @@ extension WebTests {
         #expect(try an.request("GET", "/api/v1/cases?limit=0").status == 400)
         #expect(try an.request("GET", "/api/v1/cases?limit=501").status == 400)
         #expect(try an.request("GET", "/api/v1/cases?cursor=bogus").status == 400)
+    }
+}
+
+@Suite struct PhotoSanitizerTests {
+    @Test func whatACameraAppendsAfterTheImageGoesUnlessKept() throws {
+        let (jpeg, latitude) = WebTests.cameraJPEG()
+        // A motion photo: a video with its own GPS after the end of the image, and an MPF index.
+        let mpf: [UInt8] = [0xFF, 0xE2, 0x00, 0x08] + Array("MPF\0".utf8) + [0, 0]
+        let trailer = Array("ftypmp4 ©xyz+34.5678+112.3456/".utf8)
+        let phone = Array(jpeg.prefix(2)) + mpf + Array(jpeg.dropFirst(2)) + trailer
+        let cleaned = try PhotoSanitizer.sanitize(phone, keepLocation: false)
+        #expect(cleaned.hadLocation && cleaned.bytes.suffix(2) == [0xFF, 0xD9])
+        #expect(!WebTests.contains(cleaned.bytes, trailer) && !WebTests.contains(cleaned.bytes, latitude) && !WebTests.contains(cleaned.bytes, Array("MPF".utf8)))
+        #expect(try PhotoSanitizer.sanitize(phone, keepLocation: true).bytes == phone)
+        // Truncated or foreign files are refused, never a crash.
+        for bad in [Array(jpeg.prefix(7)), [0xFF, 0xD8, 0xFF, 0xE1, 0xFF, 0xFF], Array("GIF89a".utf8), []] {
+            #expect(throws: PhotoSanitizer.Refused.self) { _ = try PhotoSanitizer.sanitize(bad, keepLocation: false) }
+        }
     }
 }

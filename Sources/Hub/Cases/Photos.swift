@@ -56,7 +56,17 @@ public enum PhotoSanitizer {
         while i + 4 <= input.count {
             guard input[i] == 0xFF else { throw Refused(description: "JPEG 文件已损坏") }
             let marker = input[i + 1]
-            if marker == 0xDA || marker == 0xD9 { out += input[i...]; return (out, "image/jpeg", hadLocation) }   // image data follows
+            if marker == 0xD9 { out += [0xFF, 0xD9]; return (out, "image/jpeg", hadLocation) }
+            if marker == 0xDA {
+                // The image data, up to the end-of-image marker. What a camera appends after it (a
+                // motion photo's video, a second picture with its own EXIF) goes unless kept.
+                if keepLocation { out += input[i...]; return (out, "image/jpeg", hadLocation) }
+                var j = i + 2
+                while j + 1 < input.count && !(input[j] == 0xFF && input[j + 1] == 0xD9) { j += 1 }
+                if j + 1 < input.count && j + 2 < input.count { hadLocation = true }   // a trailer was there
+                out += input[i..<min(j + 2, input.count)]
+                return (out, "image/jpeg", hadLocation)
+            }
             let length = Int(input[i + 2]) << 8 | Int(input[i + 3])
             guard length >= 2, i + 2 + length <= input.count else { throw Refused(description: "JPEG 文件已损坏") }
             var segment = Array(input[i..<(i + 2 + length)])
@@ -64,12 +74,15 @@ public enum PhotoSanitizer {
                 let payload = 4
                 if segment.count >= payload + 6, Array(segment[payload..<(payload + 6)]) == Array("Exif\0\0".utf8) {
                     if removeGPS(&segment, tiffAt: payload + 6, dryRun: keepLocation) { hadLocation = true }
-                } else if segment.count > payload + 28, String(decoding: segment[payload..<(payload + 28)], as: UTF8.self).hasPrefix("http://ns.adobe.com/xap/1.0/") {
-                    // XMP can repeat the location in text: dropped whole unless kept.
+                } else if segment.count > payload + 28,
+                          String(decoding: segment[payload..<min(segment.count, payload + 40)], as: UTF8.self).hasPrefix("http://ns.adobe.com/x") {
+                    // XMP (standard or extended) can repeat the location in text: dropped whole unless kept.
                     if String(decoding: segment, as: UTF8.self).contains("GPS") { hadLocation = true }
                     if !keepLocation { i += 2 + length; continue }
                 }
             }
+            // A multi-picture index (MPF) points at pictures after the end of the image, which go.
+            if marker == 0xE2, !keepLocation, segment.count >= 8, Array(segment[4..<8]) == Array("MPF\0".utf8) { i += 2 + length; continue }
             out += segment
             i += 2 + length
         }
@@ -98,12 +111,13 @@ public enum PhotoSanitizer {
         let sizes = [1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8]
         for e in 0..<count {
             let entry = g + 2 + e * 12
-            guard let type = u16(entry + 2), let n = u32(entry + 4), let unit = sizes[type] else { continue }
+            let type = u16(entry + 2), n = u32(entry + 4), at = u32(entry + 8)
+            for k in 0..<12 where t + entry + k < s.count { s[t + entry + k] = 0 }
+            guard let type, let n, let unit = sizes[type], n < 1 << 20 else { continue }
             let bytes = unit * n
-            if bytes > 4, let at = u32(entry + 8), t + at + bytes <= s.count {
+            if bytes > 4, let at, t + at + bytes <= s.count {
                 for k in 0..<bytes { s[t + at + k] = 0 }
             }
-            for k in 0..<12 where t + entry + k < s.count { s[t + entry + k] = 0 }
         }
         s[t + g] = 0; s[t + g + 1] = 0
         return true

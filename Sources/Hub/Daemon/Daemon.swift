@@ -10,7 +10,8 @@ import Synchronization
 /// Shared by the scheduler, the reload service (SIGHUP, file changes) and the web, each on its
 /// own thread: what was loaded is one immutable `Loaded` value swapped whole under a `Mutex`
 /// (readers take a snapshot), the retry state has its own `Mutex`, and reloads are serialised
-/// by a third. `settings` and `logger` are set before the daemon starts and only read after.
+/// by a third. `settings`, `logger` and `notifier` are set before the daemon starts and only
+/// read after; whether a digest is being sent is a fourth `Mutex`.
 public final class Daemon: @unchecked Sendable {
     /// What the mappings folder held at the last (re)load: the last good version of each file.
     public struct Loaded: Sendable {
@@ -248,8 +249,10 @@ public final class Daemon: @unchecked Sendable {
     /// Starts sending the slot's digests on a thread of their own when they are due and no
     /// earlier send is still retrying.
     func notify(now: Date, environment: [String: String]) {
-        guard let notifier, let slot = try? notifier.dueSlot(now: now) else { return }
+        guard let notifier else { return }
+        // The flag first, then the check: a send finishing in between cannot be repeated.
         guard notifying.withLock({ busy in if busy { return false }; busy = true; return true }) else { return }
+        guard let slot = try? notifier.dueSlot(now: now) else { notifying.withLock { $0 = false }; return }
         let log = logger
         let thread = Thread { [self] in
             defer { notifying.withLock { $0 = false } }

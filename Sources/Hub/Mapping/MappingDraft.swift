@@ -69,10 +69,10 @@ public struct MappingDraft: Sendable {
     }
 
     static func isUTF8(_ bytes: [UInt8]) -> Bool {
-        var b = Array(bytes.prefix(1 << 16))
+        let window = Array(bytes.prefix(1 << 16))
         // A multi-byte character cut at the end of the window is not an error.
-        while let last = b.last, last & 0xC0 == 0x80 || last >= 0xC0 { b.removeLast(); if b.count < bytes.count - 4 { break } }
-        return String(validating: b, as: UTF8.self) != nil
+        let cut = window.count < bytes.count ? 3 : 0
+        return (0...cut).contains { String(validating: window.dropLast($0), as: UTF8.self) != nil }
     }
 
     static func sniffCSV(_ bytes: [UInt8]) throws -> (FeedFormat, [String]) {
@@ -298,7 +298,7 @@ public struct MappingDraft: Sendable {
             "department: TODO 部门名称",
             "",
             "connector: file                 # 部门的接口用 http，见 README“连接器”",
-            "fetch: { path: \"\(samplePath)\" }",
+            "fetch: { path: \(Self.quoted(samplePath)) }",
             "",
         ] + formatYAML + ["", "record: \(type.name)", "key: [\(type.key.joined(separator: ", "))]", "fields:"]
         for p in placements {
@@ -309,7 +309,7 @@ public struct MappingDraft: Sendable {
             if let split = p.split { extras.append("split: \"\(split)\"") }
             line += extras.isEmpty ? column : "{ from: \(column), \(extras.joined(separator: ", ")) }"
             // A code column with the department's own values stays out until its map is written.
-            let comment = "   # \(p.field.title)：\(p.evidence)"
+            let comment = "   # \(p.field.title)：\(Self.oneLine(p.evidence))"
             out.append(p.mapStub.isEmpty ? line + comment : "  # " + String(line.dropFirst(2)) + comment)
             if !p.mapStub.isEmpty {
                 // The department's own codes: the operator says what each means.
@@ -324,7 +324,23 @@ public struct MappingDraft: Sendable {
     }
 
     static func quoted(_ s: String) -> String {
-        let plain = !s.isEmpty && s.allSatisfy { !":#{}[],&*!|>'\"%@`".contains($0) } && !s.hasPrefix(" ") && !s.hasPrefix("-")
-        return plain ? s : "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        let plain = !s.isEmpty && s.allSatisfy { !":#{}[],&*!|>'\"%@`\\".contains($0) && !$0.isNewline && $0.asciiValue.map { $0 >= 0x20 } ?? true }
+            && !s.hasPrefix(" ") && !s.hasPrefix("-") && !s.hasSuffix(" ")
+        if plain { return s }
+        var out = "\""
+        for ch in s.unicodeScalars {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default: out += ch.value < 0x20 ? String(format: "\\x%02X", ch.value) : String(ch)
+            }
+        }
+        return out + "\""
     }
+
+    /// Text for a YAML comment: one line.
+    static func oneLine(_ s: String) -> String { s.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ") }
 }

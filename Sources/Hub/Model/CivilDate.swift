@@ -54,7 +54,6 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public func adding(days: Int) -> CivilDate { CivilDate(daysSinceEpoch: daysSinceEpoch + days) }
 
-    /// Today in China Standard Time.
     /// `yyyy-MM-dd`, or nil when the text is not a real date.
     public static func parse(_ text: String) -> CivilDate? {
         let p = text.split(separator: "-", omittingEmptySubsequences: false)
@@ -63,6 +62,7 @@ public struct CivilDate: Hashable, Comparable, Sendable, CustomStringConvertible
         return CivilDate(year: y, month: m, day: d)
     }
 
+    /// Today in China Standard Time.
     public static var today: CivilDate { CivilDate(daysSinceEpoch: Int((Date().timeIntervalSince1970 + 8 * 3600) / 86400)) }
 
     public static func < (a: CivilDate, b: CivilDate) -> Bool {

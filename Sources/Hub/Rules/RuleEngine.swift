@@ -562,7 +562,11 @@ public final class RuleEngine {
             for r in rows {
                 for f in fields {
                     guard let code = r[f]?.text, code.count >= 9, code.allSatisfy(\.isASCII), code.allSatisfy(\.isNumber) else { continue }
-                    if code.count >= 12 { return String(code.prefix(12)) }
+                    // Codes padded with zeros name a larger area: 411081000000 is the county,
+                    // 411081101000 a township.
+                    let townshipPart = code.dropFirst(6).prefix(3), villagePart = code.dropFirst(9).prefix(3)
+                    if townshipPart == "000" { continue }
+                    if code.count >= 12 && villagePart != "000" { return String(code.prefix(12)) }
                     if township == nil { township = String(code.prefix(9)) }
                 }
             }

@@ -10,17 +10,24 @@ public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
     public var user: User? = nil
     public var csrf: String? = nil
     public var sessionToken: String? = nil
+    /// The client's address as a trusted reverse proxy reports it (`X-Forwarded-For`), set by
+    /// `SecurityMiddleware`; nil when the peer is the client.
+    public var forwardedAddress: String? = nil
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
     }
 
-    /// The client address for the audit log.
-    public var address: String {
+    /// The address the connection comes from.
+    public var peerAddress: String {
         guard let a = remoteAddress else { return "unknown" }
         return a.ipAddress ?? a.description
     }
+
+    /// The client address for the audit log and the sign-in throttle: behind a trusted proxy,
+    /// the one it reports.
+    public var address: String { forwardedAddress ?? peerAddress }
 }
 
 /// Resolves the session cookie into a user on every request.

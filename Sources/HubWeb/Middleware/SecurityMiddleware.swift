@@ -1,6 +1,8 @@
+import Foundation
 import Hub
 import Hummingbird
 import HTTPTypes
+import Logging
 
 /// The outermost layer of every request: cross-site form posts are refused before anything
 /// else runs, every response (pages, API, exports, static files, redirects, errors) carries the
@@ -18,6 +20,12 @@ struct SecurityMiddleware: RouterMiddleware {
     ]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if app.config.trustedProxies.contains(context.peerAddress), let forwarded = request.headers[HTTPField.Name("X-Forwarded-For")!] {
+            // The proxy appends the address it saw: the rightmost one that is not itself a proxy.
+            let hops = forwarded.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            context.forwardedAddress = hops.last { !app.config.trustedProxies.contains($0) } ?? hops.first
+        }
         var response: Response
         if request.method == .post, let why = Self.crossSite(request) {
             let store = app.store, address = context.address, path = request.uri.path
@@ -34,6 +42,7 @@ struct SecurityMiddleware: RouterMiddleware {
                 default: response = failure(request, context, e.status, "请求有误", "请返回上一页重试。")
                 }
             } catch {
+                context.logger.error("处理请求出错", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
                 response = failure(request, context, .internalServerError, "系统出错", "处理请求时出错，已记录。请稍后重试；如一直出错，请联系县里的系统管理员。")
             }
         }

@@ -51,7 +51,7 @@ struct APIRoutes: Sendable {
             }
             let cases = try app.store.cases(for: u, filter: f, today: today)
             let total = try app.store.caseCount(for: u, filter: f, today: today)
-            try app.store.audit(u.username, "API 查询案件", target: "\(cases.count) 件", detail: request.uri.query ?? "", address: context.address)
+            try app.store.audit(u.username, "API 查询案件", target: "\(cases.count) 件", detail: WebApp.auditedQuery(request), address: context.address)
             var out: [String: Any] = ["cases": cases.map { Self.summary($0, today) }, "total": total]
             let next = f.offset + cases.count
             out["next_cursor"] = cases.count == f.limit && next < total ? Self.cursor(offset: next) : NSNull()

@@ -23,7 +23,7 @@ extension WebApp {
             f.limit = 200
             let list = try self.store.cases(for: user, filter: f, today: .today)
             let total = try self.store.caseCount(for: user, filter: f, today: .today)
-            try self.store.audit(user.username, "批量打印入户核实表", target: "\(list.count) 件", detail: request.uri.query ?? "", address: context.address)
+            try self.store.audit(user.username, "批量打印入户核实表", target: "\(list.count) 件", detail: Self.auditedQuery(request), address: context.address)
             let sheets = try list.compactMap { try self.store.caseDetail($0.id) }.map(self.printSheet)
             return self.page("print", "批量打印入户核实表", context, ["sheets": sheets, "count": sheets.count, "more": total > sheets.count, "back": "/inbox"])
         }

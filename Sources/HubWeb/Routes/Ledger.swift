@@ -45,7 +45,7 @@ extension WebApp {
         let total = try await BlockingPool.run { try store.caseCount(for: user, filter: f, today: .today) }
         try await BlockingPool.run {
             try store.audit(user.username, "导出台账", target: xlsx ? "xlsx" : "csv",
-                            detail: "\(total) 行；筛选 \(request.uri.query ?? "无")", address: context.address)
+                            detail: "\(total) 行；筛选 \(Self.auditedQuery(request))", address: context.address)
         }
         let name = "台账-\(f.period ?? CivilDate.today.description)"
         let disposition = "attachment; filename=\"ledger.\(xlsx ? "xlsx" : "csv")\"; filename*=UTF-8''\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "ledger").\(xlsx ? "xlsx" : "csv")"

@@ -66,8 +66,11 @@ extension WebApp {
 
     /// Where to go back to after signing in: a path on this site only (never `//host` or a URL).
     static func safeNext(_ next: String?) -> String? {
-        guard let n = next, n.hasPrefix("/"), !n.hasPrefix("//"), !n.hasPrefix("/\\"), !n.contains("\r"), !n.contains("\n"),
-              !n.hasPrefix("/login"), n.count <= 512 else { return nil }
+        // Browsers drop tabs and newlines from a Location and read "/\" as "//": any control
+        // character, or a second character that is a slash of either kind, is refused.
+        guard let n = next, n.hasPrefix("/"), n.count <= 512, !n.hasPrefix("/login"),
+              !n.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7F }),
+              n.unicodeScalars.dropFirst().first.map({ $0 != "/" && $0 != "\\" }) ?? true else { return nil }
         return n
     }
 

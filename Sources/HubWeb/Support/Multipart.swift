@@ -16,9 +16,8 @@ struct MultipartForm {
         let boundary = Array(("--" + b.dropFirst(9).trimmingCharacters(in: CharacterSet(charactersIn: "\""))).utf8)
         guard boundary.count > 2, boundary.count <= 72 else { return nil }
         var parts: [Part] = []
-        var starts = Self.occurrences(of: boundary, in: body)
+        let starts = Self.occurrences(of: boundary, in: body)
         guard starts.count >= 2 else { return nil }
-        starts.removeLast(0)
         for (a, b) in zip(starts, starts.dropFirst()) {
             var start = a + boundary.count
             guard start + 2 <= body.count, body[start] == 13, body[start + 1] == 10 else { continue }

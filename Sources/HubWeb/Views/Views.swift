@@ -26,7 +26,7 @@ enum Views {
         <link rel="stylesheet" href="/static/hub.css">
         <script src="/static/hub.js" defer></script>
         </head>
-        <body>
+        <body data-user="{{#user}}{{username}}{{/user}}">
         <header class="top">
           <a class="brand" href="/">防返贫监测预警</a>
           {{#user}}
@@ -470,7 +470,10 @@ extension Views {
 
       // Offline: visits typed without a connection wait on the phone and are sent when it
       // returns; one the server refuses because the case changed meanwhile is shown, not lost.
-      var KEY = 'hub-visits', CONFLICTS = 'hub-visit-conflicts';
+      // Kept per user: another user of the same phone never sees or sends them.
+      var USER = document.body ? document.body.getAttribute('data-user') || '' : '';
+      var KEY = 'hub-visits:' + USER, CONFLICTS = 'hub-visit-conflicts:' + USER;
+      function token() { var t = document.querySelector('input[name=_csrf]'); return t ? t.value : ''; }
       function load(k) { try { return JSON.parse(localStorage.getItem(k) || '[]'); } catch (e) { return []; } }
       function store(k, v) { localStorage.setItem(k, JSON.stringify(v)); }
       function show() {
@@ -500,13 +503,14 @@ extension Views {
       }
       function post(item) {
         var body = new URLSearchParams();
-        item.fields.forEach(function (f) { body.append(f[0], f[1]); });
+        // Sent with this page's token: the session may have been renewed since it was typed.
+        item.fields.forEach(function (f) { body.append(f[0], f[0] === '_csrf' ? token() : f[1]); });
         return fetch(item.action, { method: 'POST', body: body, credentials: 'same-origin', redirect: 'follow' });
       }
       var sending = false;
       function flush() {
         var q = load(KEY);
-        if (!q.length || sending) { show(); return; }
+        if (!USER || !q.length || sending) { show(); return; }
         sending = true;
         var item = q[0];
         post(item).then(function (res) {
@@ -514,10 +518,11 @@ extension Views {
             var rest = load(KEY).slice(1);
             if (res.ok && res.url.indexOf('done=visit') >= 0) {
               store(KEY, rest);
-            } else if (res.status === 400 || res.status === 404) {
+            } else if (res.status === 400 || res.status === 404 || res.status === 403) {
               var m = html.match(/<p class="error"[^>]*>([^<]*)<\\/p>/);
               var c = load(CONFLICTS);
-              c.push({ caseId: item.caseId, why: m ? m[1] : '案件已有变化', text: item.text || describe(item.fields) });
+              var why = m ? m[1] : (res.status === 404 ? '案件已不在你的范围内' : res.status === 403 ? '提交被拒绝' : '案件已有变化');
+              c.push({ caseId: item.caseId, why: why, text: item.text || describe(item.fields) });
               store(CONFLICTS, c); store(KEY, rest);
             } else {
               throw new Error('not now');   // signed out or server trouble: keep it, try later
@@ -554,14 +559,30 @@ extension Views {
         var more = document.querySelector('details.more');
         if (more && window.matchMedia('(min-width: 601px)').matches) { more.open = true; }
         var logout = document.querySelector('form.logout');
-        if (logout && window.caches) { logout.addEventListener('submit', function () { caches.delete('hub-pages'); }); }
+        if (logout && window.caches) {
+          logout.addEventListener('submit', function (e) {
+            e.preventDefault();
+            caches.delete('hub-pages').then(function () { logout.submit(); }, function () { logout.submit(); });
+          });
+        }
+        // Signed out (the sign-in page): nothing of the previous user's cases stays on the phone.
+        if (!USER && window.caches) { caches.delete('hub-pages'); }
         flush();
         // The assigned cases, kept on the phone for a visit without signal.
         if ('serviceWorker' in navigator) {
           navigator.serviceWorker.register('/sw.js').then(function () { return navigator.serviceWorker.ready; }).then(function () {
-            if (location.pathname !== '/inbox') { return; }
+            if (location.pathname !== '/inbox' || !USER) { return; }
+            // At most once an hour: the inbox is reloaded all day, and each copy is an audited view.
+            var stamp = 'hub-prefetched:' + USER, last = Number(localStorage.getItem(stamp) || 0);
+            if (Date.now() - last < 3600 * 1000) { return; }
+            localStorage.setItem(stamp, String(Date.now()));
             var links = Array.from(document.querySelectorAll('ul.cases li.case > a')).slice(0, 50);
-            links.forEach(function (a) { fetch(a.getAttribute('href'), { credentials: 'same-origin', headers: { 'X-Hub-Prefetch': '1' } }).catch(function () {}); });
+            // Stored straight into the cache the service worker answers from when offline.
+            caches.open('hub-pages').then(function (c) {
+              links.forEach(function (a) {
+                c.add(new Request(a.getAttribute('href'), { credentials: 'same-origin', headers: { 'X-Hub-Prefetch': '1' } })).catch(function () {});
+              });
+            });
           }).catch(function () {});
         }
       });
