@@ -175,8 +175,10 @@ enum PrometheusText {
         try simulate.run()
         defer { if simulate.isRunning { kill(simulate.processIdentifier, SIGKILL) } }
         let envFile = dir.appendingPathComponent("sim/feeds.env")
-        let deadline = Date().addingTimeInterval(60)
+        // Generous: under the thread sanitizer the machine is busy with other suites.
+        let deadline = Date().addingTimeInterval(180)
         while !FileManager.default.fileExists(atPath: envFile.path) && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        try #require(FileManager.default.fileExists(atPath: envFile.path), "hubd simulate wrote no feeds.env")
         var env = ProcessInfo.processInfo.environment
         for line in try String(contentsOf: envFile, encoding: .utf8).split(separator: "\n") {
             let kv = line.split(separator: "=", maxSplits: 1).map(String.init)
@@ -186,23 +188,27 @@ enum PrometheusText {
         serve.executableURL = Self.hubd
         serve.currentDirectoryURL = repoRoot
         let db = dir.appendingPathComponent("serve.sqlite").path
-        serve.arguments = ["serve", "--db", db, "--port", String(try freePort())]
+        // Port 0: any free one (the walkthrough needs no page; no other test can take it meanwhile).
+        serve.arguments = ["serve", "--db", db, "--port", "0"]
         serve.environment = env
         serve.standardOutput = FileHandle.nullDevice
-        serve.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        let log = dir.appendingPathComponent("serve.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        serve.standardError = try FileHandle(forWritingTo: log)
         try serve.run()
         defer { if serve.isRunning { kill(serve.processIdentifier, SIGKILL) } }
         let sources = try FileManager.default.contentsOfDirectory(atPath: repoRoot.appendingPathComponent("Mappings").path)
             .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }
         let store = try SQLiteStore(path: db)
         var runs: [RunRecord] = []
-        let end = Date().addingTimeInterval(120)
+        let end = Date().addingTimeInterval(300)
         while Date() < end {
             runs = try store.runs(source: nil, limit: 100)
             if Set(runs.filter { $0.status == .succeeded }.map(\.source)) == Set(sources) { break }
             Thread.sleep(forTimeInterval: 0.5)
         }
-        #expect(Set(runs.filter { $0.status == .succeeded }.map(\.source)) == Set(sources), "\(runs.map { ($0.source, $0.period, $0.status, $0.error ?? "") })")
+        let tail = (try? String(contentsOf: log, encoding: .utf8)).map { String($0.suffix(2000)) } ?? ""
+        #expect(Set(runs.filter { $0.status == .succeeded }.map(\.source)) == Set(sources), "\(runs.map { ($0.source, $0.period, $0.status, $0.error ?? "") })\n\(tail)")
         #expect(runs.filter { $0.status == .failed }.isEmpty, "\(runs.filter { $0.status == .failed }.map { ($0.source, $0.period, $0.error ?? "") })")
         kill(serve.processIdentifier, SIGTERM)
         serve.waitUntilExit()
