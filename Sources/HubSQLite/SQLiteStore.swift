@@ -37,7 +37,16 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
         pool = try DatabasePool(path: path, configuration: config)
         self.path = path
-        try Self.migrator.migrate(pool)
+        // Two processes opening a new store at once (`hubd serve` and `hubd users add`) may both
+        // decide a migration is due; the one that loses finds it applied when it looks again.
+        var attempt = 0
+        while true {
+            do { try Self.migrator.migrate(pool); break } catch {
+                attempt += 1
+                if attempt >= 5 { throw error }
+                Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+            }
+        }
     }
 
     /// What one user's cached inbox is keyed by, read in one go: the change counter of their

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Synchronization
 import Hub
 @testable import HubSQLite
 import HubTesting
@@ -167,4 +168,19 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     }
     func feedAlerts(limit: Int) throws -> [FeedAlert] { try base.feedAlerts(limit: limit) }
     func metricsSnapshot(today: CivilDate) throws -> MetricsSnapshot { try base.metricsSnapshot(today: today) }
+}
+
+@Suite struct SQLiteOpeningTests {
+    /// `hubd serve` and `hubd users add` may open a new store at the same moment: each must find
+    /// it migrated, none may fail on a migration the other just applied.
+    @Test func severalOpenersOfANewStoreAllSucceed() throws {
+        for round in 0..<10 {
+            let path = scratchDirectory("open-\(round)").appendingPathComponent("h.sqlite").path
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 4) { _ in
+                do { _ = try SQLiteStore(path: path) } catch { failures.withLock { $0.append("\(error)") } }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        }
+    }
 }
