@@ -66,9 +66,9 @@ struct MappingCommand: ParsableCommand {
             }
             guard let bytes = FileManager.default.contents(atPath: sample) else { throw ValidationError("无法读取样本文件 \(sample)") }
             let draft: MappingDraft
-            do { draft = try MappingDraft.draft(bytes: Array(bytes), fileName: sample, type: t) } catch let e as MappingDraft.Failure {
-                throw ValidationError("\(sample)：\(e.description)")
-            }
+            do { draft = try MappingDraft.draft(bytes: Array(bytes), fileName: sample, type: t) }
+            catch let e as MappingDraft.Failure { throw ValidationError("\(sample)：\(e.description)") }
+            catch let e as DecodeError { throw ValidationError("\(sample)：无法读取（\(e.message)）") }
             let name = source ?? out.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? t.name.replacingOccurrences(of: "_", with: "-")
             let samplePath = out.map { o in Self.relative(sample, to: URL(fileURLWithPath: o).deletingLastPathComponent().path) } ?? sample
             let yaml = draft.yaml(source: name, samplePath: samplePath)

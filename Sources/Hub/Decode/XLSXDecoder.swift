@@ -92,15 +92,7 @@ public struct XLSXDecoder: RowDecoder {
 
     /// The worksheet part for the named sheet, or the first sheet.
     static func sheetPath(_ archive: Archive, named: String?) throws -> String {
-        guard let wb = try readPart(archive, "xl/workbook.xml") else { throw DecodeError("不是 Excel 工作簿：缺少 xl/workbook.xml") }
-        var sheets: [(name: String, rid: String)] = []
-        let p = SAXParser(name: "workbook.xml")
-        p.onStart = { n, a in
-            if n == "sheet" {
-                sheets.append((a.first { $0.name == "name" }?.value ?? "", a.first { $0.name == "id" }?.value ?? ""))
-            }
-        }
-        try wb.withUnsafeBytes { try p.feed($0, final: true) }
+        let sheets = try sheets(archive)
         guard !sheets.isEmpty else { throw DecodeError("工作簿中没有工作表") }
         let chosen: (name: String, rid: String)
         if let named {
