@@ -40,6 +40,12 @@ let package = Package(
             pkgConfig: "libxml-2.0",
             providers: [.apt(["libxml2-dev"])]
         ),
+        // Zstandard (Debian: libzstd-dev): the archive of raw documents, compressed at several
+        // hundred MB/s so that keeping a 100 MB feed costs a pull a fraction of a second.
+        .systemLibrary(
+            name: "CZstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
         // libxml2's push parser behind a small C API (its headers clash with Foundation's ICU).
         .target(
             name: "CXMLPush",
@@ -51,6 +57,7 @@ let package = Package(
             name: "Hub",
             dependencies: [
                 "CXMLPush",
+                "CZstd",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),

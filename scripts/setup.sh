@@ -2,7 +2,7 @@
 # Installs the Debian packages the hub builds against, when they are missing.
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
-need=(libcurl4-openssl-dev libxml2-dev libsqlite3-dev pkg-config)
+need=(libcurl4-openssl-dev libxml2-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config)
 # --browser: also what the end-to-end inbox test drives (Chromium, its WebDriver, Chinese fonts).
 if [ "${1:-}" = "--browser" ]; then need+=(chromium chromium-driver fonts-noto-cjk); fi
 # --bench: what Benchmarks/ compares with and drives (the sqlite3 CLI, wrk, Python's venv).

@@ -338,6 +338,39 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
     }
 
+    public func documents(ofRun runID: Int64) throws -> [DocumentFingerprint] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM run_documents WHERE run_id = ? ORDER BY name", arguments: [runID]).map { r in
+                var d = DocumentFingerprint(name: r["name"], pipeline: r["pipeline"], bytes: r["bytes"], fingerprint: r["fingerprint"])
+                d.read = r["rows_read"]; d.stored = r["stored"]; d.quarantined = r["quarantined"]; d.skipped = r["skipped"]
+                d.info = DocumentInfo(rows: r["doc_rows"], cursor: r["cursor"])
+                return d
+            }
+        }
+    }
+
+    public func lastSuccessfulRun(source: String, period: Period) throws -> Int64? {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT max(id) FROM runs WHERE source = ? AND period = ? AND status = 'succeeded'",
+                               arguments: [source, period.description])
+        }
+    }
+
+    public func removeRecords(source: String, period: Period, types: [RecordType]) throws -> Int {
+        try pool.write { db in
+            var n = 0
+            for t in types where try db.tableExists(t.tableName) {
+                try db.execute(sql: """
+                    DELETE FROM record_changes WHERE record_type = ? AND source = ? AND record_key IN
+                      (SELECT _key FROM \(Self.quote(t.tableName)) WHERE _source = ? AND _period = ?)
+                    """, arguments: [t.name, source, source, period.description])
+                try db.execute(sql: "DELETE FROM \(Self.quote(t.tableName)) WHERE _source = ? AND _period = ?", arguments: [source, period.description])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
+
     // MARK: Record tables
 
     static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

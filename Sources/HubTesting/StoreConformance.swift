@@ -240,9 +240,17 @@ public struct StoreConformance {
         r.expect(try store.previousDocuments(source: "claims", period: Period("2026-10")!, pipeline: "p2") == nil, "another pipeline carries nothing over")
         let b = try pull(store) { w in try w.carryOver(doc, from: a.run) }
         r.expect(try store.quarantine(runID: b.run).map(\.row) == [4], "carried-over quarantine belongs to the new run too")
-        _ = try pull(store, "2026-11") { _ in }
+        let nov = try pull(store, "2026-11") { w in _ = try w.upsert(record("N1")); _ = try w.upsert(record("N2")) }
         r.expect(try store.previousDocuments(source: "claims", period: Period("2026-10")!, pipeline: "p1") == nil,
                  "after a later month's pull nothing is carried over")
+        // What replay reads: a month's latest successful run and its documents, whatever came after.
+        r.expect(try store.lastSuccessfulRun(source: "claims", period: Period("2026-10")!) == b.run, "October's latest run")
+        r.expect(try store.lastSuccessfulRun(source: "claims", period: Period("2026-08")!) == nil, "no run in August")
+        r.expect(try store.documents(ofRun: b.run).map(\.fingerprint) == ["abc"], "the carried-over document is listed with the run")
+        r.expect(try store.documents(ofRun: nov.run).isEmpty, "a run that read no document lists none")
+        // A scratch copy removes one month's records of a source before reading it again.
+        r.expect(try store.removeRecords(source: "claims", period: Period("2026-11")!, types: [Self.claimType]) == 2, "November's two records")
+        r.expect(try store.recordCount(of: Self.claimType, source: "claims") == 1, "October's record stays")
     }
 
     func snapshotReads(_ store: any HubStore, _ r: inout Recorder) throws {

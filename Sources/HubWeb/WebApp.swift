@@ -31,6 +31,8 @@ public struct WebConfiguration: Sendable {
     public var refused: (@Sendable () -> [String])? = nil
     /// Rules that cannot fire with the mappings loaded (see `RuleCoverage`).
     public var cannotFire: (@Sendable () -> [String])? = nil
+    /// The last `hubd replay`'s difference, for the 映射与规则 page.
+    public var lastReplay: (@Sendable () -> ReplayReport?)? = nil
     public init() {}
 }
 

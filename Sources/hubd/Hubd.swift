@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Hub
 import Connectors
 import Logging
@@ -10,17 +11,37 @@ struct Hubd: AsyncParsableCommand {
         commandName: "hubd",
         abstract: "防返贫动态监测 部门数据交换中心（hub）",
         discussion: "拉取各部门数据，经映射文件规范化后存入监测库。映射写法见 README 的“映射文件参考”。",
-        subcommands: [MappingCommand.self, PullCommand.self, DemoCommand.self, RunsCommand.self, QuarantineCommand.self, RulesCommand.self, AlertsCommand.self, ServeCommand.self, SimulateCommand.self, UsersCommand.self, NotifyCommand.self, AuditCommand.self, ConnectorsCommand.self]
+        subcommands: [MappingCommand.self, PullCommand.self, DemoCommand.self, RunsCommand.self, QuarantineCommand.self, RulesCommand.self, AlertsCommand.self, ServeCommand.self, SimulateCommand.self, ArchiveCommand.self, ReplayCommand.self, UsersCommand.self, NotifyCommand.self, AuditCommand.self, ConnectorsCommand.self]
     )
 }
+
+private let loggingBootstrapped = Mutex(false)
 
 /// Options shared by commands that touch the store or the mappings.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "监测库 SQLite 文件") var db: String = "var/hub.sqlite"
     @Option(name: .long, help: "映射文件目录（其下 types/ 为记录类型）") var mappings: String = "Mappings"
+    @Option(name: .long, help: "原始文件归档目录（默认：监测库旁的同名 .archive 目录）") var archive: String?
+    @Flag(name: .long, help: "不归档拉取读到的原始文件") var noArchive = false
+    @Option(name: .long, help: "归档保留的月数（期间之后；0 为一直保留）") var retentionMonths: Int = 13
     @Flag(name: .long, help: "输出详细日志") var verbose = false
 
+    /// Where pulls keep the documents they read: `--archive`, else `var/hub.archive` beside
+    /// `var/hub.sqlite`; none with `--no-archive` or an in-memory store.
+    func documentArchive() -> DocumentArchive? {
+        if noArchive || (archive == nil && (db == ":memory:" || db.isEmpty)) { return nil }
+        return DocumentArchive(folder: URL(fileURLWithPath: archive ?? Self.defaultArchive(forDatabase: db)), retentionMonths: retentionMonths)
+    }
+
+    static func defaultArchive(forDatabase db: String) -> String {
+        let u = URL(fileURLWithPath: db)
+        return u.deletingPathExtension().path + ".archive"
+    }
+
+    /// Sets up logging once per process (swift-log allows one bootstrap; commands run in-process
+    /// by the tests would otherwise trap on the second).
     func bootstrapLogging(level: Logger.Level? = nil) {
+        guard loggingBootstrapped.withLock({ done in defer { done = true }; return !done }) else { return }
         let level: Logger.Level = level ?? (verbose ? .info : .warning)
         let json = isatty(2) == 0
         LoggingSystem.bootstrap { label in

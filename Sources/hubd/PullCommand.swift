@@ -31,6 +31,7 @@ struct PullCommand: ParsableCommand {
         let db = try openStore(store.db)
         var pull = Pull(mapping: mapping, connector: try loader.connector(for: mapping), store: db)
         pull.progress = ProgressPrinter.make()
+        pull.archive = store.documentArchive()
         do {
             let r = try pull.run(period: p)
             ProgressPrinter.clear()
@@ -94,6 +95,7 @@ struct DemoCommand: ParsableCommand {
                 let m = try loader.load(file: url)
                 var pull = Pull(mapping: m, connector: try loader.connector(for: m), store: db)
                 pull.progress = ProgressPrinter.make()
+                pull.archive = store.documentArchive()
                 let r = try pull.run(period: p, environment: env)
                 ProgressPrinter.clear()
                 var line = summaryLine(r)

@@ -5,10 +5,10 @@ import SimCounty
 import Connectors
 
 /// Loads the record types and the rules; prints problems with `FILE:LINE:COLUMN`.
-func loadRules(_ store: StoreOptions, strict: Bool) throws -> (TypeCatalog, [Rule], RuleParams) {
+func loadRules(_ store: StoreOptions, strict: Bool, rulesDirectory: URL? = nil) throws -> (TypeCatalog, [Rule], RuleParams) {
     let types: TypeCatalog
     do { types = try store.loadTypes() } catch { throw report(error as! DiagnosticList) }
-    let (rules, params, problems) = RuleLoader.loadDirectory(MappingsFolder.rules(of: URL(fileURLWithPath: store.mappings)), types: types)
+    let (rules, params, problems) = RuleLoader.loadDirectory(rulesDirectory ?? MappingsFolder.rules(of: URL(fileURLWithPath: store.mappings)), types: types)
     if !problems.isEmpty {
         _ = report(DiagnosticList(problems))
         if strict { throw ExitCode(1) }
@@ -44,6 +44,13 @@ func evaluateRules(_ store: StoreOptions, db: any HubStore, period: Period, runI
         for r in rules { print("  \(r.name)（\(r.title)）：\(saved.byRule[r.name] ?? 0) 条") }
         print("预警 \(saved.alerts) 条（新增 \(saved.newAlerts)，内容更新 \(saved.updated)\("，撤回 \(saved.withdrawn)")），新立案件 \(saved.newCases) 件"
               + (only.map { "；本次只评估受影响的 \($0.count) 个对象" } ?? (runID != nil ? "；本次涉及的对象超过 10 万个，已评估全部对象" : "")))
+        // After a re-pull (a department's correction of a past month): which alerts came and went.
+        if runID != nil, saved.newAlerts + saved.withdrawn > 0 {
+            for c in saved.raisedList { print("  新增 \(c.text)") }
+            if saved.newAlerts > saved.raisedList.count { print("  ……另有 \(saved.newAlerts - saved.raisedList.count) 条新增") }
+            for c in saved.withdrawnList { print("  撤回 \(c.text)") }
+            if saved.withdrawn > saved.withdrawnList.count { print("  ……另有 \(saved.withdrawn - saved.withdrawnList.count) 条撤回") }
+        }
     }
     return result.alerts
 }

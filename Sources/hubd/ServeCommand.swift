@@ -27,6 +27,15 @@ struct HubConfig {
     var lateGraceDays = 1
     var logLevel: Logger.Level = .info
     var notifications: NotificationSettings?
+    /// `archive:` — where raw documents are kept and for how long (default: beside the database, 13 months).
+    var archiveFolder: String?
+    var archiveEnabled = true
+    var retentionMonths = 13
+    var archive: DocumentArchive? {
+        guard archiveEnabled else { return nil }
+        return DocumentArchive(folder: URL(fileURLWithPath: archiveFolder ?? StoreOptions.defaultArchive(forDatabase: database)),
+                               retentionMonths: retentionMonths)
+    }
 
     static func load(_ path: String) throws -> HubConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("无法读取配置文件 \(path)") }
@@ -34,7 +43,7 @@ struct HubConfig {
         do { root = try ConfigNode.parse(text, file: path) } catch { throw report(error) }
         let r = ConfigReader()
         var c = HubConfig()
-        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level", "notifications"])
+        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level", "notifications", "archive"])
         c.database = r.string(top["database"]?.0, what: "database") ?? c.database
         c.mappings = r.string(top["mappings"]?.0, what: "mappings") ?? c.mappings
         if let (n, _) = top["web"] {
@@ -44,6 +53,12 @@ struct HubConfig {
             c.host = r.string(m["host"]?.0, what: "web.host") ?? c.host
             c.port = r.int(m["port"]?.0, what: "web.port", range: 1...65535) ?? c.port
             c.secureCookies = r.bool(m["secure_cookies"]?.0, what: "web.secure_cookies") ?? c.secureCookies
+        }
+        if let (n, _) = top["archive"] {
+            let m = r.mapping(n, what: "archive", allowed: ["enabled", "folder", "retention_months"])
+            c.archiveEnabled = r.bool(m["enabled"]?.0, what: "archive.enabled") ?? c.archiveEnabled
+            c.archiveFolder = r.string(m["folder"]?.0, what: "archive.folder")
+            c.retentionMonths = r.int(m["retention_months"]?.0, what: "archive.retention_months", range: 0...1200) ?? c.retentionMonths
         }
         if let (n, _) = top["cases"] {
             let m = r.mapping(n, what: "cases", allowed: ["deadline_days"])
@@ -216,6 +231,7 @@ struct ServeCommand: AsyncParsableCommand {
         settings.lateGraceDays = c.lateGraceDays
         let daemon = Daemon(store: store, mappingsDirectory: URL(fileURLWithPath: c.mappings), connectors: BuiltinConnectors.registry,
                             settings: settings, logger: Logger(label: "hub.daemon"))
+        daemon.archive = c.archive
         daemon.reload(force: true)
         if let n = c.notifications {
             daemon.notifier = Notifier(settings: n, store: store, transport: CurlNotificationTransport())
@@ -237,6 +253,8 @@ struct ServeCommand: AsyncParsableCommand {
         web.ready = { !daemon.mappings.isEmpty }
         web.refused = { daemon.problems.values.flatMap { $0.map(\.description) } }
         web.cannotFire = { daemon.loaded.cannotFire }
+        let archive = c.archive
+        web.lastReplay = { archive.flatMap { ReplayReport.last(in: $0) } }
         if try store.users().isEmpty {
             logger.notice("还没有用户：先用 hubd users add 管理员用户名 --role admin 创建一个")
         }
@@ -245,7 +263,8 @@ struct ServeCommand: AsyncParsableCommand {
                               logger: Logger(label: "hub.web"))
         var services: [any Service] = [app, ReloadService(daemon: daemon, every: c.checkEvery, logger: logger)]
         if !noScheduler { services.append(SchedulerService(daemon: daemon, every: c.checkEvery)) }
-        logger.info("hubd 已启动", metadata: ["web": "http://\(c.host):\(c.port)/", "database": "\(c.database)", "mappings": "\(daemon.mappings.count)"])
+        logger.info("hubd 已启动", metadata: ["web": "http://\(c.host):\(c.port)/", "database": "\(c.database)", "mappings": "\(daemon.mappings.count)",
+                                          "archive": "\(c.archive?.folder.path ?? "off")"])
         let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -150,10 +150,33 @@ extension CommandLineTests {
     }
 }
 
+extension CommandLineTests {
+    /// `hubd archive list|prune` and `hubd replay` on a store whose pulls archived what they read.
+    @Test func theArchiveAndReplayCommandsReadTheArchiveBesideTheStore() throws {
+        let county = try ArchiveReplayTests.pulledCounty(scale: 0.03)
+        county.sim.stop()
+        _ = try RuleEngine(rules: county.rules, params: county.params, types: shippedTypes, store: county.store)
+            .evaluateAndStore(period: county.period, into: county.store)
+        let db = ["--db", county.store.path, "--mappings", mappings]
+        let summary = try capturingStandardOutput { try ArchiveCommand.List.parse(db).run() }
+        #expect(summary.contains("hub.archive（保留期 13 个月）") && summary.contains("medical-claims 2026-10：1 个文件"), "\(summary)")
+        let run = county.runs["medical-claims"]!
+        let listed = try capturingStandardOutput { try ArchiveCommand.List.parse(db + ["--run", String(run)]).run() }
+        #expect(listed.contains("运行 #\(run) medical-claims 2026-10") && listed.contains("已归档") && !listed.contains("未归档"), "\(listed)")
+        let replay = try capturingStandardOutput { try ReplayCommand.parse(db + ["--period", "2026-10"]).run() }
+        #expect(replay.contains("预警没有差异") && replay.contains("medical-claims：映射未变"), "\(replay)")
+        #expect(ReplayReport.last(in: county.archive)?.period == "2026-10", "kept for the 映射与规则 page")
+        let prune = try capturingStandardOutput { try ArchiveCommand.Prune.parse(db + ["--dry-run"]).run() }
+        #expect(prune.contains("将删除 0 个来源月份"), "\(prune)")
+        #expect(throws: (any Error).self) { try ReplayCommand.parse(db + ["--period", "2026-10", "--no-archive"]).run() }
+    }
+}
+
 @Suite struct ShippedConfigTests {
     /// The example configuration an administrator copies loads, every key of it.
     @Test func theShippedHubYamlLoads() throws {
         let c = try HubConfig.load(repoRoot.appendingPathComponent("deploy/hub.yaml").path)
         #expect(c.port == 8080 && c.waitingMinutes == 60 && c.lateGraceDays == 1 && c.backoff.maxAttempts == 6)
+        #expect(c.archive?.retentionMonths == 13 && c.archive?.folder.path == "/var/lib/hub/archive")
     }
 }

@@ -97,6 +97,11 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     }
     func markInterruptedRuns() throws -> Int { try base.markInterruptedRuns() }
     func runsAwaitingRules() throws -> [(id: Int64, period: String)] { try base.runsAwaitingRules() }
+    func documents(ofRun runID: Int64) throws -> [DocumentFingerprint] { try base.documents(ofRun: runID) }
+    func lastSuccessfulRun(source: String, period: Period) throws -> Int64? { try base.lastSuccessfulRun(source: source, period: period) }
+    func removeRecords(source: String, period: Period, types: [RecordType]) throws -> Int {
+        try base.removeRecords(source: source, period: period, types: types)
+    }
     func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])? {
         try base.previousDocuments(source: source, period: period, pipeline: pipeline)
     }

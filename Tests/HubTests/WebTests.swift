@@ -20,7 +20,7 @@ import SimCounty
 
     static let password = "correct-horse-1"
 
-    static func fixture() async throws -> Fixture {
+    static func fixture(_ configure: (inout WebConfiguration) -> Void = { _ in }) async throws -> Fixture {
         let county = try RulesTests.pulledCounty()
         try county.store.saveAlerts(try county.engine().evaluate(period: county.sim.county.config.period))
         let store = county.store
@@ -37,8 +37,32 @@ import SimCounty
         config.types = shippedTypes
         config.connectors = BuiltinConnectors.registry
         config.mappingsDirectory = repoRoot.appendingPathComponent("Mappings").path
+        configure(&config)
         let app = try await RunningApp(WebApp(store: store, config: config))
         return Fixture(app: app, store: store, caseA: a, caseB: b)
+    }
+
+    @Test func theMappingsPageShowsTheLastReplaysDifference() async throws {
+        let box = Locked<ReplayReport?>(nil)
+        let f = try await Self.fixture { $0.lastReplay = { box.value } }
+        defer { f.app.stop() }
+        var c = f.client()
+        #expect(try c.signIn("op", Self.password).status == 303)
+        let empty = try c.request("GET", "/mappings").text
+        #expect(empty.contains("上线前试算") && empty.contains("hubd replay"))
+        var report = ReplayReport(period: "2026-10", at: "2026-11-03T10:00:00+08:00", mappings: "/srv/hub/Mappings-new", rules: "/srv/hub/Mappings-new/rules")
+        var line = ReplayReport.RuleLine(rule: "medical_outside_roster", title: "名单外人员大额医疗自付")
+        line.before = 2; line.after = 3; line.raised = 1
+        line.raisedExamples = [.init(subject: "411081********2214", after: "个人自付最高 12,187.52 元（预警线 10,000 元）<b>")]
+        report.ruleLines = [line, ReplayReport.RuleLine(rule: "water_outage", title: "停水")]
+        report.sources = [.init(source: "medical-claims", status: .replayed), .init(source: "roster", status: .unchanged)]
+        box.value = report
+        let page = try c.request("GET", "/mappings").text
+        #expect(page.contains("最近一次重放：2026-10"))
+        #expect(page.contains("预警差异：新增 1，撤回 0，内容变化 0"))
+        #expect(page.contains("新增 411081********2214：个人自付最高 12,187.52 元（预警线 10,000 元）&lt;b&gt;"), "escaped")
+        #expect(page.contains("medical-claims：按新映射重读") && !page.contains("roster：映射未变"), "\(page.components(separatedBy: "id=\"replay\"").last ?? "")")
+        #expect(!page.contains("停水"), "rules without a difference are not listed")
     }
 
     @Test func everyRoleAgainstEveryPageAndEveryDenial() async throws {

@@ -11,7 +11,20 @@ public struct AlertTotals: Sendable {
     /// Subjects evaluated.
     public var evaluated = 0
     public var byRule: [String: Int] = [:]
+    /// The first alerts raised and withdrawn (up to `AlertTotals.listed` of each), ID numbers
+    /// masked: what an operator reads after a department's late correction of a past month.
+    public var raisedList: [AlertChange] = []
+    public var withdrawnList: [AlertChange] = []
+    public static let listed = 20
     public init() {}
+}
+
+/// One alert raised or withdrawn by an evaluation, as listed to operators.
+public struct AlertChange: Sendable, Equatable {
+    public var rule: String
+    public var subject: String
+    public var message: String
+    public var text: String { "\(rule) \(subject)：\(message)" }
 }
 
 /// Merges a rule evaluation's alerts into cases, chunk by chunk, through a store's
@@ -63,6 +76,9 @@ public final class CaseMerger {
                 try ledger.deleteAlert(e.id)
                 _ = try ledger.deleteCaseIfEmpty(e.caseID)
                 totals.withdrawn += 1
+                if totals.withdrawnList.count < AlertTotals.listed {
+                    totals.withdrawnList.append(AlertChange(rule: chunk.rule, subject: ResidentID.maskEmbedded(subject), message: ResidentID.maskEmbedded(e.message)))
+                }
             }
         }
         // The cases these alerts belong to.
@@ -114,6 +130,9 @@ public final class CaseMerger {
             let id = try ledger.insertAlert(a, evidence: evidence, mappingVersions: mappingVersions, caseID: caseID, at: now)
             existing[a.subjectID] = Existing(id: id, message: a.message, evidence: evidenceHash, caseID: caseID, caseKey: a.caseKey, unworked: true)
             totals.newAlerts += 1
+            if totals.raisedList.count < AlertTotals.listed {
+                totals.raisedList.append(AlertChange(rule: a.rule, subject: ResidentID.maskEmbedded(a.subjectID), message: ResidentID.maskEmbedded(a.message)))
+            }
         }
         ledger.touch(townships: townships)
     }

@@ -50,6 +50,11 @@ public final class Daemon: @unchecked Sendable {
     public var notifier: Notifier?
     /// Whether a digest is being sent (on its own thread: retries must not hold up pulls).
     private let notifying = Mutex(false)
+    /// Where pulls keep the documents they read; pruned past its retention once a day. Set
+    /// before the daemon starts.
+    public var archive: DocumentArchive?
+    /// The day the archive was last pruned.
+    private let prunedOn = Mutex<CivilDate?>(nil)
 
     private let state = Mutex(Loaded())
     /// Modification times of the files as last loaded; held for the whole of a reload.
@@ -177,6 +182,7 @@ public final class Daemon: @unchecked Sendable {
     public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         reload()
         notify(now: now, environment: environment)
+        pruneArchive(now: now)
         let loaded = self.loaded
         // Runs that were stored but whose rules were not (the process stopped in between).
         for (id, p) in try store.runsAwaitingRules() {
@@ -192,6 +198,7 @@ public final class Daemon: @unchecked Sendable {
             pull.isCancelled = { [cancellation] in cancellation.isSet }
             // The run is dated by the daemon's clock, which `due(now:)` compares slots with.
             pull.clock = { now }
+            pull.archive = archive
             do {
                 let r = try pull.run(period: period, environment: environment)
                 retries.withLock { $0[m.source] = nil }
@@ -240,8 +247,27 @@ public final class Daemon: @unchecked Sendable {
     func evaluateRules(runID: Int64, period: Period, loaded: Loaded, log: Logger) throws {
         let engine = try RuleEngine(rules: loaded.rules, params: loaded.params, types: loaded.types, store: store)
         let saved = try engine.evaluateAndStore(period: period, only: try engine.subjects(touchedBy: runID), into: store, evaluatedRun: runID).totals
-        log.info("规则评估完成", metadata: ["run": "\(runID)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)",
-                                        "withdrawn": "\(saved.withdrawn)"])
+        log.info("规则评估完成", metadata: ["run": "\(runID)", "period": "\(period)", "new_alerts": "\(saved.newAlerts)", "new_cases": "\(saved.newCases)",
+                                        "withdrawn": "\(saved.withdrawn)",
+                                        "raised_list": "\(saved.raisedList.map(\.text).joined(separator: "；"))",
+                                        "withdrawn_list": "\(saved.withdrawnList.map(\.text).joined(separator: "；"))"])
+    }
+
+    /// Deletes the archived documents past retention, at the first tick of each day.
+    func pruneArchive(now: Date) {
+        guard let archive else { return }
+        let today = CivilDate(daysSinceEpoch: Int((now.timeIntervalSince1970 + Double(settings.utcOffset)) / 86400))
+        guard prunedOn.withLock({ last in if last == today { return false }; last = today; return true }) else { return }
+        do {
+            let gone = try archive.prune(today: today)
+            guard !gone.isEmpty else { return }
+            let files = gone.reduce(0) { $0 + $1.files }, bytes = gone.reduce(0) { $0 + $1.bytes }
+            try store.audit("hubd", "删除归档", target: "\(gone.count) 个来源月份",
+                            detail: "保留期 \(archive.retentionMonths) 个月，\(files) 个原始文件，\(bytes) 字节", address: "local")
+            logger.notice("已删除超过保留期的原始文件", metadata: ["months": "\(gone.count)", "files": "\(files)", "bytes": "\(bytes)"])
+        } catch {
+            logger.error("删除超过保留期的原始文件出错", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: notifications

@@ -67,6 +67,8 @@ public struct Pull {
     public var isCancelled: @Sendable () -> Bool = { false }
     /// When the run is recorded as started: the caller's clock (the daemon's, which tests control).
     public var clock: @Sendable () -> Date = { Date() }
+    /// Where the documents read are kept (none: not kept).
+    public var archive: DocumentArchive?
 
     public init(mapping: Mapping, connector: any Connector, store: any RecordStore, logger: Logger = Logger(label: "hub.pull")) {
         self.mapping = mapping; self.connector = connector; self.store = store; self.logger = logger
@@ -83,6 +85,7 @@ public struct Pull {
         let pipeline = Self.pipelineKey(mapping)
         let previous = try store.previousDocuments(source: mapping.source, period: period, pipeline: pipeline)
         let sink = PullSink(mapping: mapping, period: period, pipeline: pipeline, previous: previous)
+        sink.archive = archive
         sink.isCancelled = isCancelled
         let context = FetchContext(source: mapping.source, period: period, environment: environment)
         do {
@@ -200,6 +203,7 @@ public struct Pull {
         switch error {
         case let e as FetchError: return e.message
         case let e as DecodeError: return e.message + at
+        case let e as ArchiveError: return e.description
         case let e as RowMapper.MissingColumns: return e.description + at
         case let e as DiagnosticList: return e.description
         case is PullCancelled: return "服务停止，本次拉取已整体回滚，下次启动时重新拉取"
@@ -279,6 +283,9 @@ final class PullSink: DocumentSink {
     var document = ""
     var open = false
     var isCancelled: @Sendable () -> Bool = { false }
+    /// Where each document read is kept, compressed, under its fingerprint.
+    var archive: DocumentArchive?
+    private var archiving: ArchiveWriter?
     private var batch = PullBatch()
     static let batchSize = 1024
     private var fingerprint = StreamFingerprint()
@@ -304,6 +311,8 @@ final class PullSink: DocumentSink {
         fingerprint = StreamFingerprint()
         documentStart = counts
         documentRecords = 0
+        archiving?.abort()
+        archiving = nil
         if previous[name] != nil {
             let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("hub-spool-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).part")
             let fd = Glibc.open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
@@ -315,6 +324,7 @@ final class PullSink: DocumentSink {
             }
         }
         decoder = mapping.format.makeDecoder()
+        archiving = try archive?.writer(source: mapping.source, period: mapper.period)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -330,6 +340,7 @@ final class PullSink: DocumentSink {
             }
             return
         }
+        try archiving?.write(bytes)
         try decoder!.feed(bytes) { try handle($0) }
     }
 
@@ -339,7 +350,11 @@ final class PullSink: DocumentSink {
         let (size, hex) = fingerprint.finish()
         if let spool {
             defer { removeSpool() }
+            if let archive, !archive.contains(source: mapping.source, period: mapper.period, fingerprint: hex) {
+                archiving = try archive.writer(source: mapping.source, period: mapper.period)
+            }
             if let prev = previous[document], let run = previousRun, prev.bytes == size, prev.fingerprint == hex, prev.pipeline == pipeline {
+                if archiving != nil { try copySpoolToArchive(spool, fingerprint: hex) }
                 counts.read += prev.read
                 counts.quarantined += prev.quarantined
                 counts.skipped += prev.skipped
@@ -357,10 +372,13 @@ final class PullSink: DocumentSink {
                 let n = read(spool, buffer.baseAddress!, buffer.count)
                 if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
                 if n == 0 { break }
+                try archiving?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                 try decoder!.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { try handle($0) }
             }
         }
         let info = try decoder!.finish { try handle($0) }
+        try archiving?.finish(fingerprint: hex)
+        archiving = nil
         var d = DocumentFingerprint(name: document, pipeline: pipeline, bytes: size, fingerprint: hex)
         d.read = counts.read - documentStart.read
         d.stored = documentRecords
@@ -369,6 +387,22 @@ final class PullSink: DocumentSink {
         d.info = info
         batch.items.append(.document(d))
         return info
+    }
+
+    /// Archives an identical re-delivery the archive does not hold yet (it was pruned, or the
+    /// archive was switched on after the first pull), from the spool it was read into.
+    private func copySpoolToArchive(_ spool: Int32, fingerprint: String) throws {
+        guard lseek(spool, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(spool, buffer.baseAddress!, buffer.count)
+            if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
+            if n == 0 { break }
+            try archiving?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        try archiving?.finish(fingerprint: fingerprint)
+        archiving = nil
     }
 
     /// Closes the spool file, if one is open (it was unlinked when created).

@@ -169,6 +169,14 @@ public protocol RecordStore: AnyObject, Sendable {
     /// The documents of the latest successful run of this source and month, by name, when they
     /// were read with this pipeline (mapping and types); nil when there is none.
     func previousDocuments(source: String, period: Period, pipeline: String) throws -> (run: Int64, documents: [String: DocumentFingerprint])?
+    /// The documents a run read, by name (with their fingerprints: what the archive keeps them under).
+    func documents(ofRun runID: Int64) throws -> [DocumentFingerprint]
+    /// The latest successful run of this source and month (whether or not a later month's run
+    /// followed it), or nil.
+    func lastSuccessfulRun(source: String, period: Period) throws -> Int64?
+    /// Deletes a source's records of one month of these types, with their field history; for
+    /// a replay's scratch copy of the store, before the month is read again. Returns how many.
+    func removeRecords(source: String, period: Period, types: [RecordType]) throws -> Int
     /// The latest runs, newest first.
     func runs(source: String?, limit: Int) throws -> [RunRecord]
     /// Quarantined rows of a run (those it saw).

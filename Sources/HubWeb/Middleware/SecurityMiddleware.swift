@@ -34,7 +34,7 @@ struct SecurityMiddleware: RouterMiddleware {
         } else {
             do {
                 response = try await next(request, context)
-            } catch let e as HTTPResponseError {
+            } catch let e as any HTTPResponseError {
                 switch e.status {
                 case .notFound: response = failure(request, context, .notFound, "页面不存在", "找不到这个地址。")
                 case .contentTooLarge: response = failure(request, context, .contentTooLarge, "提交的内容太大", "请缩短后再提交。")

@@ -256,7 +256,7 @@ enum Views {
         <h1>数据来源</h1>
         {{#feedAlerts.count}}<section class="card"><h2 class="error">送达预警</h2><ul>{{#feedAlerts}}<li><b>{{source}}</b> {{period}}：{{message}}（{{at}}）</li>{{/feedAlerts}}</ul></section>{{/feedAlerts.count}}
         <table class="cards"><thead><tr><th>来源</th><th>部门</th><th>最近运行</th><th>状态</th><th>读取</th><th>新增</th><th>更新</th><th>未变</th><th>隔离</th><th>时间</th></tr></thead>
-        <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td data-label="来源">{{source}}<br><small>{{title}}</small></td><td data-label="部门">{{department}}</td><td data-label="最近运行">{{period}} #{{run}}</td><td data-label="状态">{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td data-label="读取">{{read}}</td><td data-label="新增">{{inserted}}</td><td data-label="更新">{{updated}}</td><td data-label="未变">{{unchanged}}</td><td data-label="隔离">{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td data-label="时间">{{at}}</td></tr>{{/sources}}</tbody></table>
+        <tbody>{{#sources}}<tr class="{{#failed}}row-failed{{/failed}}"><td data-label="来源">{{source}}<br><small>{{title}}</small></td><td data-label="部门">{{department}}</td><td data-label="最近运行">{{period}} #{{run}}{{#documents}}<br><small>读取：{{documents}}</small>{{/documents}}</td><td data-label="状态">{{status}}{{#error}}<br><small class="error">{{error}}</small>{{/error}}</td><td data-label="读取">{{read}}</td><td data-label="新增">{{inserted}}</td><td data-label="更新">{{updated}}</td><td data-label="未变">{{unchanged}}</td><td data-label="隔离">{{#quarantined}}<a href="/sources/{{source}}/quarantine">{{quarantined}}</a>{{/quarantined}}{{^quarantined}}0{{/quarantined}}</td><td data-label="时间">{{at}}</td></tr>{{/sources}}</tbody></table>
         """,
         "quarantine": """
         <p><a href="/sources">← 数据来源</a></p>
@@ -272,6 +272,14 @@ enum Views {
         <tbody>{{#mappings}}<tr><td data-label="来源">{{source}}</td><td data-label="名称">{{title}}</td><td data-label="连接器">{{connector}}</td><td data-label="格式">{{format}}</td><td data-label="产出">{{outputs}}</td><td data-label="版本" class="mono">{{version}}</td></tr>{{/mappings}}</tbody></table></section>
         <section class="card"><h2>规则</h2><table class="cards"><thead><tr><th>规则</th><th>名称</th><th>对象</th><th>等级</th><th>版本</th></tr></thead>
         <tbody>{{#rules}}<tr><td data-label="规则">{{name}}</td><td data-label="名称">{{title}}</td><td data-label="对象">{{subject}}</td><td data-label="等级">{{severity}}</td><td data-label="版本" class="mono">{{version}}</td></tr>{{/rules}}</tbody></table></section>
+        {{#replay}}<section class="card" id="replay"><h2>最近一次重放：{{period}}（{{at}}）</h2>
+        <p>映射 <span class="mono">{{mappings}}</span>，规则 <span class="mono">{{rules}}</span>。{{summary}}</p>
+        <ul>{{#sources}}<li>{{.}}</li>{{/sources}}</ul>
+        {{#differs}}<table class="cards"><thead><tr><th>规则</th><th>现有</th><th>重放后</th><th>新增</th><th>撤回</th><th>变化</th><th>示例（身份证号已遮盖）</th></tr></thead>
+        <tbody>{{#lines}}<tr><td data-label="规则">{{title}}（{{rule}}）</td><td data-label="现有">{{before}}</td><td data-label="重放后">{{after}}</td><td data-label="新增">{{raised}}</td><td data-label="撤回">{{withdrawn}}</td><td data-label="变化">{{changed}}</td>
+        <td data-label="示例"><ul class="plain">{{#examples}}<li>{{.}}</li>{{/examples}}</ul></td></tr>{{/lines}}</tbody></table>{{/differs}}
+        </section>{{/replay}}
+        {{^replay}}<section class="card" id="replay"><h2>上线前试算</h2><p>改映射或规则前，把改动后的目录交给 <code>hubd replay --period 2026-10 --mappings 目录</code>：它用归档的原始文件在临时副本中重放该月，列出会新增、撤回、改变的预警，不改动监测库。最近一次的结果显示在这里。</p></section>{{/replay}}
         """,
         "users": """
         <h1>用户</h1>
@@ -405,6 +413,8 @@ enum Views {
     .photos img { width: 150px; height: 150px; object-fit: cover; border-radius: 6px; border: 1px solid var(--line); }
     .photos figcaption { font-size: .85rem; color: var(--muted); }
     svg.trend { display: block; max-width: 100%; height: auto; }
+    ul.plain { list-style: none; padding: 0; margin: 0; }
+    ul.plain li { margin-bottom: .3rem; }
     @media (max-width: 600px) {
       body { font-size: 17px; }
       main { padding: .6rem; }
