@@ -52,11 +52,81 @@ struct MappingCommand: ParsableCommand {
     struct Init: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "根据样本文件起草映射：识别格式、编码、分隔符、标题行和合计行，按列名、类型文件里的同义词和内容（身份证号、日期、金额、代码）把列对应到字段，写出带注释的 YAML，再用样本试一遍")
-        @Argument(help: "样本数据文件（CSV、XLSX、JSON、NDJSON、XML）") var sample: String
+        @Argument(help: "样本数据文件（CSV、XLSX、JSON、NDJSON、XML）；用 --url 时不写") var sampleFile: String?
         @Option(help: "记录类型，如 medical_claim") var type: String
         @Option(help: "写到这个文件（默认打印出来）") var out: String?
         @Option(help: "来源名称（默认取输出文件名）") var source: String?
         @Option(help: "记录类型目录（默认 Mappings/types）") var types: String = "Mappings/types"
+        @Option(help: "不用样本文件，从部门接口取第一页作样本（草稿里写 connector: http 和这个地址）") var url: String?
+        @Option(help: "--url 的认证：保存 Bearer 令牌的环境变量名") var bearerEnv: String?
+        @Option(help: "--url 的认证：Basic 用户名") var basicUser: String?
+        @Option(help: "--url 的认证：保存 Basic 密码的环境变量名") var basicPasswordEnv: String?
+        @Option(help: "--url 的认证：保存 API key 的环境变量名（配 --api-key-header 或 --api-key-param）") var apiKeyEnv: String?
+        @Option(help: "API key 放在哪个请求头") var apiKeyHeader: String?
+        @Option(help: "API key 放在哪个查询参数") var apiKeyParam: String?
+        @Option(help: "部门私有 CA 的证书文件（PEM）") var caFile: String?
+
+        func validate() throws {
+            if (sampleFile == nil) == (url == nil) { throw ValidationError("请给出样本文件，或用 --url 从接口取样本（二选一）") }
+            if let url, let q = URLComponents(string: url)?.queryItems,
+               let secret = q.first(where: { ["key", "token", "secret", "password", "pwd", "apikey", "api_key", "access_token", "appsecret"].contains($0.name.lowercased()) }) {
+                throw ValidationError("地址里带着 \(secret.name)：密钥不要写在地址里（会进映射文件和日志），请用 --api-key-env 变量 --api-key-param \(secret.name)")
+            }
+        }
+
+        /// The `fetch:` block of the draft, from the --url options (secrets by variable name only).
+        var fetchLines: [String]? {
+            guard let url else { return nil }
+            var lines = ["connector: http", "fetch:", "  url: \(MappingDraft.quoted(url))           # 按月取数时把年月换成 {period}（2026-10）或 {period_compact}（202610）"]
+            var auth: [String] = []
+            if let bearerEnv { auth.append("bearer_env: \(bearerEnv)") }
+            if let basicUser { auth.append("basic_user: \(MappingDraft.quoted(basicUser))") }
+            if let basicPasswordEnv { auth.append("basic_password_env: \(basicPasswordEnv)") }
+            if let apiKeyEnv { auth.append("api_key_env: \(apiKeyEnv)") }
+            if let apiKeyHeader { auth.append("header: \(MappingDraft.quoted(apiKeyHeader))") }
+            if let apiKeyParam { auth.append("param: \(MappingDraft.quoted(apiKeyParam))") }
+            if !auth.isEmpty { lines.append("  auth: { \(auth.joined(separator: ", ")) }") }
+            if let caFile { lines.append("  ca_file: \(MappingDraft.quoted(caFile))") }
+            lines.append("  # 接口分页时加 page: { style: page|offset|cursor, param: …, size: … }，见 README“连接器”")
+            return lines
+        }
+
+        /// The first document the URL answers, through the real HTTP connector (auth, TLS and
+        /// limits as a pull has them), saved to a private temporary file.
+        func fetchSample() throws -> String {
+            guard let lines = fetchLines else { return sampleFile! }
+            let text = lines.dropFirst(2).map { String($0.dropFirst(2)) }.joined(separator: "\n")
+            let options: ConfigNode
+            do { options = try ConfigNode.parse(text, file: "--url") } catch { throw report(error) }
+            let r = ConfigReader()
+            guard let connector = BuiltinConnectors.registry.kinds["http"]?.make(options, FileManager.default.currentDirectoryPath, r) else {
+                throw report(DiagnosticList(r.diagnostics))
+            }
+            final class FirstDocument: DocumentSink {
+                var bytes: [UInt8] = []
+                var documents = 0
+                struct Enough: Error {}
+                func begin(document name: String) throws { documents += 1; if documents > 1 { throw Enough() } }
+                func write(_ b: UnsafeRawBufferPointer) throws {
+                    bytes += b
+                    if bytes.count > 64 << 20 { throw ValidationError("接口的第一页超过 64 MB：请在地址里限定条数（如 page_size=200）或下载一个小样本用文件起草") }
+                }
+                func end() throws -> DocumentInfo { DocumentInfo(rows: 0) }
+            }
+            let sink = FirstDocument()
+            let now = CivilDate.today
+            do {
+                try connector.fetch(FetchContext(source: source ?? "sample", period: Period(year: now.year, month: now.month)!), into: sink)
+            } catch is FirstDocument.Enough {
+            } catch let e as FetchError { throw ValidationError("从 \(url!) 取样本失败：\(e.message)") }
+            let last = URL(string: url!)?.lastPathComponent ?? ""
+            let name = last.isEmpty || last == "/" ? "sample" : last
+            let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("hub-init-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            let path = dir.appendingPathComponent(name).path
+            try Data(sink.bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
 
         func run() throws {
             let catalog: TypeCatalog
@@ -64,14 +134,16 @@ struct MappingCommand: ParsableCommand {
             guard let t = catalog[type] else {
                 throw ValidationError("没有记录类型 \(type)（\(types) 里有：\(catalog.names.sorted().joined(separator: "、"))）")
             }
+            let sample = try fetchSample()
+            defer { if url != nil { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: sample).deletingLastPathComponent().path) } }
             guard let bytes = FileManager.default.contents(atPath: sample) else { throw ValidationError("无法读取样本文件 \(sample)") }
             let draft: MappingDraft
             do { draft = try MappingDraft.draft(bytes: Array(bytes), fileName: sample, type: t) }
             catch let e as MappingDraft.Failure { throw ValidationError("\(sample)：\(e.description)") }
             catch let e as DecodeError { throw ValidationError("\(sample)：无法读取（\(e.message)）") }
             let name = source ?? out.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? t.name.replacingOccurrences(of: "_", with: "-")
-            let samplePath = out.map { o in Self.relative(sample, to: URL(fileURLWithPath: o).deletingLastPathComponent().path) } ?? sample
-            let yaml = draft.yaml(source: name, samplePath: samplePath)
+            let samplePath = url ?? out.map { o in Self.relative(sample, to: URL(fileURLWithPath: o).deletingLastPathComponent().path) } ?? sample
+            let yaml = draft.yaml(source: name, samplePath: samplePath, fetch: fetchLines)
             if let out {
                 try yaml.write(toFile: out, atomically: true, encoding: .utf8)
                 printErr("已写出 \(out)：\(draft.placements.count) 个字段已对应，\(draft.missing.count) 个没找到（见文件中的 TODO）")

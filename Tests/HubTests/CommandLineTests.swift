@@ -151,6 +151,43 @@ extension CommandLineTests {
 }
 
 extension CommandLineTests {
+    /// `mapping init --url`: the first page of a department's API, fetched through the real
+    /// HTTP connector with the token from the environment, becomes the sample; the draft names
+    /// the variable, never the token.
+    @Test func initFromAURLDraftsAnHTTPMappingWithTheSecretByName() throws {
+        let token = "s3cret-\(UInt32.random(in: 0...UInt32.max))"
+        setenv("HUB_TEST_INIT_TOKEN", token, 1)
+        defer { unsetenv("HUB_TEST_INIT_TOKEN") }
+        let records = (1...30).map { i in
+            "{\"结算ID\":\"S\(i)\",\"证件号码\":\"\(makeID("411081", "19600101", i))\",\"结算时间\":\"2026-10-0\(i % 9 + 1) 10:00:00\",\"医疗费总额\":\"\(50000 + i * 100).50\",\"个人负担总金额\":\"\(i * 300).25\"}"
+        }
+        let server = try LoopbackHTTPServer { req in
+            guard req.headers["authorization"] == "Bearer \(token)" else { return .text("{\"code\":401}", status: 401, contentType: "application/json") }
+            return .text("{\"code\":0,\"data\":{\"list\":[\(records.joined(separator: ","))],\"next_cursor\":\"c2\"}}", contentType: "application/json")
+        }
+        defer { server.stop() }
+        let out = scratchDirectory("init-url").appendingPathComponent("yibao-api.yaml")
+        let url = "\(server.baseURL)/api/setl?month=2026-10"
+        _ = try capturingStandardOutput {
+            try MappingCommand.Init.parse(["--url", url, "--bearer-env", "HUB_TEST_INIT_TOKEN", "--type", "medical_claim",
+                                           "--types", mappings + "/types", "--out", out.path]).run()
+        }
+        let yaml = try String(contentsOf: out, encoding: .utf8)
+        #expect(yaml.contains("connector: http") && yaml.contains("url: \"\(url)\"") && yaml.contains("bearer_env: HUB_TEST_INIT_TOKEN"), "\(yaml)")
+        #expect(!yaml.contains(token), "the token itself is never written")
+        #expect(yaml.contains("json: { records_at: data.list, cursor_at: data.next_cursor }"), "the records path and the cursor found: \(yaml)")
+        #expect(yaml.contains("id_number: 证件号码") && yaml.contains("settlement_id: 结算ID"), "\(yaml)")
+        #expect(server.requestLog.count == 1)
+        // The draft loads and pulls through the same connector.
+        let m = try loader().load(file: out)
+        #expect(m.connector == "http")
+        // A key in the address is refused before anything is fetched.
+        #expect(throws: (any Error).self) {
+            _ = try MappingCommand.Init.parse(["--url", "\(server.baseURL)/api?token=abc", "--type", "medical_claim"])
+        }
+        #expect(server.requestLog.count == 1)
+    }
+
     /// `hubd archive list|prune` and `hubd replay` on a store whose pulls archived what they read.
     @Test func theArchiveAndReplayCommandsReadTheArchiveBesideTheStore() throws {
         let county = try ArchiveReplayTests.pulledCounty(scale: 0.03)

@@ -140,7 +140,26 @@ public struct MappingDraft: Sendable {
             guard best.count >= 0 else { throw Failure(description: "JSON 里没有找到记录数组") }
             var o = JSONOptions()
             o.recordsAt = best.path
-            return (.json(o), ["format: json"] + (best.path.isEmpty ? [] : ["json: { records_at: \(best.path.joined(separator: ".")) }   # 记录数组所在的位置"]))
+            // A "next page" cursor beside the records (next, next_cursor, nextPageToken, scroll_id…).
+            var cursor: [String]? = nil
+            func findCursor(_ v: Any, _ path: [String]) {
+                guard cursor == nil, let d = v as? [String: Any] else { return }
+                for k in d.keys.sorted() {
+                    let name = k.lowercased().replacingOccurrences(of: "_", with: "")
+                    if ["next", "nextcursor", "cursor", "nexttoken", "nextpagetoken", "pagetoken", "scrollid", "nextkey", "lastkey"].contains(name),
+                       d[k] is String || d[k] is NSNull || d[k] is NSNumber {
+                        cursor = path + [k]; return
+                    }
+                    findCursor(d[k]!, path + [k])
+                }
+            }
+            findCursor(whole, [])
+            o.cursorAt = cursor
+            var options: [String] = []
+            if !best.path.isEmpty { options.append("records_at: \(best.path.joined(separator: "."))") }
+            if let cursor { options.append("cursor_at: \(cursor.joined(separator: "."))") }
+            let comment = cursor == nil ? "   # 记录数组所在的位置" : "   # 记录数组和下一页游标的位置；按游标分页时在 fetch 里加 page: { style: cursor, param: 游标参数名 }"
+            return (.json(o), ["format: json"] + (options.isEmpty ? [] : ["json: { \(options.joined(separator: ", ")) }" + comment]))
         }
         // One object per line.
         let lines = String(decoding: body.prefix(1 << 16), as: UTF8.self).split(whereSeparator: \.isNewline)
@@ -289,7 +308,7 @@ public struct MappingDraft: Sendable {
 
     /// The mapping file: commented, with each field's evidence and a TODO for each field that
     /// could not be placed; `source` and the fetch are to be checked by the operator.
-    public func yaml(source: String, samplePath: String) -> String {
+    public func yaml(source: String, samplePath: String, fetch: [String]? = nil) -> String {
         var out = [
             "# 由 hubd mapping init 根据样本 \(samplePath) 生成（\(rowsRead) 行样本，\(columns.count) 列）。",
             "# 每个字段后面的注释说明为什么这样对应；请逐项核对，改完用 hubd mapping try 试。",
@@ -297,8 +316,10 @@ public struct MappingDraft: Sendable {
             "title: \(type.title)",
             "department: TODO 部门名称",
             "",
+        ] + (fetch ?? [
             "connector: file                 # 部门的接口用 http，见 README“连接器”",
             "fetch: { path: \(Self.quoted(samplePath)) }",
+        ]) + [
             "",
         ] + formatYAML + ["", "record: \(type.name)", "key: [\(type.key.joined(separator: ", "))]", "fields:"]
         for p in placements {
@@ -323,7 +344,7 @@ public struct MappingDraft: Sendable {
         return out.joined(separator: "\n") + "\n"
     }
 
-    static func quoted(_ s: String) -> String {
+    public static func quoted(_ s: String) -> String {
         let plain = !s.isEmpty && s.allSatisfy { !":#{}[],&*!|>'\"%@`\\".contains($0) && !$0.isNewline && $0.asciiValue.map { $0 >= 0x20 } ?? true }
             && !s.hasPrefix(" ") && !s.hasPrefix("-") && !s.hasSuffix(" ")
         if plain { return s }
