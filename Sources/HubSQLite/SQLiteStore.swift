@@ -371,6 +371,44 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         }
     }
 
+    public func recordCount(of type: RecordType, before period: Period) throws -> Int {
+        try pool.read { db in
+            guard try db.tableExists(type.tableName) else { return 0 }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(Self.quote(type.tableName)) WHERE _period < ?", arguments: [period.description]) ?? 0
+        }
+    }
+
+    public func deleteRecords(of type: RecordType, before period: Period) throws -> (records: Int, alertsMasked: Int) {
+        try pool.write { db in
+            guard try db.tableExists(type.tableName) else { return (0, 0) }
+            let table = Self.quote(type.tableName)
+            try db.execute(sql: """
+                DELETE FROM record_changes WHERE record_type = ? AND EXISTS
+                  (SELECT 1 FROM \(table) r WHERE r._source = record_changes.source AND r._key = record_changes.record_key AND r._period < ?)
+                """, arguments: [type.name, period.description])
+            try db.execute(sql: "DELETE FROM \(table) WHERE _period < ?", arguments: [period.description])
+            let records = db.changesCount
+            // The alerts of those months keep their evidence, with ID numbers masked.
+            var masked = 0
+            // Type names are identifiers: the stored JSON has them as they are.
+            let rows = try Row.fetchAll(db, sql: "SELECT id, evidence FROM alerts WHERE period < ? AND instr(evidence, ?) > 0",
+                                        arguments: [period.description, "\"type\":\"\(type.name)\""])
+            for r in rows {
+                let text: String = r["evidence"]
+                guard var list = try? JSONDecoder().decode([Evidence].self, from: Data(text.utf8)) else { continue }
+                for i in list.indices where list[i].type == type.name {
+                    list[i].fields = list[i].fields.mapValues { ResidentID.maskEmbedded(ResidentID.maskIfLikeID($0)) }
+                }
+                let json = Evidence.json(list)
+                if json != text {
+                    try db.execute(sql: "UPDATE alerts SET evidence = ? WHERE id = ?", arguments: [json, r["id"] as Int64])
+                    masked += 1
+                }
+            }
+            return (records, masked)
+        }
+    }
+
     // MARK: Record tables
 
     static func quote(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }

@@ -41,6 +41,7 @@ public struct StoreConformance {
         ("lockoutAndSessions", { try $0.lockoutAndSessions($1, &$2) }),
         ("auditChain", { try $0.auditChain($1, &$2) }),
         ("deliveryAlerts", { try $0.deliveryAlerts($1, &$2) }),
+        ("retention", { try $0.retention($1, &$2) }),
     ] }
 
     /// Runs the named checks (all by default) and returns what failed.
@@ -251,6 +252,40 @@ public struct StoreConformance {
         // A scratch copy removes one month's records of a source before reading it again.
         r.expect(try store.removeRecords(source: "claims", period: Period("2026-11")!, types: [Self.claimType]) == 2, "November's two records")
         r.expect(try store.recordCount(of: Self.claimType, source: "claims") == 1, "October's record stays")
+    }
+
+    func retention(_ store: any HubStore, _ r: inout Recorder) throws {
+        let id = "411081196001010013"
+        _ = try pull(store, "2026-01") { w in _ = try w.upsert(record("J1", id: id)); _ = try w.upsert(record("J2", id: id)) }
+        _ = try pull(store, "2026-01") { w in _ = try w.upsert(record("J1", id: id, pay: 200_00)) }
+        _ = try pull(store, "2026-10") { w in _ = try w.upsert(record("O1", id: id)) }
+        var old = alert("rule_a", id, household: nil, kind: .person, period: "2026-01")
+        old.evidence = [Evidence(type: Self.claimType.name, source: "claims", run: 1, row: 2, fields: ["claim_id": "J1", "id_number": id]),
+                        Evidence(type: "other_type", source: "x", run: 1, row: 3, fields: ["id_number": id])]
+        var recent = alert("rule_a", id, household: nil, kind: .person, period: "2026-10")
+        recent.evidence = [Evidence(type: Self.claimType.name, source: "claims", run: 3, row: 2, fields: ["claim_id": "O1", "id_number": id])]
+        _ = try store.saveAlerts([old, recent])
+        let before = Period("2026-06")!
+        r.expect(try store.recordCount(of: Self.claimType, before: before) == 2, "January's two records are past retention")
+        let (gone, masked) = try store.deleteRecords(of: Self.claimType, before: before)
+        r.expect(gone == 2 && masked == 1, "two records deleted, one alert's evidence masked: \(gone), \(masked)")
+        r.expect(try store.recordCount(of: Self.claimType, source: "claims") == 1, "October's record stays")
+        r.expect(try store.changes(of: Self.claimType, source: "claims").isEmpty, "the deleted records' field history goes with them")
+        let admin = try user(store, "admin", .admin)
+        let cases = try store.cases(for: admin, filter: CaseFilter(), today: .today)
+        r.expect(cases.count == 2, "both alerts' cases stay: \(cases.count)")
+        for c in cases {
+            let evidence = try store.caseDetail(c.id)?.alerts.flatMap(\.evidence) ?? []
+            let ids = evidence.compactMap { $0.fields["id_number"] }
+            if c.period == "2026-01" {
+                r.expect(evidence.first { $0.type == Self.claimType.name }?.fields["id_number"] == ResidentID.mask(id), "January's evidence is masked: \(ids)")
+                r.expect(evidence.first { $0.type == Self.claimType.name }?.fields["claim_id"] == "J1", "and still says what it showed")
+                r.expect(evidence.first { $0.type == "other_type" }?.fields["id_number"] == id, "another type's evidence is that type's retention's business")
+            } else {
+                r.expect(ids == [id], "October's evidence is as it was: \(ids)")
+            }
+        }
+        r.expect(try store.deleteRecords(of: Self.claimType, before: before) == (0, 0), "applying again deletes nothing")
     }
 
     func snapshotReads(_ store: any HubStore, _ r: inout Recorder) throws {

@@ -11,7 +11,7 @@ struct Hubd: AsyncParsableCommand {
         commandName: "hubd",
         abstract: "防返贫动态监测 部门数据交换中心（hub）",
         discussion: "拉取各部门数据，经映射文件规范化后存入监测库。映射写法见 README 的“映射文件参考”。",
-        subcommands: [MappingCommand.self, PullCommand.self, DemoCommand.self, RunsCommand.self, QuarantineCommand.self, RulesCommand.self, AlertsCommand.self, ServeCommand.self, SimulateCommand.self, ArchiveCommand.self, ReplayCommand.self, UsersCommand.self, NotifyCommand.self, AuditCommand.self, ConnectorsCommand.self]
+        subcommands: [MappingCommand.self, PullCommand.self, DemoCommand.self, RunsCommand.self, QuarantineCommand.self, RulesCommand.self, AlertsCommand.self, ServeCommand.self, SimulateCommand.self, ArchiveCommand.self, ReplayCommand.self, BackupCommand.self, RetentionCommand.self, UsersCommand.self, NotifyCommand.self, AuditCommand.self, ConnectorsCommand.self]
     )
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import HubSQLite
 import HubWeb
 import Connectors
 import Hummingbird
@@ -31,6 +32,8 @@ struct HubConfig {
     var archiveFolder: String?
     var archiveEnabled = true
     var retentionMonths = 13
+    /// `backup:` — scheduled online backups.
+    var backups: BackupSettings?
     var archive: DocumentArchive? {
         guard archiveEnabled else { return nil }
         return DocumentArchive(folder: URL(fileURLWithPath: archiveFolder ?? StoreOptions.defaultArchive(forDatabase: database)),
@@ -43,7 +46,7 @@ struct HubConfig {
         do { root = try ConfigNode.parse(text, file: path) } catch { throw report(error) }
         let r = ConfigReader()
         var c = HubConfig()
-        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level", "notifications", "archive"])
+        let top = r.mapping(root, what: "配置文件", allowed: ["database", "mappings", "web", "cases", "scheduler", "retry", "log_level", "notifications", "archive", "backup"])
         c.database = r.string(top["database"]?.0, what: "database") ?? c.database
         c.mappings = r.string(top["mappings"]?.0, what: "mappings") ?? c.mappings
         if let (n, _) = top["web"] {
@@ -77,6 +80,17 @@ struct HubConfig {
             c.backoff.cap = Double(r.int(m["max_seconds"]?.0, what: "retry.max_seconds", range: 1...86400) ?? Int(c.backoff.cap))
             c.backoff.maxAttempts = r.int(m["max_attempts"]?.0, what: "retry.max_attempts", range: 1...100) ?? c.backoff.maxAttempts
             c.backoff.maxTotal = Double(r.int(m["max_total_minutes"]?.0, what: "retry.max_total_minutes", range: 1...100_000).map { $0 * 60 } ?? Int(c.backoff.maxTotal))
+        }
+        if let (n, _) = top["backup"] {
+            let m = r.mapping(n, what: "backup", allowed: ["schedule", "folder", "keep"])
+            let text = r.string(m["schedule"]?.0, what: "backup.schedule") ?? "daily at 01:30"
+            let folder = r.string(m["folder"]?.0, what: "backup.folder")
+            if folder == nil { r.error(n.location, "backup 须写 folder（备份放在哪个目录；最好在另一块盘上）") }
+            let keep = r.int(m["keep"]?.0, what: "backup.keep", range: 1...1000) ?? 7
+            do {
+                let schedule = try Schedule(text, utcOffset: c.utcOffsetHours * 3600)
+                if let folder { c.backups = BackupSettings(schedule: schedule, folder: URL(fileURLWithPath: folder), keep: keep) }
+            } catch { r.error(m["schedule"]?.1 ?? n.location, "backup.schedule：\(error)") }
         }
         if let (n, _) = top["notifications"] { c.notifications = Self.notifications(n, r, utcOffsetHours: c.utcOffsetHours) }
         if let l = r.oneOf(top["log_level"]?.0, what: "log_level", ["trace", "debug", "info", "notice", "warning", "error", "critical"]) {
@@ -232,6 +246,11 @@ struct ServeCommand: AsyncParsableCommand {
         let daemon = Daemon(store: store, mappingsDirectory: URL(fileURLWithPath: c.mappings), connectors: BuiltinConnectors.registry,
                             settings: settings, logger: Logger(label: "hub.daemon"))
         daemon.archive = c.archive
+        if let b = c.backups {
+            guard let sqlite = store as? SQLiteStore else { throw ValidationError("backup: 只用于 SQLite 监测库") }
+            daemon.backups = b
+            daemon.takeBackup = { try sqlite.backup(to: $0) }
+        }
         daemon.reload(force: true)
         if let n = c.notifications {
             daemon.notifier = Notifier(settings: n, store: store, transport: CurlNotificationTransport())
@@ -374,13 +393,27 @@ struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "audit", abstract: "审计日志", subcommands: [Verify.self])
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "校验审计日志的哈希链：任何一条被改动或删除都会被发现")
+        @Option(parsing: .upToNextOption, help: "锚点文件：hubd serve 每天写入日志的 audit_head 行（journalctl 导出的文本或日志文件），或备份清单 *.manifest.json；可多个。用来发现最新的条目被删除（截断）") var anchor: [String] = []
         @OptionGroup var store: StoreOptions
         func run() throws {
-            if let id = try openStore(store.db).verifyAuditLog() {
+            let db = try openStore(store.db)
+            if let id = try db.verifyAuditLog() {
                 printErr("审计日志从第 \(id) 条起不连续：该条或其前一条被改动或删除")
                 throw ExitCode(1)
             }
-            print("审计日志完整")
+            var anchors: [BackupManifest.AuditHead] = []
+            for f in anchor {
+                guard let text = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("无法读取锚点文件 \(f)") }
+                let found = AuditAnchors.parse(text)
+                if found.isEmpty { throw ValidationError("\(f) 里没有审计链头（audit_head=编号:哈希，或备份清单的 auditHead）") }
+                anchors += found
+            }
+            let problems = try AuditAnchors.check(anchors, in: db)
+            if !problems.isEmpty {
+                for p in problems { printErr(p) }
+                throw ExitCode(1)
+            }
+            print("审计日志完整" + (anchors.isEmpty ? "（未给锚点：只能发现改动，发现不了最新条目被删除，见 README“备份与恢复”）" : "，\(anchors.count) 个锚点都在（最新 #\(anchors.map(\.id).max()!)）"))
         }
     }
 }

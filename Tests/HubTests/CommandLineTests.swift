@@ -188,6 +188,49 @@ extension CommandLineTests {
         #expect(server.requestLog.count == 1)
     }
 
+    /// `hubd retention plan|apply` with the shipped types (medical claims kept 36 months): a
+    /// claim of a month long past goes, with its alert's evidence masked; an audit entry says so.
+    @Test func retentionDeletesClaimsPastTheirMonthsAndMasksTheEvidenceTheyLeave() throws {
+        let dir = scratchDirectory("retention")
+        let store = try SQLiteStore(path: dir.appendingPathComponent("hub.sqlite").path)
+        let m = try loader().load(text: """
+            source: claims
+            connector: file
+            fetch: { path: claims.csv }
+            format: csv
+            record: medical_claim
+            key: [settlement_id]
+            fields: { settlement_id: 结算ID, id_number: 证件号码, settled_at: { from: 结算时间, format: "yyyy-MM-dd HH:mm:ss" }, total_cost: 总额, self_pay: 自付 }
+            """, file: "claims.yaml", directory: dir.path)
+        let id = makeID("411081", "19600101", 7)
+        for (period, row) in [("2022-05", "OLD1,\(id),2022-05-03 10:00:00,90000,30000"), ("2026-10", "NEW1,\(id),2026-10-03 10:00:00,90000,30000")] {
+            try "结算ID,证件号码,结算时间,总额,自付\n\(row)\n".write(to: dir.appendingPathComponent("claims.csv"), atomically: true, encoding: .utf8)
+            _ = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period(period)!)
+        }
+        var a = Alert(rule: "medical_outside_roster", title: "名单外人员大额医疗自付", severity: .medium, subjectKind: .person, subjectID: id,
+                      householdID: nil, villageCode: nil, townshipCode: "411081101", period: "2022-05", message: "自付 30,000 元",
+                      evidence: [Evidence(type: "medical_claim", source: "claims", run: 1, row: 2, fields: ["settlement_id": "OLD1", "id_number": id])],
+                      ruleVersion: "r1")
+        try store.saveAlerts([a])
+        a.period = "2026-10"
+        try store.saveAlerts([a])
+        let db = ["--db", store.path, "--mappings", mappings, "--no-archive"]
+        let plan = try capturingStandardOutput { try RetentionCommand.Plan.parse(db).run() }
+        #expect(plan.contains("medical_claim（医保结算记录）：保留 36 个月，将删除") && plan.contains("之前的 1 条"), "\(plan)")
+        #expect(plan.contains("未设保留期（一直保留）：") && plan.contains("household"), "\(plan)")
+        let applied = try capturingStandardOutput { try RetentionCommand.Apply.parse(db).run() }
+        #expect(applied.contains("合计已删除 1 条记录，1 条预警的证据中身份证号已遮盖"), "\(applied)")
+        let type = try #require(shippedTypes["medical_claim"])
+        #expect(try store.records(of: type).map { $0["settlement_id"]?.description } == ["NEW1"])
+        let evidence = try store.query("SELECT period, evidence FROM alerts ORDER BY period")
+        #expect(evidence.count == 2 && !evidence[0]["evidence"]!.contains(id) && evidence[1]["evidence"]!.contains(id))
+        #expect(try store.auditLog(limit: 5).contains { $0.action == "按保留期删除" && $0.detail.contains("medical_claim") })
+        // A retention the type file cannot mean is refused with its line.
+        #expect(throws: DiagnosticList.self) {
+            _ = try RecordType.load(text: "type: t\nfields: { a: text }\nkey: [a]\nretention: two years\n", file: "t.yaml")
+        }
+    }
+
     /// `hubd archive list|prune` and `hubd replay` on a store whose pulls archived what they read.
     @Test func theArchiveAndReplayCommandsReadTheArchiveBesideTheStore() throws {
         let county = try ArchiveReplayTests.pulledCounty(scale: 0.03)
@@ -215,5 +258,13 @@ extension CommandLineTests {
         let c = try HubConfig.load(repoRoot.appendingPathComponent("deploy/hub.yaml").path)
         #expect(c.port == 8080 && c.waitingMinutes == 60 && c.lateGraceDays == 1 && c.backoff.maxAttempts == 6)
         #expect(c.archive?.retentionMonths == 13 && c.archive?.folder.path == "/var/lib/hub/archive")
+        // The commented backup block, switched on.
+        let text = try String(contentsOf: repoRoot.appendingPathComponent("deploy/hub.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "# backup:\n#   schedule", with: "backup:\n  schedule")
+            .replacingOccurrences(of: "#   folder: /var/backups", with: "  folder: /var/backups").replacingOccurrences(of: "#   keep", with: "  keep")
+        let file = scratchDirectory("config").appendingPathComponent("hub.yaml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let b = try #require(try HubConfig.load(file.path).backups)
+        #expect(b.keep == 7 && b.folder.path == "/var/backups/hub" && b.schedule.description == "daily at 01:30")
     }
 }

@@ -98,6 +98,10 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func markInterruptedRuns() throws -> Int { try base.markInterruptedRuns() }
     func runsAwaitingRules() throws -> [(id: Int64, period: String)] { try base.runsAwaitingRules() }
     func documents(ofRun runID: Int64) throws -> [DocumentFingerprint] { try base.documents(ofRun: runID) }
+    func recordCount(of type: RecordType, before period: Period) throws -> Int { try base.recordCount(of: type, before: period) }
+    func deleteRecords(of type: RecordType, before period: Period) throws -> (records: Int, alertsMasked: Int) {
+        try base.deleteRecords(of: type, before: period)
+    }
     func lastSuccessfulRun(source: String, period: Period) throws -> Int64? { try base.lastSuccessfulRun(source: source, period: period) }
     func removeRecords(source: String, period: Period, types: [RecordType]) throws -> Int {
         try base.removeRecords(source: source, period: period, types: types)

@@ -649,3 +649,36 @@ extension WebTests {
         }
     }
 }
+
+extension WebTests {
+    // Here, not in BackupTests: a live server answering this test's blocking requests must not
+    // run beside another suite's (see WebTests).
+    /// The first release with the inbox (commit 6f57241, schema v3): its cases, alerts, users and
+    /// audit log come through the upgrade; its verifier signs in with the old password and sees
+    /// the township's cases; the audit chain still verifies.
+    @Test func aStoreWithCasesAndUsersFromAnEarlierReleaseKeepsThemAndItsUsersSignIn() async throws {
+        let path = scratchDirectory("upgrade-v3").appendingPathComponent("hub.sqlite").path
+        try FileManager.default.copyItem(atPath: repoRoot.appendingPathComponent("Tests/Fixtures/store-v3-6f57241.sqlite").path, toPath: path)
+        let before = try SQLiteBackup.inspect(path).manifest
+        #expect(before.schema.last == "v3-access-inbox")
+        let store = try SQLiteStore(path: path)
+        let after = try SQLiteBackup.inspect(path).manifest
+        for table in ["cases", "alerts", "users", "audit_log", "runs", "quarantine", "rec_medical_claim"] {
+            #expect(after.tables[table] == before.tables[table], "\(table)")
+        }
+        #expect(try store.verifyAuditLog() == nil)
+        #expect(before.tables["cases"]! > 0 && before.tables["users"] == 2)
+        var config = WebConfiguration()
+        config.types = shippedTypes
+        let app = try await RunningApp(WebApp(store: store, config: config))
+        defer { app.stop() }
+        var client = TestHTTP(port: app.port)
+        #expect(try client.signIn("va", "correct-horse-1").status == 303)
+        let inbox = try client.request("GET", "/inbox")
+        #expect(inbox.status == 200)
+        let own = try store.query("SELECT count(*) AS n FROM cases WHERE township_code = '411081001'").first!["n"]!
+        #expect(Int(own)! > 0 && inbox.text.contains("未销号 <b>\(own)</b>"), "the verifier's township cases are listed")
+        #expect(try store.verifyAuditLog() == nil, "the sign-in was appended to the old chain")
+    }
+
+}

@@ -55,6 +55,12 @@ public final class Daemon: @unchecked Sendable {
     public var archive: DocumentArchive?
     /// The day the archive was last pruned.
     private let prunedOn = Mutex<CivilDate?>(nil)
+    /// Scheduled backups (hub.yaml `backup:`): when, where, how many; and how the store takes one.
+    public var backups: BackupSettings?
+    public var takeBackup: (@Sendable (String) throws -> BackupManifest)?
+    private let backedUpSlot = Mutex<Date?>(nil)
+    /// The day the audit chain's head was last written to the log.
+    private let anchoredOn = Mutex<CivilDate?>(nil)
 
     private let state = Mutex(Loaded())
     /// Modification times of the files as last loaded; held for the whole of a reload.
@@ -182,7 +188,9 @@ public final class Daemon: @unchecked Sendable {
     public func tick(now: Date = Date(), environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         reload()
         notify(now: now, environment: environment)
+        logAuditHead(now: now)
         pruneArchive(now: now)
+        backUp(now: now)
         let loaded = self.loaded
         // Runs that were stored but whose rules were not (the process stopped in between).
         for (id, p) in try store.runsAwaitingRules() {
@@ -253,20 +261,56 @@ public final class Daemon: @unchecked Sendable {
                                         "withdrawn_list": "\(saved.withdrawnList.map(\.text).joined(separator: "；"))"])
     }
 
-    /// Deletes the archived documents past retention, at the first tick of each day.
+    /// Writes the audit chain's head to the log once a day (and at start): an anchor kept
+    /// outside the store, so that deleting the newest entries is found (`hubd audit verify --anchor`).
+    func logAuditHead(now: Date) {
+        let today = CivilDate(daysSinceEpoch: Int((now.timeIntervalSince1970 + Double(settings.utcOffset)) / 86400))
+        guard anchoredOn.withLock({ last in if last == today { return false }; last = today; return true }) else { return }
+        do {
+            guard let head = try store.auditLog(limit: 1).first else { return }
+            logger.notice("审计链头", metadata: ["audit_head": "\(head.id):\(head.hash)"])
+        } catch {
+            logger.error("读取审计链头出错", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Takes the scheduled backup when its slot has come and no backup in the folder is from
+    /// that slot or later, then keeps only the newest `keep`.
+    func backUp(now: Date) {
+        guard let b = backups, let take = takeBackup, let slot = b.schedule.previous(atOrBefore: now) else { return }
+        guard backedUpSlot.withLock({ $0 != slot }) else { return }
+        if let newest = b.existing().last, let m = try? BackupManifest.load(forBackup: newest.path), m.createdAt >= Timestamp.string(slot) {
+            backedUpSlot.withLock { $0 = slot }
+            return
+        }
+        let file = b.file(at: now).path
+        do {
+            let m = try take(file)
+            backedUpSlot.withLock { $0 = slot }
+            let gone = b.prune()
+            try store.audit("hubd", "备份", target: file, detail: "计划备份，\(m.bytes) 字节，用时 \(String(format: "%.1f", m.seconds)) 秒，删除旧备份 \(gone.count) 个",
+                            address: "local")
+            logger.notice("已备份", metadata: ["file": "\(file)", "bytes": "\(m.bytes)", "seconds": "\(m.seconds)",
+                                             "audit_head": "\(m.auditHead.map { "\($0.id):\($0.hash)" } ?? "")", "removed": "\(gone.count)"])
+        } catch {
+            // Tried again at the next tick; the slot is not marked done.
+            logger.error("备份失败", metadata: ["file": "\(file)", "error": "\(error)"])
+            try? FileManager.default.removeItem(atPath: file)
+        }
+    }
+
+    /// Deletes department records and archived documents past their retention, at the first
+    /// tick of each day (one audit entry when anything went).
     func pruneArchive(now: Date) {
-        guard let archive else { return }
         let today = CivilDate(daysSinceEpoch: Int((now.timeIntervalSince1970 + Double(settings.utcOffset)) / 86400))
         guard prunedOn.withLock({ last in if last == today { return false }; last = today; return true }) else { return }
         do {
-            let gone = try archive.prune(today: today)
-            guard !gone.isEmpty else { return }
-            let files = gone.reduce(0) { $0 + $1.files }, bytes = gone.reduce(0) { $0 + $1.bytes }
-            try store.audit("hubd", "删除归档", target: "\(gone.count) 个来源月份",
-                            detail: "保留期 \(archive.retentionMonths) 个月，\(files) 个原始文件，\(bytes) 字节", address: "local")
-            logger.notice("已删除超过保留期的原始文件", metadata: ["months": "\(gone.count)", "files": "\(files)", "bytes": "\(bytes)"])
+            let done = try Retention.apply(types: loaded.types, store: store, archive: archive, today: today, by: "hubd", address: "local")
+            guard !done.isEmpty else { return }
+            logger.notice("已按保留期删除", metadata: ["records": "\(done.records)", "alerts_masked": "\(done.alertsMasked)",
+                                                  "archive_months": "\(done.archive.count)", "files": "\(done.archive.reduce(0) { $0 + $1.files })"])
         } catch {
-            logger.error("删除超过保留期的原始文件出错", metadata: ["error": "\(error)"])
+            logger.error("按保留期删除出错", metadata: ["error": "\(error)"])
         }
     }
 

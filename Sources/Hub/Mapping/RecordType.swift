@@ -36,6 +36,9 @@ public struct RecordType: Sendable, Hashable {
     public var key: [String]
     public var fields: [Field]
     public var file: String
+    /// Months a month's records are kept after it (`retention: 24 months`); nil: kept until
+    /// deleted by hand. `hubd retention apply` and the service delete what is older.
+    public var retentionMonths: Int? = nil
 
     public func field(_ name: String) -> Field? { fields.first(where: { $0.name == name }) }
 
@@ -51,7 +54,7 @@ public struct RecordType: Sendable, Hashable {
     public static func load(text: String, file: String) throws(DiagnosticList) -> RecordType {
         let root = try ConfigNode.parse(text, file: file)
         let r = ConfigReader()
-        let top = r.mapping(root, what: "记录类型", allowed: ["type", "title", "subject", "link", "key", "fields", "description"])
+        let top = r.mapping(root, what: "记录类型", allowed: ["type", "title", "subject", "link", "key", "fields", "description", "retention"])
         let name = r.requiredString(top, "type", in: root, what: "记录类型") ?? ""
         if !name.isEmpty && !isIdentifier(name) {
             r.error(top["type"]!.0.location, "类型名 \"\(name)\" 只能用小写字母、数字和下划线，并以字母开头")
@@ -103,9 +106,20 @@ public struct RecordType: Sendable, Hashable {
         if subject != .none && link == nil {
             r.error(root.location, "subject 为 \(subject.rawValue) 时须用 link 指明关联字段")
         }
+        var retention: Int? = nil
+        if let (rnode, _) = top["retention"] {
+            // "24 months", "24 个月", or a bare number of months.
+            let text = (rnode.string ?? "").trimmingCharacters(in: .whitespaces)
+            let digits = text.prefix { $0.isASCII && $0.isNumber }
+            let unit = text.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+            if let n = Int(digits), n > 0, n <= 1200, ["", "months", "month", "个月", "月"].contains(unit) { retention = n }
+            else { r.error(rnode.location, "retention 应写作月数，如 \"24 months\" 或 \"24 个月\"，实为 \"\(text)\"") }
+        }
         if !r.diagnostics.isEmpty { throw DiagnosticList(r.diagnostics) }
-        return RecordType(name: name, title: r.string(top["title"]?.0, what: "title") ?? name, subject: subject,
-                          link: link, key: key, fields: fields, file: file)
+        var t = RecordType(name: name, title: r.string(top["title"]?.0, what: "title") ?? name, subject: subject,
+                           link: link, key: key, fields: fields, file: file)
+        t.retentionMonths = retention
+        return t
     }
 }
 

@@ -177,6 +177,12 @@ public protocol RecordStore: AnyObject, Sendable {
     /// Deletes a source's records of one month of these types, with their field history; for
     /// a replay's scratch copy of the store, before the month is read again. Returns how many.
     func removeRecords(source: String, period: Period, types: [RecordType]) throws -> Int
+    /// How many records of a type are of months before `period` (what retention would delete).
+    func recordCount(of type: RecordType, before period: Period) throws -> Int
+    /// Retention: deletes a type's records of months before `period` with their field history,
+    /// and masks the ID numbers in the evidence of those months' alerts that cite the type (the
+    /// alerts and cases stay, showing what they showed); one transaction.
+    func deleteRecords(of type: RecordType, before period: Period) throws -> (records: Int, alertsMasked: Int)
     /// The latest runs, newest first.
     func runs(source: String?, limit: Int) throws -> [RunRecord]
     /// Quarantined rows of a run (those it saw).
