@@ -6,7 +6,7 @@
 #   4. libFuzzer on the decoders, mapping loader, expression language and photo sanitizer (20 s per target;
 #      FUZZ_SECONDS=600 scripts/test.sh for a longer run)
 #   5. the thread sanitizer over the store, pull, rule, case, daemon, web, notification, second-county and
-#      archive-and-replay suites
+#      archive-and-replay and backup suites
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --browser
@@ -17,4 +17,4 @@ python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 30 --seed 7 
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests|NotificationTests|SecondCountyTests|ArchiveReplayTests"
+  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests|NotificationTests|SecondCountyTests|ArchiveReplayTests|BackupTests"
