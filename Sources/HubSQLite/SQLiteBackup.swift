@@ -13,7 +13,6 @@ extension SQLiteStore {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
         try copy(to: path)
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         var manifest = try SQLiteBackup.inspect(path).manifest
         manifest.createdAt = Timestamp.string(started)
         manifest.database = self.path

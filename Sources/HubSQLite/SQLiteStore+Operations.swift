@@ -63,11 +63,18 @@ extension SQLiteStore {
 extension SQLiteStore {
     /// Writes a consistent copy of the store to a new file while others go on reading and
     /// writing (`VACUUM INTO` over one read transaction: the copy holds exactly what had
-    /// committed when it began). The file must not exist.
+    /// committed when it began). The file must not exist; on failure it is removed.
     public func copy(to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) 已存在，不覆盖") }
+        // The file first, empty, readable by its owner only (VACUUM INTO fills an empty file):
+        // the copy holds personal data from its first byte; O_EXCL refuses an existing file.
+        let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("无法创建 \(path)：\(String(cString: strerror(errno)))（已存在的文件不覆盖）") }
+        close(fd)
         // Outside GRDB's read transaction (VACUUM refuses to run inside one); VACUUM INTO reads
         // one snapshot of its own and needs no write lock, so pulls go on meanwhile.
-        try pool.unsafeRead { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) }
+        do { try pool.unsafeRead { db in try db.execute(sql: "VACUUM INTO ?", arguments: [path]) } } catch {
+            unlink(path)
+            throw error
+        }
     }
 }

@@ -386,6 +386,15 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
                 DELETE FROM record_changes WHERE record_type = ? AND EXISTS
                   (SELECT 1 FROM \(table) r WHERE r._source = record_changes.source AND r._key = record_changes.record_key AND r._period < ?)
                 """, arguments: [type.name, period.description])
+            // The quarantined rows of those months from the sources that write this type: raw
+            // department rows, as sensitive as the records.
+            let sources = try String.fetchAll(db, sql: "SELECT DISTINCT _source FROM \(table)")
+            if !sources.isEmpty {
+                let marks = sources.map { _ in "?" }.joined(separator: ",")
+                let args = StatementArguments(sources + [period.description])
+                try db.execute(sql: "DELETE FROM quarantine_runs WHERE quarantine_id IN (SELECT id FROM quarantine WHERE source IN (\(marks)) AND period < ?)", arguments: args)
+                try db.execute(sql: "DELETE FROM quarantine WHERE source IN (\(marks)) AND period < ?", arguments: args)
+            }
             try db.execute(sql: "DELETE FROM \(table) WHERE _period < ?", arguments: [period.description])
             let records = db.changesCount
             // The alerts of those months keep their evidence, with ID numbers masked.

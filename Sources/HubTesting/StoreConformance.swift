@@ -256,7 +256,10 @@ public struct StoreConformance {
 
     func retention(_ store: any HubStore, _ r: inout Recorder) throws {
         let id = "411081196001010013"
-        _ = try pull(store, "2026-01") { w in _ = try w.upsert(record("J1", id: id)); _ = try w.upsert(record("J2", id: id)) }
+        var bad = entry(row: 9)
+        bad.period = "2026-01"
+        let jan = try pull(store, "2026-01") { w in _ = try w.upsert(record("J1", id: id)); _ = try w.upsert(record("J2", id: id)); try w.quarantine(bad) }
+        let octQuarantine = try pull(store, "2026-10") { w in try w.quarantine(entry(row: 9)) }
         _ = try pull(store, "2026-01") { w in _ = try w.upsert(record("J1", id: id, pay: 200_00)) }
         _ = try pull(store, "2026-10") { w in _ = try w.upsert(record("O1", id: id)) }
         var old = alert("rule_a", id, household: nil, kind: .person, period: "2026-01")
@@ -271,6 +274,8 @@ public struct StoreConformance {
         r.expect(gone == 2 && masked == 1, "two records deleted, one alert's evidence masked: \(gone), \(masked)")
         r.expect(try store.recordCount(of: Self.claimType, source: "claims") == 1, "October's record stays")
         r.expect(try store.changes(of: Self.claimType, source: "claims").isEmpty, "the deleted records' field history goes with them")
+        r.expect(try store.quarantine(runID: jan.run).isEmpty, "January's quarantined rows go too")
+        r.expect(try store.quarantine(runID: octQuarantine.run).count == 1, "October's stay")
         let admin = try user(store, "admin", .admin)
         let cases = try store.cases(for: admin, filter: CaseFilter(), today: .today)
         r.expect(cases.count == 2, "both alerts' cases stay: \(cases.count)")

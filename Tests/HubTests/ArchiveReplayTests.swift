@@ -199,6 +199,17 @@ import SimCounty
         #expect(gone.withdrawn >= 1 && gone.raised == 0, "\(dropped.text)")
         #expect(gone.withdrawnExamples.contains { $0.subject == ResidentID.maskEmbedded(top["subject_id"]!) }, "\(dropped.text)")
 
+        // A changed mapping that refuses the month's file stops the replay (its records are out
+        // of the copy: going on would list false withdrawals) and says which source and why.
+        let broken = scratchDirectory("replay-broken").appendingPathComponent("Mappings")
+        try FileManager.default.copyItem(at: shipped, to: broken)
+        let brokenFile = broken.appendingPathComponent("medical-claims.yaml")
+        let text2 = try String(contentsOf: brokenFile, encoding: .utf8)
+        try #require(text2.contains("settlement_id: [结算ID, setl_id]"))
+        try text2.replacingOccurrences(of: "settlement_id: [结算ID, setl_id]", with: "settlement_id: 没有这一列")
+            .write(to: brokenFile, atomically: true, encoding: .utf8)
+        #expect { try replay(mappings: broken) } throws: { "\($0)".contains("medical-claims") && "\($0)".contains("重放中止") }
+
         // The live store saw none of it; the archive is what made it possible.
         #expect(try Self.liveState(county.store) == live)
 

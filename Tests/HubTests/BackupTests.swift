@@ -213,12 +213,13 @@ import ArgumentParser
         // 2 December 2026, 01:30 in the county is 1 December 17:30 UTC.
         let slot = Date(timeIntervalSince1970: 1_796_146_200)
         let d = daemon()
-        try d.tick(now: slot.addingTimeInterval(60))
-        try d.tick(now: slot.addingTimeInterval(120))
+        try d.tick(now: slot.addingTimeInterval(60)); d.waitForBackup()
+        try d.tick(now: slot.addingTimeInterval(120)); d.waitForBackup()
         #expect(settings.existing().map(\.lastPathComponent) == ["hub-20261202-013100.sqlite"])
-        try daemon().tick(now: slot.addingTimeInterval(600))
+        let restarted = daemon()
+        try restarted.tick(now: slot.addingTimeInterval(600)); restarted.waitForBackup()
         #expect(settings.existing().count == 1, "a restart within the slot takes no second backup")
-        for day in 1...3 { try d.tick(now: slot.addingTimeInterval(Double(day) * 86400 + 60)) }
+        for day in 1...3 { try d.tick(now: slot.addingTimeInterval(Double(day) * 86400 + 60)); d.waitForBackup() }
         #expect(settings.existing().map(\.lastPathComponent) == ["hub-20261204-013100.sqlite", "hub-20261205-013100.sqlite"])
         #expect(settings.existing().allSatisfy { (try? SQLiteBackup.verify($0.path))?.isEmpty == true })
         #expect(!FileManager.default.fileExists(atPath: BackupManifest.url(forBackup: dir.appendingPathComponent("backups/hub-20261202-013100.sqlite").path).path))

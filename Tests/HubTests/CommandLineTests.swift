@@ -257,7 +257,7 @@ extension CommandLineTests {
     @Test func theShippedHubYamlLoads() throws {
         let c = try HubConfig.load(repoRoot.appendingPathComponent("deploy/hub.yaml").path)
         #expect(c.port == 8080 && c.waitingMinutes == 60 && c.lateGraceDays == 1 && c.backoff.maxAttempts == 6)
-        #expect(c.archive?.retentionMonths == 13 && c.archive?.folder.path == "/var/lib/hub/archive")
+        #expect(c.archive?.retentionMonths == 13 && c.archive?.folder.path == "/var/lib/hub/hub.archive", "beside the database, where the command-line tools look too")
         // The commented backup block, switched on.
         let text = try String(contentsOf: repoRoot.appendingPathComponent("deploy/hub.yaml"), encoding: .utf8)
             .replacingOccurrences(of: "# backup:\n#   schedule", with: "backup:\n  schedule")

@@ -59,6 +59,7 @@ public final class Daemon: @unchecked Sendable {
     public var backups: BackupSettings?
     public var takeBackup: (@Sendable (String) throws -> BackupManifest)?
     private let backedUpSlot = Mutex<Date?>(nil)
+    private let backingUp = Mutex(false)
     /// The day the audit chain's head was last written to the log.
     private let anchoredOn = Mutex<CivilDate?>(nil)
 
@@ -274,29 +275,53 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// Takes the scheduled backup when its slot has come and no backup in the folder is from
-    /// that slot or later, then keeps only the newest `keep`.
+    /// Takes the scheduled backup when its slot has come and the folder has none from that slot
+    /// or later (by the sortable file names, which come from the daemon's clock), then keeps only
+    /// the newest `keep`. On a thread of its own: copying a large store must not hold up pulls.
     func backUp(now: Date) {
         guard let b = backups, let take = takeBackup, let slot = b.schedule.previous(atOrBefore: now) else { return }
         guard backedUpSlot.withLock({ $0 != slot }) else { return }
-        if let newest = b.existing().last, let m = try? BackupManifest.load(forBackup: newest.path), m.createdAt >= Timestamp.string(slot) {
+        // A file without its manifest was cut short (the service stopped mid-copy): not a backup.
+        let complete = b.existing().filter { FileManager.default.fileExists(atPath: BackupManifest.url(forBackup: $0.path).path) }
+        if let newest = complete.last, newest.lastPathComponent >= b.file(at: slot).lastPathComponent {
             backedUpSlot.withLock { $0 = slot }
             return
         }
+        guard backingUp.withLock({ busy in if busy { return false }; busy = true; return true }) else { return }
+        // Marked before the thread starts so the next tick does not start another; a failure
+        // unmarks it after a pause (no retry on every tick of a store that cannot be copied).
+        backedUpSlot.withLock { $0 = slot }
         let file = b.file(at: now).path
-        do {
-            let m = try take(file)
-            backedUpSlot.withLock { $0 = slot }
+        let (store, logger) = (self.store, self.logger)
+        let thread = Thread { [self] in
+            defer { backingUp.withLock { $0 = false } }
+            let m: BackupManifest
+            do { m = try take(file) } catch {
+                logger.error("备份失败，10 分钟后再试", metadata: ["file": "\(file)", "error": "\(error)"])
+                // Only what this attempt wrote (copy(to:) removes its file on failure).
+                try? FileManager.default.removeItem(at: BackupManifest.url(forBackup: file))
+                Thread.sleep(forTimeInterval: 600)
+                backedUpSlot.withLock { if $0 == slot { $0 = nil } }
+                return
+            }
             let gone = b.prune()
-            try store.audit("hubd", "备份", target: file, detail: "计划备份，\(m.bytes) 字节，用时 \(String(format: "%.1f", m.seconds)) 秒，删除旧备份 \(gone.count) 个",
-                            address: "local")
             logger.notice("已备份", metadata: ["file": "\(file)", "bytes": "\(m.bytes)", "seconds": "\(m.seconds)",
                                              "audit_head": "\(m.auditHead.map { "\($0.id):\($0.hash)" } ?? "")", "removed": "\(gone.count)"])
-        } catch {
-            // Tried again at the next tick; the slot is not marked done.
-            logger.error("备份失败", metadata: ["file": "\(file)", "error": "\(error)"])
-            try? FileManager.default.removeItem(atPath: file)
+            do {
+                try store.audit("hubd", "备份", target: file, detail: "计划备份，\(m.bytes) 字节，用时 \(String(format: "%.1f", m.seconds)) 秒，删除旧备份 \(gone.count) 个",
+                                address: "local")
+            } catch {
+                logger.error("备份已完成，但写审计日志出错", metadata: ["file": "\(file)", "error": "\(error)"])
+            }
         }
+        thread.name = "hub.backup"
+        thread.start()
+    }
+
+    /// Waits until no scheduled backup is being taken (tests, shutdown).
+    public func waitForBackup(timeout: Double = 600) {
+        let end = Date().addingTimeInterval(timeout)
+        while backingUp.withLock({ $0 }) && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
     }
 
     /// Deletes department records and archived documents past their retention, at the first

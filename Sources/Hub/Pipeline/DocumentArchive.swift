@@ -195,6 +195,9 @@ final class ArchiveWriter {
     func finish(fingerprint: String) throws {
         guard fd >= 0 else { return }
         try compress(UnsafeRawBufferPointer(start: nil, count: 0), ZSTD_e_end)
+        // On disk before it is filed under its name: a power cut must not leave a truncated
+        // file that later pulls take for the document (they skip contents already archived).
+        guard fsync(fd) == 0 else { let why = String(cString: strerror(errno)); close(fd); fd = -1; unlink(temp); throw ArchiveError("写归档文件 \(temp) 失败：\(why)") }
         let closed = close(fd)
         fd = -1
         guard closed == 0 else { unlink(temp); throw ArchiveError("写归档文件 \(temp) 失败：\(String(cString: strerror(errno)))") }

@@ -86,6 +86,11 @@ public struct ReplayReport: Codable, Sendable, Equatable {
     }
 }
 
+/// A replay that could not be completed (a changed mapping refuses the month's documents).
+public struct ReplayFailed: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}
+
 /// `hubd replay`: one month's archived documents read again through changed mappings, the
 /// changed rules evaluated over the result, and the alerts compared with the live store's —
 /// all in a scratch copy of the store, so nothing live changes.
@@ -150,8 +155,9 @@ public struct Replay {
             line.read = r.counts.read; line.stored = r.counts.inserted + r.counts.updated + r.counts.unchanged
             line.quarantined = r.counts.quarantined
         } catch let e as PullError {
-            line.status = .failed
-            line.message = e.message
+            // The month's records are already out of the copy: evaluating without them would
+            // list false withdrawals. The replay stops and says why.
+            throw ReplayFailed(description: "\(m.source)：按新映射重读 \(period) 的归档文件失败，重放中止：\(e.message)")
         }
         return line
     }

@@ -64,18 +64,30 @@ public enum Retention {
     public static func apply(types: TypeCatalog, store: any HubStore, archive: DocumentArchive?, today: CivilDate,
                              by username: String, address: String) throws -> RetentionPlan {
         var plan = try plan(types: types, store: store, archive: archive, today: today)
-        for i in plan.lines.indices where plan.lines[i].records > 0 {
-            let (gone, masked) = try store.deleteRecords(of: types[plan.lines[i].type]!, before: plan.lines[i].before)
-            plan.lines[i].records = gone
-            plan.alertsMasked += masked
+        for i in plan.lines.indices { if plan.lines[i].records > 0 { plan.lines[i].records = -1 } }
+        // Whatever went is audited, even when a later step fails.
+        var failure: (any Error)? = nil
+        for i in plan.lines.indices where plan.lines[i].records < 0 {
+            do {
+                let (gone, masked) = try store.deleteRecords(of: types[plan.lines[i].type]!, before: plan.lines[i].before)
+                plan.lines[i].records = gone
+                plan.alertsMasked += masked
+            } catch { failure = error; break }
         }
-        if let archive, archive.retentionMonths > 0 { plan.archive = try archive.prune(today: today) }
+        for i in plan.lines.indices where plan.lines[i].records < 0 { plan.lines[i].records = 0 }
+        if failure == nil, let archive, archive.retentionMonths > 0 {
+            do { plan.archive = try archive.prune(today: today) } catch { failure = error; plan.archive = [] }
+        } else {
+            plan.archive = []
+        }
         if !plan.isEmpty {
             let detail = plan.lines.filter { $0.records > 0 }.map { "\($0.type) \($0.before) 之前 \($0.records) 条" }
                 + (plan.archive.isEmpty ? [] : ["原始文件 \(plan.archive.reduce(0) { $0 + $1.files }) 个"])
                 + ["遮盖证据的预警 \(plan.alertsMasked) 条"]
-            try store.audit(username, "按保留期删除", target: "\(plan.records) 条记录", detail: detail.joined(separator: "；"), address: address)
+            try store.audit(username, "按保留期删除", target: "\(plan.records) 条记录",
+                            detail: detail.joined(separator: "；") + (failure.map { "；中途出错：\($0)" } ?? ""), address: address)
         }
+        if let failure { throw failure }
         return plan
     }
 }
