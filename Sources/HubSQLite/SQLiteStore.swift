@@ -35,18 +35,25 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
             // a million rows: 4.5 GB → 0.5 GB of writes) while a pull stays under 100 MB.
             try db.execute(sql: "PRAGMA cache_size = -16384")
         }
-        pool = try DatabasePool(path: path, configuration: config)
-        self.path = path
         // Two processes opening a new store at once (`hubd serve` and `hubd users add`) may both
-        // decide a migration is due; the one that loses finds it applied when it looks again.
+        // decide a migration is due, or both switch the new file to WAL (SQLite answers "database
+        // is locked" at once for that, without waiting); the one that loses looks again.
         var attempt = 0
+        var opened: DatabasePool? = nil
         while true {
-            do { try Self.migrator.migrate(pool); break } catch {
+            do {
+                let p = try opened ?? DatabasePool(path: path, configuration: config)
+                opened = p
+                try Self.migrator.migrate(p)
+                break
+            } catch {
                 attempt += 1
-                if attempt >= 5 { throw error }
+                if attempt >= 10 { throw error }
                 Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
             }
         }
+        pool = opened!
+        self.path = path
     }
 
     /// What one user's cached inbox is keyed by, read in one go: the change counter of their
