@@ -68,6 +68,7 @@ public enum SQLiteBackup {
     /// Everything wrong with a backup: integrity, audit chain, and every difference from the
     /// manifest written when it was taken. Empty: the backup is sound and as it was taken.
     public static func verify(_ path: String) throws -> [String] {
+        guard FileManager.default.fileExists(atPath: path) else { return ["备份文件 \(path) 不存在"] }
         let written: BackupManifest
         do { written = try BackupManifest.load(forBackup: path) } catch {
             return ["找不到或读不懂备份清单 \(BackupManifest.url(forBackup: path).path)"]

@@ -32,7 +32,7 @@ struct ArchiveCommand: ParsableCommand {
                 let months = archive.months().filter { source == nil || $0.source == source }
                 print("归档目录：\(archive.folder.path)（保留期 \(archive.retentionMonths == 0 ? "不限" : "\(archive.retentionMonths) 个月")）")
                 if months.isEmpty { print("（归档为空）") }
-                for m in months { print("  \(m.source) \(m.period)：\(m.files) 个文件，压缩后 \(byteText(m.bytes))") }
+                for m in months { print("  \(m.source) \(m.period)：\(m.files) 个文件，压缩后 \(byteCountText(m.bytes))") }
                 return
             }
             let runs = Dictionary(try db.runs(source: source, limit: 100_000).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -43,7 +43,7 @@ struct ArchiveCommand: ParsableCommand {
                 if docs.isEmpty { print("  （没有记录读到的文件）") }
                 for d in docs {
                     let kept = Period(r.period).map { archive.contains(source: r.source, period: $0, fingerprint: d.fingerprint) } ?? false
-                    print("  \(d.name)　\(byteText(d.bytes))　读取 \(d.read) 行，入库 \(d.stored)，隔离 \(d.quarantined)　指纹 \(d.fingerprint)　\(kept ? "已归档" : "未归档")")
+                    print("  \(d.name)　\(byteCountText(d.bytes))　读取 \(d.read) 行，入库 \(d.stored)，隔离 \(d.quarantined)　指纹 \(d.fingerprint)　\(kept ? "已归档" : "未归档")")
                 }
             }
         }
@@ -58,8 +58,8 @@ struct ArchiveCommand: ParsableCommand {
             guard let archive = store.documentArchive() else { throw ValidationError("未启用归档（--no-archive）") }
             let months = dryRun ? archive.expired(today: .today) : try archive.prune(today: .today)
             let bytes = months.reduce(0) { $0 + $1.bytes }, files = months.reduce(0) { $0 + $1.files }
-            for m in months { print("  \(m.source) \(m.period)：\(m.files) 个文件，\(byteText(m.bytes))") }
-            print((dryRun ? "将删除" : "已删除") + " \(months.count) 个来源月份的 \(files) 个文件，共 \(byteText(bytes))（保留期 \(archive.retentionMonths) 个月）")
+            for m in months { print("  \(m.source) \(m.period)：\(m.files) 个文件，\(byteCountText(m.bytes))") }
+            print((dryRun ? "将删除" : "已删除") + " \(months.count) 个来源月份的 \(files) 个文件，共 \(byteCountText(bytes))（保留期 \(archive.retentionMonths) 个月）")
             if !dryRun, !months.isEmpty {
                 let db = try openStore(store.db)
                 try db.audit(NSUserName(), "删除归档", target: "\(months.count) 个来源月份",
@@ -119,13 +119,6 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
-/// A byte count for people: 12.3 MB.
-func byteText(_ n: Int) -> String {
-    if n < 1024 { return "\(n) B" }
-    if n < 1 << 20 { return String(format: "%.1f KB", Double(n) / 1024) }
-    if n < 1 << 30 { return String(format: "%.1f MB", Double(n) / 1048576) }
-    return String(format: "%.2f GB", Double(n) / 1073741824)
-}
 
 /// `hubd backup`: an online copy of the store with its manifest; `hubd backup verify`.
 struct BackupCommand: ParsableCommand {
@@ -142,7 +135,7 @@ struct BackupCommand: ParsableCommand {
             guard let db = try openStore(store.db) as? SQLiteStore else { throw ValidationError("这个监测库不是 SQLite 文件：请用数据库自己的备份（见 README）") }
             let m = try db.backup(to: to)
             try db.audit(NSUserName(), "备份", target: to, detail: "命令行，\(m.bytes) 字节，审计链头 #\(m.auditHead?.id ?? 0)", address: "local")
-            print("已备份到 \(to)（\(byteText(m.bytes))，用时 \(String(format: "%.2f", m.seconds)) 秒），清单 \(BackupManifest.url(forBackup: to).path)")
+            print("已备份到 \(to)（\(byteCountText(m.bytes))，用时 \(String(format: "%.2f", m.seconds)) 秒），清单 \(BackupManifest.url(forBackup: to).path)")
             print("审计链头 audit_head=\(m.auditHead.map { "\($0.id):\($0.hash)" } ?? "（空）")；库结构 \(m.schema.last ?? "—")")
         }
     }

@@ -193,18 +193,10 @@ extension CommandLineTests {
     @Test func retentionDeletesClaimsPastTheirMonthsAndMasksTheEvidenceTheyLeave() throws {
         let dir = scratchDirectory("retention")
         let store = try SQLiteStore(path: dir.appendingPathComponent("hub.sqlite").path)
-        let m = try loader().load(text: """
-            source: claims
-            connector: file
-            fetch: { path: claims.csv }
-            format: csv
-            record: medical_claim
-            key: [settlement_id]
-            fields: { settlement_id: 结算ID, id_number: 证件号码, settled_at: { from: 结算时间, format: "yyyy-MM-dd HH:mm:ss" }, total_cost: 总额, self_pay: 自付 }
-            """, file: "claims.yaml", directory: dir.path)
+        let m = try loader().load(text: BackupTests.mappingText, file: "claims.yaml", directory: dir.path)
         let id = makeID("411081", "19600101", 7)
         for (period, row) in [("2022-05", "OLD1,\(id),2022-05-03 10:00:00,90000,30000"), ("2026-10", "NEW1,\(id),2026-10-03 10:00:00,90000,30000")] {
-            try "结算ID,证件号码,结算时间,总额,自付\n\(row)\n".write(to: dir.appendingPathComponent("claims.csv"), atomically: true, encoding: .utf8)
+            try "结算ID,证件号码,结算时间,医疗费总额,个人负担总金额\n\(row)\n".write(to: dir.appendingPathComponent("claims.csv"), atomically: true, encoding: .utf8)
             _ = try Pull(mapping: m, connector: try loader().connector(for: m), store: store).run(period: Period(period)!)
         }
         var a = Alert(rule: "medical_outside_roster", title: "名单外人员大额医疗自付", severity: .medium, subjectKind: .person, subjectID: id,

@@ -137,6 +137,15 @@ public struct DocumentArchive: Sendable {
     }
 }
 
+/// A byte count for people: 812 B, 13.6 KB, 71.1 MB, 2.14 GB (the archive and backup
+/// commands, the 数据来源 page).
+public func byteCountText(_ n: Int) -> String {
+    if n < 1024 { return "\(n) B" }
+    if n < 1 << 20 { return String(format: "%.1f KB", Double(n) / 1024) }
+    if n < 1 << 30 { return String(format: "%.1f MB", Double(n) / 1048576) }
+    return String(format: "%.2f GB", Double(n) / 1073741824)
+}
+
 public struct ArchiveError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ s: String) { description = s }

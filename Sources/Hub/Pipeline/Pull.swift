@@ -364,16 +364,10 @@ final class PullSink: DocumentSink {
             }
             // Different bytes: decode them from the spool.
             decoder = mapping.format.makeDecoder()
-            guard lseek(spool, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-            defer { buffer.deallocate() }
-            while true {
+            try readSpool(spool) { chunk in
                 if isCancelled() { throw PullCancelled() }
-                let n = read(spool, buffer.baseAddress!, buffer.count)
-                if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
-                if n == 0 { break }
-                try archiving?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                try decoder!.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { try handle($0) }
+                try archiving?.write(chunk)
+                try decoder!.feed(chunk) { try handle($0) }
             }
         }
         let info = try decoder!.finish { try handle($0) }
@@ -392,17 +386,22 @@ final class PullSink: DocumentSink {
     /// Archives an identical re-delivery the archive does not hold yet (it was pruned, or the
     /// archive was switched on after the first pull), from the spool it was read into.
     private func copySpoolToArchive(_ spool: Int32, fingerprint: String) throws {
+        try readSpool(spool) { try archiving?.write($0) }
+        try archiving?.finish(fingerprint: fingerprint)
+        archiving = nil
+    }
+
+    /// The spooled document from its start, in 1 MB pieces.
+    private func readSpool(_ spool: Int32, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard lseek(spool, 0, SEEK_SET) == 0 else { throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {
             let n = read(spool, buffer.baseAddress!, buffer.count)
             if n < 0 { if errno == EINTR { continue }; throw FetchError("读临时文件失败：\(String(cString: strerror(errno)))", retryable: true) }
-            if n == 0 { break }
-            try archiving?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
-        try archiving?.finish(fingerprint: fingerprint)
-        archiving = nil
     }
 
     /// Closes the spool file, if one is open (it was unlinked when created).

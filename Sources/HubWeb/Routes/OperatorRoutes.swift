@@ -24,7 +24,7 @@ extension WebApp {
             // What the run read: the documents the archive keeps (a paged API: many pages).
             let docs = try last.map { try store.documents(ofRun: $0.id) } ?? []
             let bytes = docs.reduce(0) { $0 + $1.bytes }
-            let documents = docs.isEmpty ? "" : (docs.count == 1 ? docs[0].name : "\(docs[0].name) 等 \(docs.count) 个") + "，" + Self.byteText(bytes)
+            let documents = docs.isEmpty ? "" : (docs.count == 1 ? docs[0].name : "\(docs[0].name) 等 \(docs.count) 个") + "，" + byteCountText(bytes)
             rows.append(["source": source, "title": m?.title ?? "（映射有错）", "department": m?.department ?? "", "period": last?.period ?? "—",
                          "run": last.map { String($0.id) } ?? "—", "status": last.map { $0.status.chinese } ?? "从未运行",
                          "failed": last?.status == .failed, "error": opt(last?.error), "read": c.read, "inserted": c.inserted, "updated": c.updated,
@@ -72,10 +72,6 @@ extension WebApp {
         ]
         if let r = config.lastReplay?() { values["replay"] = Self.replayView(r) }
         return page("mappings", "映射与规则", context, values)
-    }
-
-    static func byteText(_ n: Int) -> String {
-        n < 1024 ? "\(n) B" : n < 1 << 20 ? String(format: "%.1f KB", Double(n) / 1024) : String(format: "%.1f MB", Double(n) / 1048576)
     }
 
     /// The last replay as the page shows it (its examples were masked when it was made).
