@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // libcurl: curl_easy_setopt is variadic, which Swift cannot call; a few lines of C wrap it.
@@ -75,6 +77,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The scaled store: every store protocol over a PostgreSQL server (12 or later, or an
+        // engine speaking its protocol), through postgres-nio; several hubd workers share it.
+        .target(
+            name: "HubPostgres",
+            dependencies: [
+                "Hub",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Conformance suites every store and connector runs (used by the tests of each).
         .target(
             name: "HubTesting",
@@ -110,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "hubd",
             dependencies: [
-                "Hub", "HubSQLite", "Connectors", "SimCounty", "HubWeb",
+                "Hub", "HubSQLite", "HubPostgres", "Connectors", "SimCounty", "HubWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -129,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "HubTests",
             dependencies: [
-                "Hub", "HubSQLite", "HubTesting", "Connectors", "SimCounty", "HubWeb", "hubd",
+                "Hub", "HubSQLite", "HubPostgres", "HubTesting", "Connectors", "SimCounty", "HubWeb", "hubd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -132,10 +132,14 @@ public struct Pull {
         var nextProgress = every
         do {
             while let batch = try queue.take() {
-                for item in batch.items {
-                    switch item {
-                    case .record(let r):
-                        switch try writer.upsert(r) {
+                // Records go to the store a batch at a time (one round trip for a server store),
+                // everything else in its place between them.
+                var pending: [MappedRecord] = []
+                func writePending() throws {
+                    guard !pending.isEmpty else { return }
+                    let outcomes = try writer.upsert(batch: pending)
+                    for (r, outcome) in zip(pending, outcomes) {
+                        switch outcome {
                         case .inserted: counts.inserted += 1
                         case .updated: counts.updated += 1
                         case .unchanged: counts.unchanged += 1
@@ -155,6 +159,14 @@ public struct Pull {
                                 reasons: [QuarantineReason(message: "与\(place)键相同（\(r.type.title)：\(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))）、内容不同；以先出现的一行为准，请部门核实")],
                                 rowHash: Hashing.hex(r.rowHash)))
                         }
+                    }
+                    pending.removeAll(keepingCapacity: true)
+                }
+                for item in batch.items {
+                    if case .record(let r) = item { pending.append(r); continue }
+                    try writePending()
+                    switch item {
+                    case .record: break
                     case .quarantine(let e):
                         try writer.quarantine(e)
                     case .document(let d):
@@ -164,6 +176,7 @@ public struct Pull {
                         counts.unchanged += d.stored
                     }
                 }
+                try writePending()
                 if let progress, batch.read >= nextProgress {
                     var c = batch.counts
                     c.inserted = counts.inserted; c.updated = counts.updated; c.unchanged = counts.unchanged

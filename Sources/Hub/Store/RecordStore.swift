@@ -137,6 +137,9 @@ public struct DocumentFingerprint: Sendable {
 /// Writes inside one run's transaction.
 public protocol RunWriter {
     func upsert(_ record: MappedRecord) throws -> UpsertOutcome
+    /// The outcomes of `upsert` for each record in order, as if written one after the other (a
+    /// store over a network writes them in one go).
+    func upsert(batch records: [MappedRecord]) throws -> [UpsertOutcome]
     func quarantine(_ entry: QuarantineEntry) throws
     /// Remembers a document this run read.
     func document(_ fingerprint: DocumentFingerprint) throws
@@ -251,6 +254,12 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+
+extension RunWriter {
+    public func upsert(batch records: [MappedRecord]) throws -> [UpsertOutcome] {
+        try records.map { try upsert($0) }
+    }
+}
 
 extension RecordStore {
     public func failRun(_ runID: Int64, error: String, counts: RunCounts) throws {
