@@ -3,10 +3,17 @@
 # Called by scripts/demo.sh and scripts/test.sh; safe to run again.
 set -euo pipefail
 need=(libcurl4-openssl-dev libxml2-dev libsqlite3-dev libzstd-dev zlib1g-dev pkg-config)
-# --browser: also what the end-to-end inbox test drives (Chromium, its WebDriver, Chinese fonts).
-if [ "${1:-}" = "--browser" ]; then need+=(chromium chromium-driver fonts-noto-cjk); fi
-# --bench: what Benchmarks/ compares with and drives (the sqlite3 CLI, wrk, Python's venv).
-if [ "${1:-}" = "--bench" ]; then need+=(sqlite3 wrk python3-venv); fi
+for arg in "$@"; do
+  case "$arg" in
+    # --browser: also what the end-to-end inbox test drives (Chromium, its WebDriver, Chinese fonts).
+    --browser) need+=(chromium chromium-driver fonts-noto-cjk) ;;
+    # --postgres: Debian's PostgreSQL server and psql (the tests start a throwaway cluster of it).
+    --postgres) need+=(postgresql postgresql-client) ;;
+    # --bench: what Benchmarks/ compares with and drives (the sqlite3 CLI, wrk, Python's venv, PostgreSQL).
+    --bench) need+=(sqlite3 wrk python3-venv postgresql postgresql-client) ;;
+    *) echo "未知参数：$arg（可用 --browser、--postgres、--bench）" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

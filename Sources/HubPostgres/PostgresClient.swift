@@ -390,27 +390,31 @@ final class PGPool: @unchecked Sendable {
         return c
     }
 
-    /// Lends a connection to `body` (waiting while all `poolSize` are in use).
-    func withConnection<T>(_ body: (PGConnection) throws -> T) throws -> T {
+    /// Takes a connection out of the pool (waiting while all `poolSize` are in use); give it back with `giveBack`.
+    func lease() throws -> PostgresConnection {
         lock.lock()
         while idle.isEmpty && open >= location.poolSize && !closed { lock.wait() }
         if closed { lock.unlock(); throw StoreError("PostgreSQL 存储已关闭") }
-        var c = idle.popLast()
-        if c == nil { open += 1 }
+        if let c = idle.popLast() { lock.unlock(); return c }
+        open += 1
         lock.unlock()
-        if c == nil {
-            do { c = try connect() } catch {
-                lock.lock(); open -= 1; lock.signal(); lock.unlock()
-                throw error
-            }
+        do { return try connect() } catch {
+            lock.lock(); open -= 1; lock.signal(); lock.unlock()
+            throw error
         }
-        let connection = c!
-        defer {
-            lock.lock()
-            if connection.isClosed || closed { open -= 1; let _: EventLoopFuture<Void> = connection.close() } else { idle.append(connection) }
-            lock.signal()
-            lock.unlock()
-        }
+    }
+
+    func giveBack(_ connection: PostgresConnection) {
+        lock.lock()
+        if connection.isClosed || closed { open -= 1; let _: EventLoopFuture<Void> = connection.close() } else { idle.append(connection) }
+        lock.signal()
+        lock.unlock()
+    }
+
+    /// Lends a connection to `body`.
+    func withConnection<T>(_ body: (PGConnection) throws -> T) throws -> T {
+        let connection = try lease()
+        defer { giveBack(connection) }
         return try body(PGConnection(connection, logger: logger))
     }
 

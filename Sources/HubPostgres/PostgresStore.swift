@@ -351,16 +351,50 @@ public final class PostgresStore: HubStore, @unchecked Sendable {
         }
     }
 
+    /// A claim is a session-level advisory lock held on a connection taken out of the pool: the
+    /// server releases it when the connection closes, so a killed worker's claims end with it.
+    final class Claim: WorkClaim, @unchecked Sendable {
+        let pool: PGPool
+        let connection: PGConnection
+        let key: PGValue
+        private var released = false
+        init(pool: PGPool, connection: PGConnection, key: PGValue) { self.pool = pool; self.connection = connection; self.key = key }
+        func release() {
+            guard !released else { return }
+            released = true
+            _ = try? connection.execute("SELECT pg_advisory_unlock(4801005, hashtext($1))", [key])
+            pool.giveBack(connection.connection)
+        }
+        deinit { release() }
+    }
+
+    public func claim(_ work: String) throws -> (any WorkClaim)? {
+        let leased = try pool.lease()
+        let c = PGConnection(leased, logger: pool.logger)
+        do {
+            guard try c.one("SELECT pg_try_advisory_lock(4801005, hashtext($1)) AS ok", [.text(work)])?.bool("ok") == true else {
+                pool.giveBack(leased)
+                return nil
+            }
+        } catch {
+            pool.giveBack(leased)
+            throw error
+        }
+        return Claim(pool: pool, connection: c, key: .text(work))
+    }
+
     @discardableResult
     public func markInterruptedRuns() throws -> Int {
-        // Only runs whose transaction is no longer open anywhere: on a shared server another
-        // worker's run may be in progress (its writer holds the source's lock).
+        // Only runs nobody is working on: on a shared server another worker's pull may be in
+        // progress (it holds the source's claim, and its writer the source's lock).
         try pool.write { c in
             try c.execute("""
                 UPDATE runs SET status = 'failed', error = '进程中断，本次拉取已整体回滚，将重新拉取', finished_at = $1
                 WHERE status = 'running' AND NOT EXISTS (
-                    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 4801002 AND l.granted
-                      AND l.objid = (hashtext(runs.source)::bigint & 4294967295)::oid AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                      AND ((l.classid = 4801002 AND l.objid = (hashtext(runs.source)::bigint & 4294967295)::oid)
+                        OR (l.classid = 4801005 AND l.objid = (hashtext('pull:' || runs.source)::bigint & 4294967295)::oid))
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 """, [.text(Self.now())])
         }
     }

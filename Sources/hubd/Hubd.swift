@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Synchronization
 import Hub
+import HubPostgres
 import Connectors
 import Logging
 
@@ -19,7 +20,7 @@ private let loggingBootstrapped = Mutex(false)
 
 /// Options shared by commands that touch the store or the mappings.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "监测库 SQLite 文件") var db: String = "var/hub.sqlite"
+    @Option(name: .long, help: "监测库：SQLite 文件，或 postgres://用户@主机:端口/数据库（密码用 PGPASSWORD）") var db: String = "var/hub.sqlite"
     @Option(name: .long, help: "映射文件目录（其下 types/ 为记录类型）") var mappings: String = "Mappings"
     @Option(name: .long, help: "原始文件归档目录（默认：监测库旁的同名 .archive 目录）") var archive: String?
     @Flag(name: .long, help: "不归档拉取读到的原始文件") var noArchive = false
@@ -33,7 +34,10 @@ struct StoreOptions: ParsableArguments {
         return DocumentArchive(folder: URL(fileURLWithPath: archive ?? Self.defaultArchive(forDatabase: db)), retentionMonths: retentionMonths)
     }
 
+    /// Beside the SQLite file; for a PostgreSQL store, `var/hub.archive` (workers on several
+    /// machines share one folder: set `archive: { folder: … }` to a shared mount).
     static func defaultArchive(forDatabase db: String) -> String {
+        if PostgresLocation.isPostgres(db) { return "var/hub.archive" }
         let u = URL(fileURLWithPath: db)
         return u.deletingPathExtension().path + ".archive"
     }

@@ -4,6 +4,8 @@ import Synchronization
 import Hub
 @testable import HubPostgres
 import HubTesting
+@testable import hubd
+import ArgumentParser
 
 /// A real PostgreSQL server for the tests: the one `scripts/test.sh` started (HUB_PG_URL and
 /// PGPASSWORD in the environment), else a throwaway cluster this process starts with
@@ -72,5 +74,48 @@ struct PostgresStoreTests {
     @Test func thePostgreSQLStorePassesEveryCheck() {
         let failures = StoreConformance(makeStore: { try PostgresTestServer.store("conf") }).run()
         #expect(failures.isEmpty, "\(failures.map(\.description).joined(separator: "\n"))")
+    }
+}
+
+extension CommandLineTests {
+    /// What a store holds of one month's alerts and cases, in an order that does not depend on ids or clocks.
+    static func outcome(of store: any HubStore, period: String) throws -> (alerts: [String], cases: [String]) {
+        var alerts: [String] = []
+        try store.forEachAlert(period: period) { a in
+            alerts.append([a.rule, a.title, a.severity, a.subjectKind, a.subjectID, a.householdID ?? "", a.townshipCode ?? "",
+                           a.villageCode ?? "", a.message].joined(separator: "|"))
+        }
+        let analyst = User(id: 0, username: "analyst", displayName: "县级分析员", role: .analyst, townships: [])
+        var cases: [String] = []
+        var filter = CaseFilter()
+        filter.limit = CaseFilter.maxLimit
+        while true {
+            let page = try store.cases(for: analyst, filter: filter, today: CivilDate(year: 2026, month: 11, day: 15)!)
+            for c in page {
+                cases.append([c.period, c.subjectKind.rawValue, c.subjectID, c.householdID ?? "", c.townshipCode ?? "", c.villageCode ?? "",
+                              c.township ?? "", c.village ?? "", c.severity.rawValue, c.status.rawValue, c.deadline, c.rules.joined(separator: ","),
+                              c.titles.joined(separator: ","), c.subjectName ?? ""].joined(separator: "|"))
+            }
+            if page.count < filter.limit { break }
+            filter.offset += page.count
+        }
+        return (alerts.sorted(), cases.sorted())
+    }
+
+    @Test(.enabled(if: PostgresTestServer.available, "no PostgreSQL server"))
+    func theDemoOnPostgreSQLGivesTheSameAlertsAndCasesAsOnSQLite() throws {
+        let dir = scratchDirectory("demo-both")
+        let sqlitePath = dir.appendingPathComponent("hub.sqlite").path
+        let postgres = try PostgresTestServer.freshURL("demo")
+        for db in [sqlitePath, postgres] {
+            var demo = try DemoCommand.parse(["--scale", "0.03", "--sim-dir", dir.appendingPathComponent("sim").path, "--db", db, "--no-archive"])
+            _ = try capturingStandardOutput { try demo.run() }
+        }
+        let a = try Self.outcome(of: openStore(sqlitePath), period: "2026-10")
+        let b = try Self.outcome(of: openStore(postgres), period: "2026-10")
+        #expect(a.alerts.count >= 13, "the demo raises alerts of every family")
+        #expect(a.cases.count >= 13)
+        #expect(a.alerts == b.alerts, "alerts differ: only SQLite \(Set(a.alerts).subtracting(b.alerts).prefix(3)), only PostgreSQL \(Set(b.alerts).subtracting(a.alerts).prefix(3))")
+        #expect(a.cases == b.cases, "cases differ: only SQLite \(Set(a.cases).subtracting(b.cases).prefix(3)), only PostgreSQL \(Set(b.cases).subtracting(a.cases).prefix(3))")
     }
 }

@@ -194,12 +194,21 @@ public final class Daemon: @unchecked Sendable {
         backUp(now: now)
         let loaded = self.loaded
         // Runs that were stored but whose rules were not (the process stopped in between).
+        // Several workers on one shared store each claim what they do: a run's evaluation, a
+        // source's pull; what another worker holds is skipped (it is being done).
         for (id, p) in try store.runsAwaitingRules() {
             if cancellation.isSet { return }
+            guard let claim = try store.claim("rules:\(id)") else { continue }
+            defer { claim.release() }
+            guard try store.runsAwaitingRules().contains(where: { $0.id == id }) else { continue }
             if let period = Period(p) { try evaluateRules(runID: id, period: period, loaded: loaded, log: logger) }
         }
         for (m, slot, period) in try due(now: now) {
             if cancellation.isSet { return }
+            guard let claim = try store.claim("pull:" + m.source) else { continue }
+            defer { claim.release() }
+            // Another worker may have finished it between the look and the claim.
+            guard try due(now: now).contains(where: { $0.mapping.source == m.source }) else { continue }
             var log = logger
             log[metadataKey: "source"] = "\(m.source)"
             let loader = MappingLoader(types: loaded.types, connectors: connectors)
@@ -213,7 +222,10 @@ public final class Daemon: @unchecked Sendable {
                 retries.withLock { $0[m.source] = nil }
                 try checkDelivery(m, period: period, counts: r.counts, now: now)
                 try raiseConflicts(m, r)
-                try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
+                if let evaluating = try store.claim("rules:\(r.runID)") {
+                    defer { evaluating.release() }
+                    try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
+                }
             } catch let e as PullError where e.notDelivered {
                 // Not there yet: wait for it, never give up on it for the month.
                 if cancellation.isSet { return }

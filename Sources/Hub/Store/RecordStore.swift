@@ -167,6 +167,12 @@ public protocol RecordStore: AnyObject, Sendable {
     /// marked failed; returns how many.
     @discardableResult
     func markInterruptedRuns() throws -> Int
+    /// Claims a piece of work that one worker of several does — a source's pull (`pull:SOURCE`),
+    /// a run's rule evaluation (`rules:RUN`) — for this process, or nil when another worker holds
+    /// it. The claim lasts until released, or until the process dies (its connection closes): a
+    /// killed worker's work goes to the next worker that asks. A store for one process grants
+    /// every claim.
+    func claim(_ work: String) throws -> (any WorkClaim)?
     /// Successful runs whose rule evaluation has not been stored yet (the process stopped in between).
     func runsAwaitingRules() throws -> [(id: Int64, period: String)]
     /// The documents of the latest successful run of this source and month, by name, when they
@@ -254,6 +260,21 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+
+/// Work held by this process (see `RecordStore.claim`).
+public protocol WorkClaim: AnyObject {
+    func release()
+}
+
+/// The claim of a store used by one process: always granted.
+public final class GrantedClaim: WorkClaim {
+    public init() {}
+    public func release() {}
+}
+
+extension RecordStore {
+    public func claim(_ work: String) throws -> (any WorkClaim)? { GrantedClaim() }
+}
 
 extension RunWriter {
     public func upsert(batch records: [MappedRecord]) throws -> [UpsertOutcome] {
