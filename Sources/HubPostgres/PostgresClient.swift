@@ -387,6 +387,9 @@ final class PGPool: @unchecked Sendable {
         // Text compares byte by byte whatever the database's locale, as on SQLite and in Swift.
         if let schema = location.schema { try wrapped.execute("SET search_path TO \(schema)") }
         try wrapped.execute("SET TIME ZONE 'UTC'")
+        // No JIT compilation: the hub's statements are short, and a batch upsert planned with
+        // sequential scans disabled looks expensive enough to trigger it (140 ms per batch, measured).
+        try wrapped.execute("SET jit = off")
         return c
     }
 

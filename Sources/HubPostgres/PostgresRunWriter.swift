@@ -10,7 +10,10 @@ import NIOCore
 /// differs and the record was not written by this run. Both parts see the same snapshot, so
 /// the outcome of each record — inserted, updated (with its field history), unchanged, or a
 /// conflict with another row of this run — is known from the stored version it replaced.
-/// Four round trips per batch instead of one or two per record.
+/// Four round trips per batch instead of one or two per record. Each stored version is looked up
+/// by its key in the unique index, one lateral lookup per staged row: the planner's statistics
+/// describe the table as it was before the run (empty, for a first pull), and a join planned on
+/// them scans every row of the source once per batch.
 final class PostgresRunWriter: RunWriter {
     let c: PGConnection
     let runID: Int64
@@ -68,8 +71,10 @@ final class PostgresRunWriter: RunWriter {
         let oldFields = fields.isEmpty ? "" : ", " + fields.map { "t." + $0 }.joined(separator: ", ")
         let statement = """
             WITH old AS (
-                SELECT s._ord, t._hash, t._run_id, t._document, t._row\(oldFields)
-                FROM \(stage) s JOIN \(table) t ON t._source = $1 AND t._key = s._key
+                SELECT s._ord, t.*
+                FROM \(stage) s CROSS JOIN LATERAL (
+                    SELECT t._hash, t._run_id, t._document, t._row\(oldFields) FROM \(table) t
+                    WHERE t._source = $1 AND t._key = s._key LIMIT 1) t
             ), up AS (
                 INSERT INTO \(table) AS t (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period\(fieldList))
                 SELECT $1, _key, _hash, _row_hash, _document, _row, $2, $2, $3\(fieldList) FROM \(stage)

@@ -1,10 +1,24 @@
 import Foundation
 import Hub
+import NIOCore
 
 /// The steps of storing a rule evaluation, on one connection inside its transaction.
+///
+/// New cases and alerts (a first evaluation of a large feed raises hundreds of thousands) are not
+/// sent one statement each: their ids come from the tables' sequences a thousand at a time, the
+/// rows wait in COPY buffers, and the buffers go to the server in one `COPY` each before any other
+/// statement of the ledger — so every read and update still sees them.
 final class PostgresCaseLedger: CaseLedger {
     let c: PGConnection
     private(set) var townships = Set<String>()
+    private var caseRows = ByteBufferAllocator().buffer(capacity: 0)
+    private var alertRows = ByteBufferAllocator().buffer(capacity: 0)
+    private var caseIDs: [Int64] = []
+    private var alertIDs: [Int64] = []
+    static let caseColumns = ["id", "case_key", "period", "household_id", "subject_kind", "subject_id", "township_code", "village_code",
+                              "severity", "opened_at", "deadline", "subject_name"]
+    static let alertColumns = ["id", "rule", "title", "severity", "subject_kind", "subject_id", "period", "household_id", "township_code",
+                               "village_code", "message", "evidence", "rule_version", "mapping_versions", "case_id", "raised_at", "updated_at"]
 
     init(_ c: PGConnection) throws {
         self.c = c
@@ -13,13 +27,44 @@ final class PostgresCaseLedger: CaseLedger {
         try c.execute("SET LOCAL hub.bulk = '1'")
     }
 
+    /// The next id of a table, reserved from its sequence a block at a time.
+    private func nextID(_ table: String, _ pool: inout [Int64]) throws -> Int64 {
+        if pool.isEmpty {
+            pool = try c.query("SELECT nextval(pg_get_serial_sequence($1, 'id')) AS id FROM generate_series(1, 1000)", [.text(table)])
+                .map { $0.int64("id")! }.reversed()
+        }
+        return pool.removeLast()
+    }
+
+    private static func row(_ values: [String?], into b: inout ByteBuffer) {
+        for (i, v) in values.enumerated() {
+            if i > 0 { b.writeInteger(UInt8(0x09)) }
+            if let v { PGConnection.copyEscape(v, into: &b) } else { b.writeStaticString("\\N") }
+        }
+        b.writeInteger(UInt8(0x0A))
+    }
+
+    /// Sends the buffered new cases, then alerts (which refer to them).
+    func flush() throws {
+        if caseRows.readableBytes > 0 {
+            try c.copy(into: "cases", columns: Self.caseColumns, caseRows)
+            caseRows.clear()
+        }
+        if alertRows.readableBytes > 0 {
+            try c.copy(into: "alerts", columns: Self.alertColumns, alertRows)
+            alertRows.clear()
+        }
+    }
+
     func mappingVersions() throws -> [Int64: String] {
+        try flush()
         var v: [Int64: String] = [:]
         for r in try c.query("SELECT id, source, mapping_version FROM runs") { v[r.int64("id")!] = r.text("source") + "@" + r.text("mapping_version") }
         return v
     }
 
     func alerts(rule: String, subjectKind: Rule.Subject, period: String, subjects: [String]) throws -> [String: StoredAlert] {
+        try flush()
         guard !subjects.isEmpty else { return [:] }
         var out: [String: StoredAlert] = [:]
         for r in try c.query("""
@@ -36,6 +81,7 @@ final class PostgresCaseLedger: CaseLedger {
     }
 
     func cases(keys: [String], period: String) throws -> [String: (id: Int64, severity: Rule.Severity)] {
+        try flush()
         guard !keys.isEmpty else { return [:] }
         var out: [String: (id: Int64, severity: Rule.Severity)] = [:]
         for r in try c.query("SELECT id, case_key, severity FROM cases WHERE case_key = ANY($1) AND period = $2", [.texts(keys), .text(period)]) {
@@ -45,33 +91,33 @@ final class PostgresCaseLedger: CaseLedger {
     }
 
     func insertCase(_ n: NewCase) throws -> Int64 {
-        try c.one("""
-            INSERT INTO cases (case_key, period, household_id, subject_kind, subject_id, township_code, village_code, severity, opened_at, deadline, subject_name)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id
-            """, [.text(n.key), .text(n.period), .text(n.householdID), .text(n.subjectKind.rawValue), .text(n.subjectID), .text(n.townshipCode),
-                  .text(n.villageCode), .text(n.severity.rawValue), .text(n.openedAt), .text(n.deadline.description), .text(n.subjectName)])!.int64("id")!
+        let id = try nextID("cases", &caseIDs)
+        Self.row([String(id), n.key, n.period, n.householdID, n.subjectKind.rawValue, n.subjectID, n.townshipCode, n.villageCode,
+                  n.severity.rawValue, n.openedAt, n.deadline.description, n.subjectName], into: &caseRows)
+        return id
     }
 
     func setSeverity(_ severity: Rule.Severity, ofCase id: Int64) throws {
+        try flush()
         try c.execute("UPDATE cases SET severity = $1 WHERE id = $2", [.text(severity.rawValue), .int(id)])
     }
 
     func insertAlert(_ a: Alert, evidence: String, mappingVersions: String, caseID: Int64, at: String) throws -> Int64 {
-        try c.one("""
-            INSERT INTO alerts (rule, title, severity, subject_kind, subject_id, period, household_id, township_code, village_code,
-                                message, evidence, rule_version, mapping_versions, case_id, raised_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id
-            """, [.text(a.rule), .text(a.title), .text(a.severity.rawValue), .text(a.subjectKind.rawValue), .text(a.subjectID), .text(a.period),
-                  .text(a.householdID), .text(a.townshipCode), .text(a.villageCode), .text(a.message), .text(evidence), .text(a.ruleVersion),
-                  .text(mappingVersions), .int(caseID), .text(at)])!.int64("id")!
+        let id = try nextID("alerts", &alertIDs)
+        Self.row([String(id), a.rule, a.title, a.severity.rawValue, a.subjectKind.rawValue, a.subjectID, a.period, a.householdID, a.townshipCode,
+                  a.villageCode, a.message, evidence, a.ruleVersion, mappingVersions, String(caseID), at, at], into: &alertRows)
+        if alertRows.readableBytes > 8 << 20 { try flush() }
+        return id
     }
 
     func updateAlert(_ id: Int64, message: String, evidence: String, ruleVersion: String, mappingVersions: String, at: String) throws {
+        try flush()
         try c.execute("UPDATE alerts SET message = $1, evidence = $2, rule_version = $3, mapping_versions = $4, updated_at = $5 WHERE id = $6",
                       [.text(message), .text(evidence), .text(ruleVersion), .text(mappingVersions), .text(at), .int(id)])
     }
 
     func moveAlert(_ id: Int64, to caseID: Int64, as a: Alert, evidence: String, mappingVersions: String, at: String) throws {
+        try flush()
         try c.execute("""
             UPDATE alerts SET case_id = $1, household_id = $2, township_code = $3, village_code = $4, message = $5, evidence = $6,
                    rule_version = $7, mapping_versions = $8, updated_at = $9 WHERE id = $10
@@ -80,17 +126,20 @@ final class PostgresCaseLedger: CaseLedger {
     }
 
     func deleteAlert(_ id: Int64) throws {
+        try flush()
         try c.execute("DELETE FROM alerts WHERE id = $1", [.int(id)])
     }
 
     func deleteCaseIfEmpty(_ id: Int64) throws -> Bool {
-        try c.execute("DELETE FROM cases WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = $1)", [.int(id)]) > 0
+        try flush()
+        return try c.execute("DELETE FROM cases WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM alerts WHERE case_id = $1)", [.int(id)]) > 0
     }
 
     func touch(townships: Set<String>) { self.townships.formUnion(townships) }
 
     /// Moves every inbox's change counter once for the whole evaluation.
     func finish() throws {
+        try flush()
         try c.execute("UPDATE store_versions SET n = n + 1 WHERE name = 'cases' OR name LIKE 'cases:%'")
         if !townships.isEmpty {
             try c.execute("""
