@@ -26,4 +26,4 @@ python3 Tests/Reliability/crash_resume.py .build/debug/hubd --kills 20 --seed 11
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" swift test --skip-build --sanitize=thread --scratch-path .build-tsan \
-  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests|NotificationTests|SecondCountyTests|ArchiveReplayTests|BackupTests|PostgresStoreTests"
+  --filter "StoreConformanceTests|PullTests|RulesTests|RuleStreamingTests|DaemonTests|WebTests|ServiceTests|NotificationTests|SecondCountyTests|ArchiveReplayTests|BackupTests|PostgresStoreTests|PostgresWorkerTests"

@@ -32,7 +32,16 @@ final class PostgresRunWriter: RunWriter {
         self.c = c; self.runID = runID; self.source = source; self.period = period
     }
 
-    func finish() throws {}
+    /// Sends what is still buffered (rows kept aside).
+    func finish() throws { try flushQuarantine() }
+
+    /// Rows kept aside, waiting to go to the server in one COPY and one statement.
+    private var quarantined = ByteBufferAllocator().buffer(capacity: 0)
+    private var quarantinedCount = 0
+    private var quarantineStage = false
+
+    /// Batches of about five thousand records: four round trips each.
+    var preferredBatchSize: Int { 5000 }
 
     private func keyHash(_ r: MappedRecord) -> UInt64 { Hashing.fnv1a((r.type.name + "\u{1F}" + r.key).utf8) }
 
@@ -191,16 +200,42 @@ final class PostgresRunWriter: RunWriter {
         enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let raw = String(decoding: try enc.encode(e.raw), as: UTF8.self)
         let reasons = String(decoding: try enc.encode(e.reasons), as: UTF8.self)
+        for (i, text) in [String(quarantinedCount), e.source, e.period, e.document, String(e.row), raw, reasons, e.rowHash].enumerated() {
+            if i > 0 { quarantined.writeInteger(UInt8(0x09)) }
+            PGConnection.copyEscape(text, into: &quarantined)
+        }
+        quarantined.writeInteger(UInt8(0x0A))
+        quarantinedCount += 1
+        if quarantinedCount >= 2000 { try flushQuarantine() }
+    }
+
+    /// Stores the buffered rows kept aside as if one by one: the same row (same reasons) seen again
+    /// keeps its entry, now pointing at the latest place it was read, and is counted for this run.
+    private func flushQuarantine() throws {
+        guard quarantinedCount > 0 else { return }
+        if !quarantineStage {
+            try c.execute("""
+                CREATE TEMPORARY TABLE hub_quarantine_stage (_ord INTEGER NOT NULL, source TEXT, period TEXT, document TEXT, row_number BIGINT,
+                    raw TEXT, reasons TEXT, row_hash TEXT) ON COMMIT DROP
+                """)
+            quarantineStage = true
+        } else {
+            try c.execute("TRUNCATE hub_quarantine_stage")
+        }
+        try c.copy(into: "hub_quarantine_stage", columns: ["_ord", "source", "period", "document", "row_number", "raw", "reasons", "row_hash"], quarantined)
         try c.execute("""
             WITH q AS (
                 INSERT INTO quarantine (source, period, document, row_number, raw, reasons, row_hash, first_run_id, last_run_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                SELECT DISTINCT ON (source, period, row_hash, md5(reasons)) source, period, document, row_number, raw, reasons, row_hash, $1::bigint, $1::bigint
+                FROM hub_quarantine_stage ORDER BY source, period, row_hash, md5(reasons), _ord DESC
                 ON CONFLICT (source, period, row_hash, md5(reasons)) DO UPDATE SET last_run_id = EXCLUDED.last_run_id,
                     document = EXCLUDED.document, row_number = EXCLUDED.row_number
                 RETURNING id
             )
-            INSERT INTO quarantine_runs (quarantine_id, run_id) SELECT id, $8 FROM q ON CONFLICT DO NOTHING
-            """, [.text(e.source), .text(e.period), .text(e.document), .int(e.row), .text(raw), .text(reasons), .text(e.rowHash), .int(runID)])
+            INSERT INTO quarantine_runs (quarantine_id, run_id) SELECT id, $1::bigint FROM q ON CONFLICT DO NOTHING
+            """, [.int(runID)])
+        quarantined.clear()
+        quarantinedCount = 0
     }
 
     func document(_ d: DocumentFingerprint) throws {
@@ -215,6 +250,7 @@ final class PostgresRunWriter: RunWriter {
     }
 
     func carryOver(_ d: DocumentFingerprint, from run: Int64) throws {
+        try flushQuarantine()
         // The rows it had quarantined are this run's rows too (as a re-read would have found).
         try c.execute("""
             INSERT INTO quarantine_runs (quarantine_id, run_id)

@@ -119,3 +119,109 @@ extension CommandLineTests {
         #expect(a.cases == b.cases, "cases differ: only SQLite \(Set(a.cases).subtracting(b.cases).prefix(3)), only PostgreSQL \(Set(b.cases).subtracting(a.cases).prefix(3))")
     }
 }
+
+/// The address of a PostgreSQL store, and where its password comes from (no server needed).
+@Suite struct PostgresLocationTests {
+    @Test func anAddressNamesServerDatabaseAndOptionsButNeverAPassword() throws {
+        let l = try PostgresLocation(url: "postgres://hub@db.example:6432/monitor?sslmode=require&schema=city&pool=4&password_env=HUB_DB_PASSWORD")
+        #expect(l.host == "db.example" && l.port == 6432 && l.user == "hub" && l.database == "monitor")
+        #expect(l.tls == .require && l.schema == "city" && l.poolSize == 4 && l.passwordVariable == "HUB_DB_PASSWORD")
+        #expect(l.description == "postgres://hub@db.example:6432/monitor?schema=city")
+        #expect(l.password(environment: ["HUB_DB_PASSWORD": "s3cret", "PGPASSWORD": "other"]) == "s3cret")
+        // A password in the address is refused, and the message says where it goes instead.
+        for bad in ["postgres://hub:s3cret@db/monitor", "postgres://hub@db/monitor?password=s3cret"] {
+            #expect(throws: StoreError.self) { try PostgresLocation(url: bad) }
+            do { _ = try PostgresLocation(url: bad) } catch { #expect("\(error)".contains("PGPASSWORD") && !"\(error)".contains("s3cret")) }
+        }
+        #expect(throws: StoreError.self) { try PostgresLocation(url: "postgres://db/monitor") }             // no user
+        #expect(throws: StoreError.self) { try PostgresLocation(url: "postgres://hub@db/") }                // no database
+        #expect(throws: StoreError.self) { try PostgresLocation(url: "postgres://hub@db/m?schema=a;drop") } // not an identifier
+        #expect(throws: StoreError.self) { try PostgresLocation(url: "postgres://hub@db/m?sslmode=maybe") }
+        #expect(throws: StoreError.self) { try PostgresLocation(url: "postgres://hub@db/m?colour=blue") }
+        #expect(PostgresLocation.isPostgres("postgresql://hub@db/m") && !PostgresLocation.isPostgres("var/hub.sqlite"))
+    }
+
+    @Test func thePasswordFileIsReadAsLibpqReadsIt() throws {
+        let dir = scratchDirectory("pgpass")
+        let file = dir.appendingPathComponent("pgpass")
+        try """
+            # host:port:database:user:password
+            other.example:5432:*:hub:wrong
+            db.example:5432:monitor:hub:pa\\:ss
+            *:*:*:*:fallback
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let l = try PostgresLocation(url: "postgres://hub@db.example/monitor")
+        #expect(l.password(environment: ["PGPASSFILE": file.path]) == "pa:ss")
+        #expect(l.password(environment: ["PGPASSFILE": file.path, "PGPASSWORD": "env"]) == "env")
+        let other = try PostgresLocation(url: "postgres://reader@elsewhere/x")
+        #expect(other.password(environment: ["PGPASSFILE": file.path]) == "fallback")
+    }
+}
+
+@Suite(.enabled(if: PostgresTestServer.available, "no PostgreSQL server"))
+struct PostgresWorkerTests {
+    @Test func aWrongPasswordIsRefusedWithTheServersReason() throws {
+        let url = try PostgresTestServer.freshURL("auth")
+        setenv("HUB_TEST_WRONG_PASSWORD", "not-the-password", 1)
+        do {
+            _ = try PostgresStore(url: url + "&password_env=HUB_TEST_WRONG_PASSWORD")
+            Issue.record("a wrong password was accepted")
+        } catch {
+            #expect("\(error)".contains("password authentication failed"), "\(error)")
+            #expect(!"\(error)".contains("not-the-password"))
+        }
+    }
+
+    @Test func aClaimIsHeldByOneWorkerUntilReleasedOrItsStoreCloses() throws {
+        let url = try PostgresTestServer.freshURL("claim")
+        let a = try PostgresStore(url: url), b = try PostgresStore(url: url)
+        let held = try #require(try a.claim("pull:minzheng"))
+        #expect(try b.claim("pull:minzheng") == nil, "a second worker must not get the same pull")
+        let other = try #require(try b.claim("pull:canlian"), "other work is free")
+        other.release()
+        held.release()
+        let taken = try #require(try b.claim("pull:minzheng"), "released work goes to the next worker")
+        // A worker that goes away (its connections close) leaves its work to the others.
+        var c: PostgresStore? = try PostgresStore(url: url)
+        let dying = try #require(try c!.claim("rules:7"))
+        #expect(try a.claim("rules:7") == nil)
+        dying.release(); c = nil
+        let after = try #require(try a.claim("rules:7"))
+        after.release(); taken.release()
+    }
+
+    @Test func twoWritersOfOneSourceTakeTurnsAndTheSecondFindsEverythingUnchanged() throws {
+        let url = try PostgresTestServer.freshURL("turns")
+        let store = try PostgresStore(url: url)
+        let type = try RecordType.load(text: """
+            type: turn_claim
+            title: 结算
+            key: [claim_id]
+            fields:
+              claim_id: { type: text, title: 结算号, required: true }
+              self_pay: { type: money, title: 个人自付 }
+            """, file: "turn_claim.yaml")
+        try store.prepare([type])
+        let records: [MappedRecord] = (0..<3000).map { i in MappedRecord(type: type, key: "K\(i)", values: type.fields.map { f in f.name == "claim_id" ? .text("K\(i)") : .money(Int64(i)) },
+                                            document: "claims.csv", row: i + 2, rowHash: UInt64(i)) }
+        let results = Locked<[RunCounts]>([])
+        let threads = (0..<2).map { _ in
+            Thread {
+                let counts = try? store.withRun(try store.startRun(source: "claims", period: Period(year: 2026, month: 10)!, mappingVersion: "v1")) { w in
+                    var c = RunCounts()
+                    for o in try w.upsert(batch: records) {
+                        switch o { case .inserted: c.inserted += 1; case .unchanged: c.unchanged += 1; default: c.updated += 1 }
+                    }
+                    return c
+                }
+                results.update { $0.append(counts ?? RunCounts()) }
+            }
+        }
+        threads.forEach { $0.start() }
+        while results.update({ $0.count }) < 2 { usleep(10_000) }
+        let both = results.update { $0 }.sorted { $0.inserted > $1.inserted }
+        #expect(both[0].inserted == 3000 && both[0].unchanged == 0)
+        #expect(both[1].inserted == 0 && both[1].unchanged == 3000, "the second writer waited for the first and found its records: \(both)")
+        #expect(try store.recordCount(of: type) == 3000)
+    }
+}

@@ -130,43 +130,42 @@ public struct Pull {
         var counts = RunCounts()
         var conflicts: [KeyConflicts] = []
         var nextProgress = every
+        // Records go to the store a batch at a time (one round trip for a server store); rows
+        // kept aside, documents and carried-over documents do not depend on them and go as they come.
+        var pending: [MappedRecord] = []
+        func writePending() throws {
+            guard !pending.isEmpty else { return }
+            let outcomes = try writer.upsert(batch: pending)
+            for (r, outcome) in zip(pending, outcomes) {
+                switch outcome {
+                case .inserted: counts.inserted += 1
+                case .updated: counts.updated += 1
+                case .unchanged: counts.unchanged += 1
+                case .conflict(let document, let row):
+                    // Kept aside with the values as mapped (the source row is not at hand here).
+                    counts.quarantined += 1
+                    if let i = conflicts.firstIndex(where: { $0.type == r.type.name }) {
+                        conflicts[i].rows += 1
+                    } else {
+                        conflicts.append(KeyConflicts(type: r.type.name, typeTitle: r.type.title, rows: 1,
+                                                      example: ResidentID.maskEmbedded(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))))
+                    }
+                    let place = document == r.document ? "第 \(row) 行" : "\(document) 第 \(row) 行"
+                    try writer.quarantine(QuarantineEntry(
+                        source: sink.mapping.source, period: sink.mapper.period.description, document: r.document, row: r.row,
+                        raw: zip(r.type.fields, r.values).filter { !$0.1.isNull }.map { [$0.0.title, $0.1.description] },
+                        reasons: [QuarantineReason(message: "与\(place)键相同（\(r.type.title)：\(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))）、内容不同；以先出现的一行为准，请部门核实")],
+                        rowHash: Hashing.hex(r.rowHash)))
+                }
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
         do {
             while let batch = try queue.take() {
-                // Records go to the store a batch at a time (one round trip for a server store),
-                // everything else in its place between them.
-                var pending: [MappedRecord] = []
-                func writePending() throws {
-                    guard !pending.isEmpty else { return }
-                    let outcomes = try writer.upsert(batch: pending)
-                    for (r, outcome) in zip(pending, outcomes) {
-                        switch outcome {
-                        case .inserted: counts.inserted += 1
-                        case .updated: counts.updated += 1
-                        case .unchanged: counts.unchanged += 1
-                        case .conflict(let document, let row):
-                            // Kept aside with the values as mapped (the source row is not at hand here).
-                            counts.quarantined += 1
-                            if let i = conflicts.firstIndex(where: { $0.type == r.type.name }) {
-                                conflicts[i].rows += 1
-                            } else {
-                                conflicts.append(KeyConflicts(type: r.type.name, typeTitle: r.type.title, rows: 1,
-                                                              example: ResidentID.maskEmbedded(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))))
-                            }
-                            let place = document == r.document ? "第 \(row) 行" : "\(document) 第 \(row) 行"
-                            try writer.quarantine(QuarantineEntry(
-                                source: sink.mapping.source, period: sink.mapper.period.description, document: r.document, row: r.row,
-                                raw: zip(r.type.fields, r.values).filter { !$0.1.isNull }.map { [$0.0.title, $0.1.description] },
-                                reasons: [QuarantineReason(message: "与\(place)键相同（\(r.type.title)：\(r.key.replacingOccurrences(of: "\u{1F}", with: " / "))）、内容不同；以先出现的一行为准，请部门核实")],
-                                rowHash: Hashing.hex(r.rowHash)))
-                        }
-                    }
-                    pending.removeAll(keepingCapacity: true)
-                }
                 for item in batch.items {
-                    if case .record(let r) = item { pending.append(r); continue }
-                    try writePending()
                     switch item {
-                    case .record: break
+                    case .record(let r):
+                        pending.append(r)
                     case .quarantine(let e):
                         try writer.quarantine(e)
                     case .document(let d):
@@ -176,14 +175,16 @@ public struct Pull {
                         counts.unchanged += d.stored
                     }
                 }
-                try writePending()
+                if pending.count >= writer.preferredBatchSize { try writePending() }
                 if let progress, batch.read >= nextProgress {
+                    try writePending()
                     var c = batch.counts
                     c.inserted = counts.inserted; c.updated = counts.updated; c.unchanged = counts.unchanged
                     progress(c)
                     nextProgress = batch.read + every
                 }
             }
+            try writePending()
         } catch {
             queue.close()
             done.wait()

@@ -140,6 +140,9 @@ public protocol RunWriter {
     /// The outcomes of `upsert` for each record in order, as if written one after the other (a
     /// store over a network writes them in one go).
     func upsert(batch records: [MappedRecord]) throws -> [UpsertOutcome]
+    /// How many records the writer would like per `upsert(batch:)` (a server store: thousands, to
+    /// save round trips; an embedded one writes each as it comes).
+    var preferredBatchSize: Int { get }
     func quarantine(_ entry: QuarantineEntry) throws
     /// Remembers a document this run read.
     func document(_ fingerprint: DocumentFingerprint) throws
@@ -277,6 +280,7 @@ extension RecordStore {
 }
 
 extension RunWriter {
+    public var preferredBatchSize: Int { 1 }
     public func upsert(batch records: [MappedRecord]) throws -> [UpsertOutcome] {
         try records.map { try upsert($0) }
     }
