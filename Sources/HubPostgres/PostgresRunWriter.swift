@@ -32,8 +32,16 @@ final class PostgresRunWriter: RunWriter {
         self.c = c; self.runID = runID; self.source = source; self.period = period
     }
 
-    /// Sends what is still buffered (rows kept aside).
-    func finish() throws { try flushQuarantine() }
+    /// Sends what is still buffered (rows kept aside), and refreshes the statistics of the record
+    /// tables this run wrote many rows to: rule evaluation, right after the pull, plans its lookups
+    /// on them (a table still described as empty would be scanned whole for each lookup).
+    func finish() throws {
+        try flushQuarantine()
+        for (table, n) in written where n >= 10_000 { try c.execute("ANALYZE \(PostgresStore.quote(table))") }
+    }
+
+    /// Records inserted or updated per record table in this run.
+    private var written: [String: Int] = [:]
 
     /// Rows kept aside, waiting to go to the server in one COPY and one statement.
     private var quarantined = ByteBufferAllocator().buffer(capacity: 0)
@@ -141,7 +149,7 @@ final class PostgresRunWriter: RunWriter {
             var history = ByteBufferAllocator().buffer(capacity: 0)
             for (ord, i) in staged.enumerated() {
                 let r = records[i]
-                guard let was = stored[ord] else { outcomes[i] = .inserted; continue }
+                guard let was = stored[ord] else { outcomes[i] = .inserted; written[t.tableName, default: 0] += 1; continue }
                 if was.text("_hash") == Hashing.hex(r.contentHash) {
                     unchanged[keyHash(r)] = (documentIndex(r.document), Int32(clamping: r.row), r.contentHash)
                     outcomes[i] = .unchanged
@@ -164,6 +172,7 @@ final class PostgresRunWriter: RunWriter {
                         history.writeInteger(UInt8(0x0A))
                     }
                     outcomes[i] = .updated
+                    written[t.tableName, default: 0] += 1
                 }
             }
             if history.readableBytes > 0 {
