@@ -17,15 +17,16 @@ import Synchronization
 /// `PGPASSWORD`, else `~/.pgpass` (or `PGPASSFILE`) as libpq reads it.
 public struct PostgresLocation: Sendable, Equatable {
     public enum TLSMode: String, Sendable { case disable, prefer, require }
-    public var host: String
-    public var port: Int
-    public var user: String
-    public var database: String
-    public var schema: String?
-    public var tls: TLSMode = .prefer
-    public var rootCertificate: String?
-    public var poolSize = 10
-    public var passwordVariable: String?
+    public private(set) var host: String
+    public private(set) var port: Int
+    public private(set) var user: String
+    public private(set) var database: String
+    /// Checked to be a plain identifier (it is written into `SET search_path`).
+    public private(set) var schema: String?
+    public private(set) var tls: TLSMode = .prefer
+    public private(set) var rootCertificate: String?
+    public private(set) var poolSize = 10
+    public private(set) var passwordVariable: String?
 
     /// Whether a `--db` value names a PostgreSQL store.
     public static func isPostgres(_ location: String) -> Bool {
@@ -33,8 +34,9 @@ public struct PostgresLocation: Sendable, Equatable {
     }
 
     public init(url text: String) throws {
+        // The address is not echoed: it may hold a password that made it unparsable.
         guard Self.isPostgres(text), let url = URLComponents(string: text) else {
-            throw StoreError("PostgreSQL 地址应为 postgres://用户@主机:端口/数据库：\(text)")
+            throw StoreError("PostgreSQL 地址应为 postgres://用户@主机:端口/数据库（地址无法解析；口令不要写在地址里）")
         }
         if url.password != nil {
             throw StoreError("PostgreSQL 地址里不能写密码（会留在命令历史和日志里）；请用环境变量 PGPASSWORD、password_env=变量名 或 ~/.pgpass")
@@ -63,7 +65,9 @@ public struct PostgresLocation: Sendable, Equatable {
                 }
             case "sslrootcert": rootCertificate = value
             case "pool":
-                guard let n = Int(value), (1...200).contains(n) else { throw StoreError("pool=\(value) 应为 1 到 200 的整数") }
+                // A worker holds up to three at once (a pull's claim, its evaluation's claim, the
+                // evaluation's writer) and reads with a fourth.
+                guard let n = Int(value), (4...200).contains(n) else { throw StoreError("pool=\(value) 应为 4 到 200 的整数") }
                 poolSize = n
             case "password_env": passwordVariable = value
             case "password": throw StoreError("PostgreSQL 地址里不能写密码；请用环境变量 PGPASSWORD、password_env=变量名 或 ~/.pgpass")
@@ -226,21 +230,16 @@ final class PGConnection {
         }
     }
 
-    /// The server's message (and detail), not postgres-nio's generic description.
+    /// The server's message (and detail), not postgres-nio's generic description; ID numbers in
+    /// it (a detail may quote the row) are masked, as everywhere the hub shows or logs them.
     static func describe(_ e: PSQLError) -> String {
         if let fields = e.serverInfo {
             var text = "PostgreSQL：" + (fields[.message] ?? "\(e.code)")
             if let d = fields[.detail] { text += "（\(d)）" }
             if let c = fields[.sqlState] { text += " [\(c)]" }
-            return text
+            return ResidentID.maskEmbedded(text)
         }
         return "PostgreSQL：\(e.code)" + (e.underlying.map { "：\($0)" } ?? "")
-    }
-
-    /// Whether the error is the server's serialization failure or deadlock (the transaction may be retried).
-    static func isRetryable(_ error: any Error) -> Bool {
-        guard let e = error as? StoreError else { return false }
-        return e.message.hasSuffix("[40001]") || e.message.hasSuffix("[40P01]")
     }
 
     func query(_ sql: String, _ binds: [PGValue] = []) throws -> [PGRow] {
@@ -301,14 +300,16 @@ final class PGConnection {
         }
     }
 
-    /// Appends a value to a COPY text row: backslash, tab, newline and carriage return escaped.
+    /// Appends a value to a COPY text row: backslash, tab, newline and carriage return escaped;
+    /// NUL characters, which PostgreSQL text cannot hold, left out.
     static func copyEscape(_ s: String, into b: inout ByteBuffer) {
         var s = s
         s.withUTF8 { u in
             var start = 0
-            for (i, c) in u.enumerated() where c == 0x5C || c == 0x09 || c == 0x0A || c == 0x0D {
+            for (i, c) in u.enumerated() where c == 0x5C || c == 0x09 || c == 0x0A || c == 0x0D || c == 0 {
                 b.writeBytes(UnsafeBufferPointer(rebasing: u[start..<i]))
                 switch c {
+                case 0: break
                 case 0x09: b.writeStaticString("\\t")
                 case 0x0A: b.writeStaticString("\\n")
                 case 0x0D: b.writeStaticString("\\r")

@@ -37,7 +37,8 @@ final class PostgresRunWriter: RunWriter {
     /// on them (a table still described as empty would be scanned whole for each lookup).
     func finish() throws {
         try flushQuarantine()
-        for (table, n) in written where n >= 10_000 { try c.execute("ANALYZE \(PostgresStore.quote(table))") }
+        // In name order: two workers' pulls analysing the same tables take their locks in one order.
+        for (table, n) in written.sorted(by: { $0.key < $1.key }) where n >= 10_000 { try c.execute("ANALYZE \(PostgresStore.quote(table))") }
     }
 
     /// Records inserted or updated per record table in this run.
@@ -94,7 +95,7 @@ final class PostgresRunWriter: RunWriter {
                     WHERE t._source = $1 AND t._key = s._key LIMIT 1) t
             ), up AS (
                 INSERT INTO \(table) AS t (_source, _key, _hash, _row_hash, _document, _row, _run_id, _first_run_id, _period\(fieldList))
-                SELECT $1, _key, _hash, _row_hash, _document, _row, $2, $2, $3\(fieldList) FROM \(stage)
+                SELECT $1, _key, _hash, _row_hash, _document, _row, $2, $2, $3\(fieldList) FROM \(stage) ORDER BY _ord
                 ON CONFLICT (_source, _key) DO UPDATE SET \(sets)
                 WHERE t._hash <> EXCLUDED._hash AND t._run_id <> $2
                 RETURNING 1
@@ -114,12 +115,20 @@ final class PostgresRunWriter: RunWriter {
         var first: [String: Int] = [:]
         var repeats: [Int] = []
         var staged: [Int] = []
+        // For a first row that lost to an earlier row of this run: the content that stands.
+        var standing: [Int: UInt64] = [:]
         for i in indexes {
             let r = records[i]
             if first[r.key] != nil { repeats.append(i); continue }
             first[r.key] = i
             if !unchanged.isEmpty, let seen = unchanged[keyHash(r)] {
-                outcomes[i] = seen.hash == r.contentHash ? .unchanged : .conflict(document: documents[Int(seen.document)], row: Int(seen.row))
+                if seen.hash == r.contentHash {
+                    unchanged[keyHash(r)] = (documentIndex(r.document), Int32(clamping: r.row), r.contentHash)
+                    outcomes[i] = .unchanged
+                } else {
+                    outcomes[i] = .conflict(document: documents[Int(seen.document)], row: Int(seen.row))
+                    standing[i] = seen.hash
+                }
                 continue
             }
             staged.append(i)
@@ -155,12 +164,15 @@ final class PostgresRunWriter: RunWriter {
                     outcomes[i] = .unchanged
                 } else if was.int64("_run_id") == runID {
                     outcomes[i] = .conflict(document: was.text("_document"), row: was.int("_row"))
+                    standing[i] = UInt64(was.text("_hash"), radix: 16)
                 } else {
                     // Each changed field with its value before and after.
+                    var changedFields = 0
                     for (k, f) in t.fields.enumerated() {
                         let before = was[f.name].map { PostgresStore.value($0, f.type) } ?? .null
                         let after = r.values[k]
                         guard before.description != after.description || before.isNull != after.isNull else { continue }
+                        changedFields += 1
                         for (n, text) in [String(runID), t.name, source, r.key, f.name].enumerated() {
                             if n > 0 { history.writeInteger(UInt8(0x09)) }
                             PGConnection.copyEscape(text, into: &history)
@@ -171,8 +183,16 @@ final class PostgresRunWriter: RunWriter {
                         }
                         history.writeInteger(UInt8(0x0A))
                     }
-                    outcomes[i] = .updated
-                    written[t.tableName, default: 0] += 1
+                    if changedFields == 0 {
+                        // Same values under a fingerprint computed another way (a type that gained a
+                        // field this source does not fill): stored again with the new fingerprint,
+                        // reported unchanged as on SQLite.
+                        unchanged[keyHash(r)] = (documentIndex(r.document), Int32(clamping: r.row), r.contentHash)
+                        outcomes[i] = .unchanged
+                    } else {
+                        outcomes[i] = .updated
+                        written[t.tableName, default: 0] += 1
+                    }
                 }
             }
             if history.readableBytes > 0 {
@@ -183,8 +203,9 @@ final class PostgresRunWriter: RunWriter {
             let r = records[i], f = first[r.key]!, winner = records[f]
             switch outcomes[f]! {
             case .conflict(let document, let row):
-                // The first of the batch lost to an earlier row of this run: the repeat meets that row.
-                outcomes[i] = .conflict(document: document, row: row)
+                // The first of the batch lost to an earlier row of this run: the repeat meets that
+                // row, and is unchanged when it says the same.
+                outcomes[i] = standing[f] == r.contentHash ? .unchanged : .conflict(document: document, row: row)
             default:
                 outcomes[i] = winner.contentHash == r.contentHash ? .unchanged : .conflict(document: winner.document, row: winner.row)
             }
@@ -312,7 +333,8 @@ final class PostgresRecordReader: RecordReader {
         let (cols, wanted) = columns(type, fields)
         var binds: [PGValue] = []
         let whereSQL = recordFilter.map { " WHERE " + PostgresFilter.sql($0, &binds) } ?? ""
-        let order = (orderBy.map(PostgresStore.quote) + ["_id"]).joined(separator: ", ")
+        // Empty values first, as SQLite sorts them.
+        let order = (orderBy.map { PostgresStore.quote($0) + " NULLS FIRST" } + ["_id"]).joined(separator: ", ")
         try c.forEach("SELECT \(cols) FROM \(PostgresStore.quote(type.tableName))\(whereSQL) ORDER BY \(order)", binds) { row in
             try body(decode(row, wanted))
         }

@@ -26,7 +26,7 @@ extension PostgresStore {
     /// A case's columns with its rules, titles and name (a household case's: its head's, 户主).
     func caseColumns(roster: Bool) -> String {
         let head = roster
-            ? "(SELECT p.name FROM rec_person p WHERE p.household_id = c.household_id ORDER BY p.relation = '户主' DESC, p._id LIMIT 1)"
+            ? "(SELECT p.name FROM rec_person p WHERE p.household_id = c.household_id ORDER BY coalesce(p.relation = '户主', false) DESC, p._id LIMIT 1)"
             : "NULL"
         return """
             c.*, (SELECT string_agg(rule, ',' ORDER BY rule) FROM (SELECT DISTINCT rule FROM alerts WHERE case_id = c.id) r) AS rules,

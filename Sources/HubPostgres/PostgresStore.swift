@@ -256,13 +256,15 @@ public final class PostgresStore: HubStore, @unchecked Sendable {
     }
 
     /// The indexes rule evaluation looks records up by: the type's link field and a household id.
+    /// (Created only when missing: `CREATE INDEX IF NOT EXISTS` would first wait for any pull
+    /// writing to the table, holding up every worker's `prepare`.)
     static func lookupIndexes(_ t: RecordType, _ c: PGConnection) throws {
         let table = quote(t.tableName)
-        if let link = t.link {
-            try c.execute("CREATE INDEX IF NOT EXISTS \(quote(t.tableName + "_link")) ON \(table)(\(quote(link)))")
+        if let link = t.link, try !tableExists(t.tableName + "_link", c) {
+            try c.execute("CREATE INDEX \(quote(t.tableName + "_link")) ON \(table)(\(quote(link)))")
         }
-        if t.link != "household_id", t.field("household_id") != nil {
-            try c.execute("CREATE INDEX IF NOT EXISTS \(quote(t.tableName + "_household")) ON \(table)(\"household_id\")")
+        if t.link != "household_id", t.field("household_id") != nil, try !tableExists(t.tableName + "_household", c) {
+            try c.execute("CREATE INDEX \(quote(t.tableName + "_household")) ON \(table)(\"household_id\")")
         }
     }
 
@@ -369,7 +371,12 @@ public final class PostgresStore: HubStore, @unchecked Sendable {
         func release() {
             guard !released else { return }
             released = true
-            _ = try? connection.execute("SELECT pg_advisory_unlock(4801005, hashtext($1))", [key])
+            do {
+                try connection.execute("SELECT pg_advisory_unlock(4801005, hashtext($1))", [key])
+            } catch {
+                // Still held by this session: the connection must not serve another claim.
+                let _: EventLoopFuture<Void> = connection.connection.close()
+            }
             pool.giveBack(connection.connection)
         }
         deinit { release() }
@@ -398,7 +405,7 @@ public final class PostgresStore: HubStore, @unchecked Sendable {
             try c.execute("""
                 UPDATE runs SET status = 'failed', error = '进程中断，本次拉取已整体回滚，将重新拉取', finished_at = $1
                 WHERE status = 'running' AND NOT EXISTS (
-                    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
                       AND ((l.classid = 4801002 AND l.objid = (hashtext(runs.source)::bigint & 4294967295)::oid)
                         OR (l.classid = 4801005 AND l.objid = (hashtext('pull:' || runs.source)::bigint & 4294967295)::oid))
                       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))

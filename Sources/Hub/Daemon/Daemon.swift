@@ -224,7 +224,10 @@ public final class Daemon: @unchecked Sendable {
                 try raiseConflicts(m, r)
                 if let evaluating = try store.claim("rules:\(r.runID)") {
                     defer { evaluating.release() }
-                    try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
+                    // Another worker may have evaluated it between the commit and the claim.
+                    if try store.runsAwaitingRules().contains(where: { $0.id == r.runID }) {
+                        try evaluateRules(runID: r.runID, period: period, loaded: loaded, log: log)
+                    }
                 }
             } catch let e as PullError where e.notDelivered {
                 // Not there yet: wait for it, never give up on it for the month.
