@@ -9,11 +9,13 @@ extension PostgresStore {
         return try pool.read { c in
             let roster = try c.one("SELECT coalesce(max(id), 0) AS n FROM runs WHERE status = 'succeeded'")!.int("n")
             let cases: Int
-            if user.role.seesAllTownships {
-                cases = try c.one("SELECT n FROM store_versions WHERE name = 'cases'")?.int("n") ?? 0
-            } else {
-                cases = try c.one("SELECT coalesce(sum(n), 0)::bigint AS n FROM store_versions WHERE name = ANY($1)",
-                                  [.texts(user.townships.map { "cases:" + $0 })])!.int("n")
+            switch user.caseScope {
+            case .nothing: cases = 0
+            case .everything: cases = try c.one("SELECT n FROM store_versions WHERE name = 'cases'")?.int("n") ?? 0
+            case .area(let area):
+                var binds: [PGValue] = []
+                let inArea = area.condition("substr(name, 7)") { binds.append(.text($0)); return "$\(binds.count)" }
+                cases = try c.one("SELECT coalesce(sum(n), 0)::bigint AS n FROM store_versions WHERE name LIKE 'cases:%' AND \(inArea)", binds)!.int("n")
             }
             return cases &* 1_000_003 &+ roster
         }
@@ -66,11 +68,13 @@ extension PostgresStore {
 
     /// The filter's conditions over `cases c` in the user's scope, or nil when the user sees no case.
     func caseConditions(for user: User, filter: CaseFilter, today: CivilDate, roster: Bool, _ binds: inout [PGValue]) -> String? {
-        guard user.role.seesCases else { return nil }
-        if !user.role.seesAllTownships && user.townships.isEmpty { return nil }
         func bind(_ v: PGValue) -> String { binds.append(v); return "$\(binds.count)" }
         var sql = ""
-        if !user.role.seesAllTownships { sql += " AND c.township_code = ANY(\(bind(.texts(user.townships))))" }
+        switch user.caseScope {
+        case .nothing: return nil
+        case .everything: break
+        case .area(let area): sql += " AND " + area.condition("c.township_code") { bind(.text($0)) }
+        }
         if let t = filter.township, !t.isEmpty { sql += " AND c.township_code = \(bind(.text(t)))" }
         if let s = filter.search, let condition = Self.searchCondition(s, roster: roster, &binds) { sql += condition }
         if filter.awaitingDispatch { sql += " AND coalesce(c.township_code, '') = ''" }
@@ -114,14 +118,17 @@ extension PostgresStore {
     }
 
     public func inboxOverview(for user: User, today: CivilDate) throws -> InboxOverview {
-        guard user.role.seesCases else { return InboxOverview() }
-        if !user.role.seesAllTownships && user.townships.isEmpty { return InboxOverview() }
-        let all = user.role.seesAllTownships
+        var scope = ""
+        var scopeBinds: [PGValue] = []
+        switch user.caseScope {
+        case .nothing: return InboxOverview()
+        case .everything: break
+        case .area(let area): scope = " WHERE " + area.condition("township_code") { scopeBinds.append(.text($0)); return "$\(scopeBinds.count)" }
+        }
+        let all = scope.isEmpty
         let names = try regionNames()
         return try pool.read { c -> InboxOverview in
             var o = InboxOverview()
-            let scope = all ? "" : " WHERE township_code = ANY($1)"
-            let scopeBinds: [PGValue] = all ? [] : [.texts(user.townships)]
             let late = "$\(scopeBinds.count + 1)"
             for r in try c.query("SELECT status, count(*) AS n, count(*) FILTER (WHERE deadline < \(late)) AS late FROM cases\(scope) GROUP BY status",
                                  scopeBinds + [.text(today.description)]) {
@@ -232,15 +239,22 @@ extension PostgresStore {
         }
     }
 
-    public func dashboard(today: CivilDate) throws -> Dashboard {
+    public func dashboard(for user: User, today: CivilDate) throws -> Dashboard {
+        var scope = "", binds: [PGValue] = []
+        switch user.caseScope {
+        case .nothing: return Dashboard(byTownship: [], byRule: [], byPeriod: [])
+        case .everything: break
+        case .area(let area): scope = " WHERE " + area.condition("c.township_code") { binds.append(.text($0)); return "$\(binds.count)" }
+        }
+        let late = "$\(binds.count + 1)"
         let names = try regionNames()
         return try pool.read { c in
             let t = try c.query("""
                 SELECT coalesce(township_code, '') AS code, count(*) FILTER (WHERE status = 'open') AS open,
-                       count(*) FILTER (WHERE status = 'open' AND deadline < $1) AS overdue,
+                       count(*) FILTER (WHERE status = 'open' AND deadline < \(late)) AS overdue,
                        count(*) FILTER (WHERE status = 'closed') AS closed, count(*) FILTER (WHERE outcome = 'monitor') AS monitored
-                FROM cases GROUP BY 1 ORDER BY 1
-                """, [.text(today.description)]).map { r -> (code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int) in
+                FROM cases c\(scope) GROUP BY 1 ORDER BY 1
+                """, binds + [.text(today.description)]).map { r -> (code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int) in
                 let code = r.text("code")
                 return (code, names[code] ?? (code.isEmpty ? CaseStatus.awaitingDispatchName : code), r.int("open"), r.int("overdue"), r.int("closed"), r.int("monitored"))
             }
@@ -248,9 +262,10 @@ extension PostgresStore {
                 SELECT a.rule, min(a.title) AS title, count(DISTINCT a.case_id) AS cases,
                        count(DISTINCT CASE WHEN c.outcome IN ('monitor', 'already_monitored', 'confirmed') THEN c.id END) AS confirmed,
                        count(DISTINCT CASE WHEN c.outcome IN ('no_risk', 'data_wrong') THEN c.id END) AS rejected
-                FROM alerts a JOIN cases c ON c.id = a.case_id GROUP BY a.rule ORDER BY a.rule
-                """).map { ($0.text("rule"), $0.text("title"), $0.int("cases"), $0.int("confirmed"), $0.int("rejected")) }
-            let periods = try c.query("SELECT period, count(*) AS raised, count(*) FILTER (WHERE status = 'closed') AS closed FROM cases GROUP BY period ORDER BY period")
+                FROM alerts a JOIN cases c ON c.id = a.case_id\(scope) GROUP BY a.rule ORDER BY a.rule
+                """, binds).map { ($0.text("rule"), $0.text("title"), $0.int("cases"), $0.int("confirmed"), $0.int("rejected")) }
+            let periods = try c.query("SELECT period, count(*) AS raised, count(*) FILTER (WHERE status = 'closed') AS closed FROM cases c\(scope) GROUP BY period ORDER BY period",
+                                      binds)
                 .map { ($0.text("period"), $0.int("raised"), $0.int("closed")) }
             return Dashboard(byTownship: t, byRule: rules, byPeriod: periods)
         }

@@ -55,13 +55,12 @@ extension SQLiteStore {
 
     /// The filter's conditions over `cases c` in the user's scope, or nil when the user sees no case.
     func caseConditions(for user: User, filter: CaseFilter, today: CivilDate, roster: Bool) -> (sql: String, args: [any DatabaseValueConvertible])? {
-        guard user.role.seesCases else { return nil }
-        if !user.role.seesAllTownships && user.townships.isEmpty { return nil }
         var conditions = ""
         var args: [any DatabaseValueConvertible] = []
-        if !user.role.seesAllTownships {
-            conditions += " AND c.township_code IN (\(user.townships.map { _ in "?" }.joined(separator: ", ")))"
-            args += user.townships as [any DatabaseValueConvertible]
+        switch user.caseScope {
+        case .nothing: return nil
+        case .everything: break
+        case .area(let area): conditions += " AND " + area.condition("c.township_code") { args.append($0); return "?" }
         }
         if let t = filter.township, !t.isEmpty { conditions += " AND c.township_code = ?"; args.append(t) }
         if let s = filter.search, let (sql, a) = Self.searchCondition(s, roster: roster) { conditions += sql; args += a }
@@ -108,13 +107,12 @@ extension SQLiteStore {
     /// Counts and filter choices over the user's whole scope, computed in SQL (a county's
     /// scope can hold hundreds of thousands of cases).
     public func inboxOverview(for user: User, today: CivilDate = .today) throws -> InboxOverview {
-        guard user.role.seesCases else { return InboxOverview() }
-        if !user.role.seesAllTownships && user.townships.isEmpty { return InboxOverview() }
         var scope = ""
         var args: [any DatabaseValueConvertible] = []
-        if !user.role.seesAllTownships {
-            scope = " WHERE township_code IN (\(user.townships.map { _ in "?" }.joined(separator: ", ")))"
-            args = user.townships
+        switch user.caseScope {
+        case .nothing: return InboxOverview()
+        case .everything: break
+        case .area(let area): scope = " WHERE " + area.condition("township_code") { args.append($0); return "?" }
         }
         let names = try regionNames()
         return try pool.read { db -> InboxOverview in
@@ -246,15 +244,21 @@ extension SQLiteStore {
         }
     }
 
-    public func dashboard(today: CivilDate = .today) throws -> Dashboard {
+    public func dashboard(for user: User, today: CivilDate = .today) throws -> Dashboard {
+        var scope = "", args: [String] = []
+        switch user.caseScope {
+        case .nothing: return Dashboard(byTownship: [], byRule: [], byPeriod: [])
+        case .everything: break
+        case .area(let area): scope = " WHERE " + area.condition("c.township_code") { args.append($0); return "?" }
+        }
         let names = try regionNames()
         return try pool.read { db in
             let t = try Row.fetchAll(db, sql: """
                 SELECT coalesce(township_code, '') AS code,
                        sum(status = 'open') AS open, sum(status = 'open' AND deadline < ?) AS overdue,
                        sum(status = 'closed') AS closed, sum(outcome = 'monitor') AS monitored
-                FROM cases GROUP BY coalesce(township_code, '') ORDER BY 1
-                """, arguments: [today.description]).map { r -> (code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int) in
+                FROM cases c\(scope) GROUP BY coalesce(township_code, '') ORDER BY 1
+                """, arguments: StatementArguments([today.description] + args)).map { r -> (code: String, name: String, open: Int, overdue: Int, closed: Int, monitored: Int) in
                 let code: String = r["code"] ?? ""
                 return (code, names[code] ?? (code.isEmpty ? CaseStatus.awaitingDispatchName : code), r["open"] ?? 0, r["overdue"] ?? 0, r["closed"] ?? 0, r["monitored"] ?? 0)
             }
@@ -262,9 +266,10 @@ extension SQLiteStore {
                 SELECT a.rule, a.title, count(DISTINCT a.case_id) AS cases,
                        count(DISTINCT CASE WHEN c.outcome IN ('monitor', 'already_monitored', 'confirmed') THEN c.id END) AS confirmed,
                        count(DISTINCT CASE WHEN c.outcome IN ('no_risk', 'data_wrong') THEN c.id END) AS rejected
-                FROM alerts a JOIN cases c ON c.id = a.case_id GROUP BY a.rule ORDER BY a.rule
-                """).map { ($0["rule"] as String, $0["title"] as String, $0["cases"] as Int, $0["confirmed"] as Int, $0["rejected"] as Int) }
-            let periods = try Row.fetchAll(db, sql: "SELECT period, count(*) AS raised, sum(status = 'closed') AS closed FROM cases GROUP BY period ORDER BY period")
+                FROM alerts a JOIN cases c ON c.id = a.case_id\(scope) GROUP BY a.rule ORDER BY a.rule
+                """, arguments: StatementArguments(args)).map { ($0["rule"] as String, $0["title"] as String, $0["cases"] as Int, $0["confirmed"] as Int, $0["rejected"] as Int) }
+            let periods = try Row.fetchAll(db, sql: "SELECT period, count(*) AS raised, sum(status = 'closed') AS closed FROM cases c\(scope) GROUP BY period ORDER BY period",
+                                           arguments: StatementArguments(args))
                 .map { ($0["period"] as String, $0["raised"] as Int, ($0["closed"] as Int?) ?? 0) }
             return Dashboard(byTownship: t, byRule: rules, byPeriod: periods)
         }

@@ -68,12 +68,15 @@ public final class SQLiteStore: HubStore, @unchecked Sendable {
         return try pool.read { db in
             let roster = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'")) ?? 0
             let cases: Int
-            if user.role.seesAllTownships {
+            switch user.caseScope {
+            case .nothing: cases = 0
+            case .everything:
                 cases = try Int.fetchOne(db.cachedStatement(sql: "SELECT n FROM store_versions WHERE name = 'cases'")) ?? 0
-            } else {
-                let marks = user.townships.map { _ in "?" }.joined(separator: ",")
-                cases = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM store_versions WHERE name IN (\(marks))"),
-                                         arguments: StatementArguments(user.townships.map { "cases:" + $0 })) ?? 0
+            case .area(let area):
+                var args: [String] = []
+                let inArea = area.condition("substr(name, 7)") { args.append($0); return "?" }
+                cases = try Int.fetchOne(db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM store_versions WHERE name LIKE 'cases:%' AND \(inArea)"),
+                                         arguments: StatementArguments(args)) ?? 0
             }
             return cases &* 1_000_003 &+ roster
         }

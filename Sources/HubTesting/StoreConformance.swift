@@ -38,6 +38,7 @@ public struct StoreConformance {
         ("dispatchQueue", { try $0.dispatchQueue($1, &$2) }),
         ("namesAndSearch", { try $0.namesAndSearch($1, &$2) }),
         ("inboxScopeAndPaging", { try $0.inboxScopeAndPaging($1, &$2) }),
+        ("countyScope", { try $0.countyScope($1, &$2) }),
         ("lockoutAndSessions", { try $0.lockoutAndSessions($1, &$2) }),
         ("auditChain", { try $0.auditChain($1, &$2) }),
         ("deliveryAlerts", { try $0.deliveryAlerts($1, &$2) }),
@@ -470,7 +471,7 @@ public struct StoreConformance {
         catch let e as CaseChangeError { r.expect(e == .notOpen, "refused as not open: \(e)") }
         do { try store.assignCase(999_999, township: "411081102", event: CaseEvent(username: "an", action: "分派", detail: "")); r.fail("no such case") }
         catch let e as CaseChangeError { r.expect(e == .notFound, "not found: \(e)") }
-        let counts = try store.dashboard(today: .today).byTownship
+        let counts = try store.dashboard(for: analyst, today: .today).byTownship
         r.expect(counts.filter { $0.code.isEmpty }.map(\.closed) == [1], "the dashboard has one row for unrouted cases: \(counts.map(\.code))")
     }
 
@@ -564,8 +565,53 @@ public struct StoreConformance {
         r.expect(try store.inboxVersion(for: vb) == v0, "a visit in one township leaves another's inbox version")
         let closedNow = try store.inboxOverview(for: va, today: today).closed
         r.expect(closedNow == 1, "the visit shows in its own township's counts")
-        let dashboard = try store.dashboard(today: today)
+        let dashboard = try store.dashboard(for: admin, today: today)
         r.expect(dashboard.byTownship.map(\.code).sorted() == ["411081101", "411081102"], "dashboard by township")
+    }
+
+    /// A city's hub: an analyst bound to a county (6-digit code) sees that county's townships
+    /// and nothing else, not even the dispatch queue; one without an area sees the whole city;
+    /// a verifier may hold a county and a township of another.
+    func countyScope(_ store: any HubStore, _ r: inout Recorder) throws {
+        var alerts: [Alert] = []
+        for i in 0..<5 { alerts.append(alert("rule_a", "Y\(i)", household: "Y\(i)", township: "411081101")) }
+        for i in 0..<3 { alerts.append(alert("rule_b", "Z\(i)", household: "Z\(i)", township: "411081102")) }
+        for i in 0..<4 { alerts.append(alert("rule_c", "L\(i)", household: "L\(i)", township: "411024101")) }
+        // A code that shares digits but not the county's first six: 4110810 is not in 411081.
+        alerts.append(alert("rule_c", "X0", household: "X0", township: "410810101"))
+        for i in 0..<2 { alerts.append(alert("rule_o", "P\(i)", household: nil, township: nil, kind: .person)) }
+        _ = try store.saveAlerts(alerts)
+        let county = try user(store, "yz", .analyst, ["411081"])
+        let city = try user(store, "city", .analyst)
+        let mixed = try user(store, "vm", .verifier, ["411024", "411081102"])
+        let today = CivilDate.today
+        r.expect(try store.caseCount(for: city, filter: CaseFilter(), today: today) == 15, "the city sees every case")
+        let mine = try store.cases(for: county, filter: CaseFilter(), today: today)
+        r.expect(mine.count == 8 && mine.allSatisfy { $0.townshipCode?.hasPrefix("411081") == true },
+                 "a county's analyst sees its townships only: \(mine.map(\.townshipCode))")
+        r.expect(try store.caseCount(for: county, filter: CaseFilter(), today: today) == 8, "and counts them")
+        var queue = CaseFilter(); queue.awaitingDispatch = true
+        r.expect(try store.caseCount(for: county, filter: queue, today: today) == 0, "the dispatch queue is the city's")
+        var other = CaseFilter(); other.township = "411024101"
+        r.expect(try store.cases(for: county, filter: other, today: today).isEmpty, "a township filter cannot leave the county")
+        let theirs = try store.cases(for: mixed, filter: CaseFilter(), today: today)
+        r.expect(Set(theirs.compactMap(\.townshipCode)) == ["411024101", "411081102"] && theirs.count == 7,
+                 "a county and a township: \(theirs.map(\.townshipCode))")
+        let overview = try store.inboxOverview(for: county, today: today)
+        r.expect(overview.open == 8 && overview.rules.map(\.name) == ["rule_a", "rule_b"], "the overview over the county: \(overview.open) \(overview.rules.map(\.name))")
+        let board = try store.dashboard(for: county, today: today)
+        r.expect(board.byTownship.map(\.code) == ["411081101", "411081102"], "the county's dashboard: \(board.byTownship.map(\.code))")
+        r.expect(board.byRule.map(\.cases) == [5, 3] && board.byPeriod.map(\.raised) == [8], "its rules and months: \(board.byRule.map(\.cases)) \(board.byPeriod.map(\.raised))")
+        r.expect(try store.dashboard(for: city, today: today).byTownship.map(\.code) == ["", "410810101", "411024101", "411081101", "411081102"],
+                 "the city's dashboard has every township and the queue")
+        let v0 = try store.inboxVersion(for: county)
+        let elsewhere = try store.cases(for: city, filter: other, today: today)[0].id
+        try store.closeCase(elsewhere, visit: VisitRecord(visitedOn: "2026-10-20", visitors: "王五", findings: "x", outcome: .unverifiable),
+                            event: CaseEvent(username: "city", action: "销号", detail: ""))
+        r.expect(try store.inboxVersion(for: county) == v0, "a visit in another county leaves this county's inbox version")
+        try store.closeCase(mine[0].id, visit: VisitRecord(visitedOn: "2026-10-20", visitors: "王五", findings: "x", outcome: .unverifiable),
+                            event: CaseEvent(username: "yz", action: "销号", detail: ""))
+        r.expect(try store.inboxVersion(for: county) != v0, "a visit in the county moves it")
     }
 
     // MARK: access, audit, delivery

@@ -31,7 +31,45 @@ public struct CountyConfig: Sendable {
     public var threshold = 7000
     /// How its departments deliver: each county's feeds come in shapes of their own.
     public var style: CountyStyle = .yuzhou
+    /// Township names when not the style's own (the other counties of a simulated city).
+    public var townshipNames: [String]? = nil
+    /// The county's place in a simulated city (0 for a county on its own): keeps meter numbers
+    /// and event ids of different counties apart.
+    public var index = 0
+    /// The region code of people from elsewhere that the county's feeds mention (3% of IDs).
+    public var outsideCode = "411023"
     public init() {}
+
+    /// The counties of a simulated city (`hubd demo --counties N`): 禹州市 first, as on its
+    /// own, then the other counties of 许昌 and 商丘 with townships of their own; each its own
+    /// seed (the city's seed plus its place), so the same seed gives the same city.
+    public static func city(counties n: Int, seed: UInt64? = nil) -> [CountyConfig] {
+        let others = [("411082", "长葛市"), ("411025", "襄城县"), ("411024", "鄢陵县"), ("411003", "建安区"), ("411002", "魏都区"),
+                      ("411402", "梁园区"), ("411403", "睢阳区"), ("411421", "民权县"), ("411422", "睢县"), ("411423", "宁陵县"),
+                      ("411424", "柘城县"), ("411425", "虞城县"), ("411426", "夏邑县"), ("411481", "永城市")]
+        var first = CountyConfig()
+        if let seed { first.seed = seed }
+        var out = [first]
+        for (k, (code, name)) in others.prefix(max(0, n - 1)).enumerated() {
+            var c = first
+            c.index = k + 1
+            c.seed = first.seed &+ UInt64(k + 1)
+            c.countyCode = code
+            c.countyName = name
+            c.outsideCode = String(format: "4100%02d", k + 1)
+            var rng = SeededRandom(seed: c.seed ^ 0x70_574E)
+            var names: [String] = []
+            while names.count < 12 + rng.int(0...10) {
+                let n = rng.pick(County.villageWords) + rng.pick(County.villageWords) + (rng.chance(0.8) ? "镇" : "乡")
+                if !names.contains(n) { names.append(n) }
+            }
+            c.townshipNames = names
+            out.append(c)
+        }
+        return out
+    }
+    /// The most counties `city(counties:)` makes.
+    public static let maxCityCounties = 15
 
     /// The second simulated county (鄢陵县): 12 townships, feeds in other shapes than the first
     /// — see `CountyStyle.yanling`.
@@ -121,8 +159,8 @@ public final class County {
     public init(_ config: CountyConfig) {
         self.config = config
         rng = SeededRandom(seed: config.seed)
-        let names = config.style.townshipNames
-        let streets = config.style == .yuzhou ? 5 : 0
+        let names = config.townshipNames ?? config.style.townshipNames
+        let streets = config.style == .yuzhou && config.townshipNames == nil ? 5 : 0
         townships = names.enumerated().map { i, n in
             (config.countyCode + (i < streets ? String(format: "%03d", i + 1) : String(format: "%03d", 100 + i - streets)), n)
         }
@@ -148,7 +186,7 @@ public final class County {
 
     /// A new, unique, valid 18-digit resident ID.
     func residentID(birthYear: Int, address: String? = nil) -> String {
-        let addr = address ?? (rng.chance(0.03) ? "411023" : config.countyCode)
+        let addr = address ?? (rng.chance(0.03) ? config.outsideCode : config.countyCode)
         let birth = CivilDate(year: birthYear, month: rng.int(1...12), day: rng.int(1...28))!
         let b = String(birth.description.filter(\.isNumber))
         let key = addr + b
@@ -207,7 +245,7 @@ public final class County {
             id: id, village: v, category: poorOut ? "脱贫户" : "一般农户", status: status, type: type, reason: reason,
             monitoredOn: monitoredOn, eliminatedOn: eliminatedOn, income: income, labour: min(size, rng.int(0...3)),
             updatedOn: monthsBefore(rng.int(0...5), day: rng.int(1...28)), members: members, measures: measures,
-            dibao: status == "监测中" ? rng.chance(0.5) : rng.chance(0.2), meter: String(format: "41%09d", 100_000 + i),
+            dibao: status == "监测中" ? rng.chance(0.5) : rng.chance(0.2), meter: String(format: "41%09d", 100_000 + i + config.index * 10_000_000),
             baseKwh: rng.double(60...300))
     }
 }

@@ -53,6 +53,33 @@ public struct GroundTruth: Codable, Sendable {
     public var blind: [String: String]? = nil
 }
 
+extension GroundTruth {
+    /// The truth of a city: what each county's part of the feeds holds, added up.
+    init(merging parts: [GroundTruth]) {
+        self = parts[0]
+        county = parts.map(\.county).joined(separator: ",")
+        for t in parts.dropFirst() {
+            townships += t.townships; villages += t.villages; households += t.households
+            rosterHouseholds += t.rosterHouseholds; rosterPersons += t.rosterPersons
+            for (source, f) in t.feeds {
+                var sum = feeds[source, default: Feed()]
+                sum.rows += f.rows; sum.bad += f.bad
+                for (type, n) in f.records { sum.records[type, default: 0] += n }
+                feeds[source] = sum
+            }
+            badRows += t.badRows
+            for (family, subjects) in t.planted { planted[family, default: []] += subjects }
+            for (family, subjects) in t.negatives { negatives[family, default: []] += subjects }
+        }
+    }
+}
+
+/// Why the simulator could not be built as asked.
+public struct SimulatorError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
+
 /// Builds every department's feed for the county's latest month, plants the risk cases, the
 /// look-alikes and the bad rows, and renders each feed in its department's own shape.
 public final class CountyFeeds {
@@ -111,7 +138,8 @@ public final class CountyFeeds {
                       "IssueDate": issued.description, "Status": "有效", "LivingSubsidy": living ? "是" : "否", "CareSubsidy": care ? "是" : "否"])
     }
 
-    func addClaim(id: String, name: String, total: Double, selfPay: Double, region: String = "411081") {
+    func addClaim(id: String, name: String, total: Double, selfPay: Double, region: String? = nil) {
+        let region = region ?? county.config.countyCode
         let day = rng.int(1...24)
         let fund = (total - selfPay) * rng.double(0.75...0.9)
         let ill = (total - selfPay - fund) * rng.double(0.5...0.9)
@@ -128,7 +156,7 @@ public final class CountyFeeds {
     func addOutage(village: String, start: CivilDate, days: Int, cause: String) {
         let end = start.adding(days: days)
         eventCounter += 1
-        outages.append(["event_id": "SW\(P.year)\(String(format: "%05d", eventCounter))", "village_code": village,
+        outages.append(["event_id": "SW\(county.config.index == 0 ? "" : county.config.countyCode)\(P.year)\(String(format: "%05d", eventCounter))", "village_code": village,
                         "start": "\(start) 08:00:00", "end": "\(end) 08:00:00", "cause": cause])
     }
 

@@ -12,18 +12,34 @@ import Synchronization
 /// Sendable: the county, feeds and truth are `let`; `server` and `publishedThrough` are set
 /// before any other thread sees the simulator and only read after; other months sit behind a mutex.
 public final class Simulator: @unchecked Sendable {
-    public let county: County
+    /// The counties served: one, or the counties of a city (`CountyConfig.city`).
+    public let counties: [County]
     public let feeds: [FeedFile]
+    /// What a clean pull must store and the rules must find, over every county served.
     public let truth: GroundTruth
     public private(set) var server: LoopbackHTTPServer? = nil
     /// The bearer token the simulated 民政 API expects.
     public static let minzhengToken = "sim-minzheng-token"
 
-    public init(config: CountyConfig) throws {
-        county = County(config)
-        let f = CountyFeeds(county: county)
-        feeds = try f.render()
-        truth = f.truth
+    /// The first (or only) county.
+    public var county: County { counties[0] }
+
+    public convenience init(config: CountyConfig) throws { try self.init(counties: [config]) }
+
+    /// Several counties of one city, delivered as the city's departments export them: each feed
+    /// holds every county's rows (the shapes of 禹州's feeds, which the shipped mappings read).
+    public init(counties configs: [CountyConfig]) throws {
+        precondition(!configs.isEmpty)
+        counties = configs.map(County.init)
+        let parts = counties.map { CountyFeeds(county: $0) }
+        if parts.count == 1 {
+            feeds = try parts[0].render()
+            truth = parts[0].truth
+        } else {
+            guard configs.allSatisfy({ $0.style == .yuzhou }) else { throw SimulatorError("多个县的模拟只有禹州的数据格式（--county yuzhou）") }
+            feeds = try CountyFeeds.render(parts)
+            truth = GroundTruth(merging: parts.map(\.truth))
+        }
     }
 
     /// Starts serving on 127.0.0.1 (port 0: any free port).
@@ -47,9 +63,7 @@ public final class Simulator: @unchecked Sendable {
         if let s = otherMonths.withLock({ $0[p] }) { return s }
         // Built outside the lock (a real county takes seconds), kept for the next request; the
         // cache holds a few months only.
-        var c = county.config
-        c.period = p
-        let built = try Simulator(config: c)
+        let built = try Simulator(counties: counties.map { var c = $0.config; c.period = p; return c })
         return otherMonths.withLock { cache in
             if let s = cache[p] { return s }
             if cache.count >= 6 { cache.removeAll() }

@@ -66,18 +66,18 @@ struct DemoCommand: ParsableCommand {
         var store = self.store
         store.mappings = county.mappings(store.mappings)
         store.bootstrapLogging()
-        let config = try county.config()
-        let p = config.period
+        let configs = try county.configs()
+        let p = configs[0].period
         let loader: MappingLoader
         do { loader = try store.loader() } catch { throw report(error as! DiagnosticList) }
         let t0 = Date()
-        let sim = try Simulator(config: config)
+        let sim = try Simulator(counties: configs)
         let dir = URL(fileURLWithPath: simDir)
         try sim.write(to: dir)
         try sim.start()
         defer { sim.stop() }
         let t = sim.truth
-        print("模拟县：\(config.countyName)（\(config.countyCode)），\(t.townships) 个乡镇，\(t.villages) 个行政村，\(t.households) 户；花名册 \(t.rosterHouseholds) 户 \(t.rosterPersons) 人")
+        print(CountyOptions.describe(sim))
         print("部门数据服务：\(sim.baseURL)　模拟数据与真值：\(simDir)/（生成用时 \(String(format: "%.1f", Date().timeIntervalSince(t0))) 秒）")
         print("监测库：\(store.db)　期间：\(p)")
         let db = try openStore(store.db)

@@ -354,7 +354,7 @@ struct UsersCommand: ParsableCommand {
         @Argument(help: "用户名") var username: String
         @Option(help: "姓名") var name: String?
         @Option(help: "角色：admin、operator、analyst、verifier") var role: String
-        @Option(parsing: .upToNextOption, help: "乡镇代码（9 位），核查员必填，可多个") var township: [String] = []
+        @Option(parsing: .upToNextOption, help: "辖区代码：乡镇 9 位或县（市、区）6 位，可多个；核查员必填，分析员可选（只看这些县或乡镇）") var township: [String] = []
         @Option(help: "保存初始密码的环境变量名") var passwordEnv: String?
         @OptionGroup var store: StoreOptions
 
@@ -368,7 +368,7 @@ struct UsersCommand: ParsableCommand {
                 let u = try db.addUser(username: username, displayName: name ?? username, role: r, townships: township, password: password,
                                        knownTownships: known)
                 try db.audit("（命令行）", "新增用户", target: u.username, detail: "\(r.rawValue) \(township.joined(separator: ","))", address: "local")
-                print("已新增用户 \(u.username)（\(r.chinese)\(township.isEmpty ? "" : "，乡镇 " + township.joined(separator: "、"))）")
+                print("已新增用户 \(u.username)（\(r.chinese)\(township.isEmpty ? "" : "，辖区 " + township.joined(separator: "、"))）")
             } catch let e as AccessError {
                 throw ValidationError(e.description)
             }

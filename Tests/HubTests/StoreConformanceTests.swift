@@ -23,6 +23,7 @@ import HubTesting
         (.neverWithdraws, "withdrawal"),
         (.rewritesAuditHashes, "auditChain"),
         (.dispatchesClosedCases, "dispatchQueue"),
+        (.ignoresCounties, "countyScope"),
     ])
     func aBrokenStoreIsCaughtByItsCheck(fault: BrokenStore.Fault, check: String) {
         let failures = StoreConformance(makeStore: { BrokenStore(try Self.sqlite() as! SQLiteStore, fault) }).run()
@@ -43,6 +44,8 @@ final class BrokenStore: HubStore, @unchecked Sendable {
         case rewritesAuditHashes
         /// A dispatch moves a case whatever its status.
         case dispatchesClosedCases
+        /// County codes in a user's area are dropped (a county's analyst sees the whole city).
+        case ignoresCounties
     }
     let base: SQLiteStore
     let fault: Fault
@@ -134,14 +137,19 @@ final class BrokenStore: HubStore, @unchecked Sendable {
     func alertCount(period: String) throws -> Int { try base.alertCount(period: period) }
     // Inbox.
     func scoped(_ user: User) -> User {
-        fault == .leaksScope ? User(id: user.id, username: user.username, displayName: user.displayName, role: .admin, townships: []) : user
+        switch fault {
+        case .leaksScope: return User(id: user.id, username: user.username, displayName: user.displayName, role: .admin, townships: [])
+        case .ignoresCounties: return User(id: user.id, username: user.username, displayName: user.displayName, role: user.role,
+                                           townships: user.townships.filter { !Area.isCountyCode($0) })
+        default: return user
+        }
     }
     func cases(for user: User, filter: CaseFilter, today: CivilDate) throws -> [CaseSummary] { try base.cases(for: scoped(user), filter: filter, today: today) }
     func caseCount(for user: User, filter: CaseFilter, today: CivilDate) throws -> Int { try base.caseCount(for: scoped(user), filter: filter, today: today) }
     func inboxOverview(for user: User, today: CivilDate) throws -> InboxOverview { try base.inboxOverview(for: scoped(user), today: today) }
     func caseDetail(_ id: Int64) throws -> CaseDetail? { try base.caseDetail(id) }
     func latestVisits(of caseIDs: [Int64]) throws -> [Int64: CaseDetail.Visit] { try base.latestVisits(of: caseIDs) }
-    func dashboard(today: CivilDate) throws -> Dashboard { try base.dashboard(today: today) }
+    func dashboard(for user: User, today: CivilDate) throws -> Dashboard { try base.dashboard(for: scoped(user), today: today) }
     func caseCounts(openedSince: String, today: CivilDate) throws -> [TownshipCounts] { try base.caseCounts(openedSince: openedSince, today: today) }
     func regionNames() throws -> [String: String] { try base.regionNames() }
     func inboxVersion(for user: User) throws -> Int { try base.inboxVersion(for: scoped(user)) }

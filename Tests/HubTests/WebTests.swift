@@ -222,6 +222,45 @@ import SimCounty
         #expect(try f.store.auditLog(limit: 100).contains { $0.action == "分派案件" })
     }
 
+    @Test func anAnalystBoundToAnAreaSeesAndMovesOnlyItsCases() async throws {
+        let f = try await Self.fixture()
+        defer { f.app.stop() }
+        let a = try #require(f.caseA.townshipCode), b = try #require(f.caseB.townshipCode)
+        let known = Set(try f.store.regionNames().keys.filter { $0.count == 9 })
+        // Area codes are checked: a county of the roster is accepted, one it does not know is not;
+        // administrators and operators have no area.
+        try f.store.addUser(username: "ta", displayName: "甲乡分析员", role: .analyst, townships: [a], password: Self.password, knownTownships: known)
+        try f.store.addUser(username: "cy", displayName: "县分析员", role: .analyst, townships: [String(a.prefix(6))], password: Self.password, knownTownships: known)
+        #expect(throws: AccessError.self) { try f.store.addUser(username: "xx", displayName: "x", role: .analyst, townships: ["419999"], password: Self.password, knownTownships: known) }
+        #expect(throws: AccessError.self) { try f.store.addUser(username: "xo", displayName: "x", role: .operator, townships: [a], password: Self.password) }
+        #expect(throws: AccessError.self) { try f.store.addUser(username: "xv", displayName: "x", role: .verifier, townships: ["41108"], password: Self.password) }
+        var ta = f.client()
+        try ta.signIn("ta", Self.password)
+        let board = try ta.request("GET", "/dashboard")
+        #expect(board.status == 200 && board.text.contains("/inbox?township=\(a)") && !board.text.contains("/inbox?township=\(b)"),
+                "the dashboard lists the area's township only")
+        #expect(try ta.request("GET", "/cases/\(f.caseA.id)").status == 200)
+        #expect(try ta.request("GET", "/cases/\(f.caseB.id)").status == 404, "a case outside the area does not exist for them")
+        let queuePage = try ta.request("GET", "/dispatch")
+        #expect(queuePage.status == 200 && queuePage.text.contains("共 <b>0</b> 件"), "the dispatch queue is the city's")
+        let token = try #require(TestHTTP.hidden(queuePage.text, "_csrf"))
+        let admin = try #require(try f.store.users().first { $0.username == "admin" })
+        var queue = CaseFilter(); queue.awaitingDispatch = true
+        let waiting = try #require(try f.store.cases(for: admin, filter: queue, today: .today).first)
+        let grab = try ta.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", token), ("township", a), ("ids[]", String(waiting.id))]))
+        #expect(grab.text.contains("已分派 0 件"), "a queued case cannot be taken into the area")
+        #expect(try f.store.caseDetail(waiting.id)?.summary.townshipCode == nil)
+        let out = try ta.request("POST", "/dispatch", body: TestHTTP.form([("_csrf", token), ("township", b), ("ids[]", String(f.caseA.id))]))
+        #expect(out.status == 400 && out.text.contains("请选择要分派到的乡镇"), "nor a case sent out of it")
+        #expect(try f.store.caseDetail(f.caseA.id)?.summary.townshipCode == a)
+        // Bound to the county: every township of it, still not the queue.
+        var cy = f.client()
+        try cy.signIn("cy", Self.password)
+        #expect(try cy.request("GET", "/cases/\(f.caseB.id)").status == 200)
+        let county = try cy.request("GET", "/dashboard").text
+        #expect(county.contains("/inbox?township=\(a)") && county.contains("/inbox?township=\(b)") && !county.contains(CaseStatus.awaitingDispatchName))
+    }
+
     @Test func apiVisitNeedsItsTokenAndScope() async throws {
         let f = try await Self.fixture()
         defer { f.app.stop() }
@@ -330,7 +369,7 @@ import SimCounty
             #expect(r.status == 400 && r.text.contains(why), "\(password): \(r.status)")
         }
         let outside = try post("/admin/users", [("username", "newverifier"), ("display_name", "新核查员"), ("role", "verifier"), ("townships", "999999101"), ("password", "Long-enough-2026")])
-        #expect(outside.status == 400 && outside.text.contains("不是本县的乡镇"))
+        #expect(outside.status == 400 && outside.text.contains("不在花名册的乡镇里"))
         #expect(try post("/admin/users", [("username", "newverifier"), ("display_name", "新核查员"), ("role", "verifier"), ("townships", township),
                                           ("password", "Long-enough-2026")]).status == 303)
         // A locked verifier is unlocked; a disabled one is signed out at once and cannot sign in.

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Who may do what. Verifiers are bound to townships and see nothing outside them.
+/// Who may do what. Verifiers are bound to townships (or whole counties) and see nothing
+/// outside them; an analyst may be bound to counties (a county's analyst in a city's hub).
 public enum Role: String, Sendable, CaseIterable, Codable {
     case admin, `operator`, analyst, verifier
 
@@ -12,7 +13,7 @@ public enum Role: String, Sendable, CaseIterable, Codable {
         case .verifier: return "乡镇核查员"
         }
     }
-    /// County roles see every township's cases.
+    /// County roles see every township's cases (an analyst bound to an area: every township of it).
     public var seesAllTownships: Bool { self == .admin || self == .analyst }
     public var seesCases: Bool { self != .operator }
     public var runsSources: Bool { self == .admin || self == .operator }
@@ -29,19 +30,66 @@ public struct User: Sendable, Hashable {
     public var username: String
     public var displayName: String
     public var role: Role
-    /// 9-digit township codes (乡镇), for verifiers.
+    /// The user's area (辖区): 9-digit township codes (乡镇) and 6-digit county codes (县、区、
+    /// 县级市: every township whose code starts with it). A verifier sees the cases of their
+    /// area; an analyst with an area sees only it (a county's analyst in a city's hub), without
+    /// one the whole hub. Administrators always see everything.
     public var townships: [String]
 
     public init(id: Int64, username: String, displayName: String, role: Role, townships: [String]) {
         self.id = id; self.username = username; self.displayName = displayName; self.role = role; self.townships = townships
     }
 
-    /// Whether this user may see a case routed to `township`.
+    /// Whether this user may see a case routed to `township` (nil: routed to none, the
+    /// dispatch queue, which only users without an area see).
     public func sees(township: String?) -> Bool {
-        guard role.seesCases else { return false }
-        if role.seesAllTownships { return true }
-        guard let township else { return false }
-        return townships.contains(township)
+        switch caseScope {
+        case .nothing: return false
+        case .everything: return true
+        case .area(let area): return township.map(area.contains) ?? false
+        }
+    }
+
+    /// Which cases the user sees.
+    public var caseScope: CaseScope {
+        guard role.seesCases else { return .nothing }
+        if role == .admin || (role.seesAllTownships && townships.isEmpty) { return .everything }
+        return townships.isEmpty ? .nothing : .area(Area(townships))
+    }
+}
+
+/// Which cases a user sees: every one, none, or those routed into an area.
+public enum CaseScope: Sendable, Equatable {
+    case everything, nothing
+    case area(Area)
+}
+
+/// Townships given one by one (9-digit codes) and whole counties (6-digit codes, the leading
+/// digits of their townships' codes, GB/T 2260 and the statistical division codes).
+public struct Area: Sendable, Equatable {
+    public let townships: [String]
+    public let counties: [String]
+
+    public init(_ codes: [String]) {
+        counties = codes.filter(Self.isCountyCode)
+        townships = codes.filter { !Self.isCountyCode($0) }
+    }
+
+    public static func isCountyCode(_ code: String) -> Bool { code.utf8.count == 6 && code.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }
+
+    public func contains(_ township: String) -> Bool {
+        townships.contains(township) || counties.contains(String(township.prefix(6)))
+    }
+
+    /// The SQL condition that a township-code column (or expression) lies in the area; `bind`
+    /// adds a text parameter and returns its placeholder (`?` on SQLite, `$n` on PostgreSQL).
+    /// Townships compare by equality (the column's index serves them), counties by the code's
+    /// first six characters; plain SQL both engines accept.
+    public func condition(_ column: String, bind: (String) -> String) -> String {
+        var parts: [String] = []
+        if !townships.isEmpty { parts.append("\(column) IN (\(townships.map(bind).joined(separator: ", ")))") }
+        if !counties.isEmpty { parts.append("substr(\(column), 1, 6) IN (\(counties.map(bind).joined(separator: ", ")))") }
+        return "(" + parts.joined(separator: " OR ") + ")"
     }
 }
 
@@ -141,10 +189,15 @@ public enum AccessPolicy {
             throw AccessError("用户名只能用字母、数字、_ . -，2 到 40 个字符")
         }
         try checkPassword(password, username: user.username)
-        if user.role == .verifier {
-            guard !user.townships.isEmpty, user.townships.allSatisfy({ $0.count == 9 && $0.allSatisfy(\.isNumber) }) else {
-                throw AccessError("乡镇核查员须绑定一个或多个 9 位乡镇代码，如 411081101")
-            }
+        let codes = user.townships
+        if let bad = codes.first(where: { !($0.utf8.count == 9 || $0.utf8.count == 6) || !$0.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) }) {
+            throw AccessError("辖区代码 \(bad) 不对：乡镇是 9 位数字（如 411081101），县（市、区）是 6 位（如 411081）")
+        }
+        switch user.role {
+        case .verifier where codes.isEmpty: throw AccessError("乡镇核查员须绑定一个或多个 9 位乡镇代码（如 411081101）或 6 位县代码")
+        case .admin where !codes.isEmpty, .operator where !codes.isEmpty:
+            throw AccessError("\(user.role.chinese)不按辖区划分，不要填辖区代码（分析员、核查员才有辖区）")
+        default: break
         }
     }
 

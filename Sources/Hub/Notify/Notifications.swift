@@ -8,8 +8,8 @@ public struct NotificationReceiver: Sendable, Hashable {
     public enum Kind: String, Sendable, CaseIterable { case webhook, wecom, dingtalk, email }
     public var name: String
     public var kind: Kind
-    /// The townships whose counts this receiver gets; empty: the whole county (every township
-    /// and the dispatch queue).
+    /// The townships (9-digit codes) and counties (6-digit codes: all their townships) whose
+    /// counts this receiver gets; empty: everything (every township and the dispatch queue).
     public var townships: [String] = []
     /// The environment variable holding the webhook or robot URL (webhook, wecom, dingtalk).
     public var urlEnv: String?
@@ -95,7 +95,7 @@ public final class Notifier: Sendable {
         let since = settings.schedule.previous(atOrBefore: slot.addingTimeInterval(-1)) ?? slot.addingTimeInterval(-86400)
         let counts = try store.caseCounts(openedSince: Timestamp.string(since), today: today)
         return settings.receivers.compactMap { r in
-            let mine = r.townships.isEmpty ? counts : counts.filter { r.townships.contains($0.code) }
+            let mine = r.townships.isEmpty ? counts : counts.filter { Area(r.townships).contains($0.code) }
             let link = settings.baseURL.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (r.townships.isEmpty ? "/dashboard" : "/inbox")
             let d = CaseDigest(receiver: r, since: Timestamp.string(since), townships: mine.filter { $0.new > 0 || $0.overdue > 0 }, link: link)
             return d.townships.isEmpty ? nil : d

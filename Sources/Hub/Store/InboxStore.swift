@@ -13,8 +13,8 @@ public protocol InboxStore: AnyObject, Sendable {
     func caseDetail(_ id: Int64) throws -> CaseDetail?
     /// The latest visit of each of these cases.
     func latestVisits(of caseIDs: [Int64]) throws -> [Int64: CaseDetail.Visit]
-    /// Counts for the county dashboard.
-    func dashboard(today: CivilDate) throws -> Dashboard
+    /// Counts for the county dashboard over the cases the user sees.
+    func dashboard(for user: User, today: CivilDate) throws -> Dashboard
     /// Per township ("" for the dispatch queue): cases opened at or after `openedSince` (an
     /// ISO 8601 time as cases store it), open ones, and open ones past their deadline — the
     /// numbers a notification digest carries, nothing about anyone.
@@ -53,8 +53,14 @@ public struct TownshipCounts: Sendable, Hashable {
 }
 
 extension User {
-    /// What the user's scope is cached by: `*` for the county, else their townships.
-    public var scopeKey: String { role.seesAllTownships ? "*" : townships.sorted().joined(separator: ",") }
+    /// What the user's scope is cached by: `*` for everything, else their area's codes.
+    public var scopeKey: String {
+        switch caseScope {
+        case .everything: return "*"
+        case .nothing: return "-"
+        case .area: return townships.sorted().joined(separator: ",")
+        }
+    }
 }
 
 /// One case (案件) as the inbox lists it.
@@ -165,5 +171,4 @@ extension InboxStore {
     public func cases(for user: User) throws -> [CaseSummary] { try cases(for: user, filter: CaseFilter(), today: .today) }
     public func cases(for user: User, filter: CaseFilter) throws -> [CaseSummary] { try cases(for: user, filter: filter, today: .today) }
     public func inboxOverview(for user: User) throws -> InboxOverview { try inboxOverview(for: user, today: .today) }
-    public func dashboard() throws -> Dashboard { try dashboard(today: .today) }
 }

@@ -27,8 +27,18 @@ extension WebApp {
                         "state": !a.active ? "已停用" : locked ? "已锁定" : "正常", "active": a.active, "locked": locked, "self": a.user.username == user.username]
             },
             "roles": Role.allCases.map { ["value": $0.rawValue, "label": $0.chinese] },
-            "townshipChoices": try townshipChoices().map { ["code": $0.code, "name": $0.name] },
+            "townshipChoices": try areaChoices(names),
         ], status: status)
+    }
+
+    /// What the new-user form offers as area codes: each county of the roster (6 digits, named
+    /// when the roster names it) and each township.
+    func areaChoices(_ names: [String: String]) throws -> [[String: String]] {
+        let townships = names.filter { $0.key.count == 9 }.sorted { $0.key < $1.key }
+        var counties: [String: Int] = [:]
+        for t in townships { counties[String(t.key.prefix(6)), default: 0] += 1 }
+        return counties.sorted { $0.key < $1.key }.map { ["code": $0.key, "name": (names[$0.key] ?? "县") + "（全部 \($0.value) 个乡镇）"] }
+            + townships.map { ["code": $0.key, "name": $0.value] }
     }
 
     /// 解锁、停用、启用、重置密码.

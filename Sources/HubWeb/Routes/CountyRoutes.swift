@@ -17,7 +17,7 @@ extension WebApp {
     }
 
     func dashboard(_ request: Request, _ context: HubRequestContext, _ user: User) throws -> Response {
-        let d = try store.dashboard(today: .today)
+        let d = try store.dashboard(for: user, today: .today)
         return page("dashboard", "全县概况", context, [
             "awaitingDispatch": d.byTownship.first { $0.code.isEmpty }?.open ?? 0,
             "townships": d.byTownship.map { t -> [String: Any] in
@@ -33,9 +33,9 @@ extension WebApp {
         ])
     }
 
-    /// The townships a case can be sent to: code and name, from the roster.
-    func townshipChoices() throws -> [(code: String, name: String)] {
-        try store.regionNames().filter { $0.key.count == 9 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    /// The townships of the user's area a case can be sent to: code and name, from the roster.
+    func townshipChoices(for user: User) throws -> [(code: String, name: String)] {
+        try store.regionNames().filter { $0.key.count == 9 && user.sees(township: $0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// The county's dispatch queue: open cases that no roster entry or record could place in a
@@ -55,7 +55,7 @@ extension WebApp {
         }
         return page("dispatch", "待分派案件", context, [
             "waiting": waiting, "shown": cases.count, "more": waiting > cases.count, "cases": items, "hasCases": !items.isEmpty,
-            "townships": try townshipChoices().map { ["code": $0.code, "name": $0.name] }, "message": opt(message),
+            "townships": try townshipChoices(for: user).map { ["code": $0.code, "name": $0.name] }, "message": opt(message),
         ], status: status)
     }
 
@@ -89,13 +89,18 @@ extension WebApp {
     func dispatch(_ context: HubRequestContext, _ user: User, _ form: DispatchForm) throws -> Response {
         let ids = (form.ids ?? []).compactMap { Int64($0) }
         let township = form.township ?? ""
-        guard let name = try townshipChoices().first(where: { $0.code == township })?.name else {
+        guard let name = try townshipChoices(for: user).first(where: { $0.code == township })?.name else {
             return try dispatchPage(context, user, message: "请选择要分派到的乡镇。", status: .badRequest)
         }
         guard !ids.isEmpty else { return try dispatchPage(context, user, message: "请勾选要分派的案件。", status: .badRequest) }
-        let failed: [(id: Int64, error: CaseChangeError)]
+        var failed: [(id: Int64, error: CaseChangeError)] = []
         do {
-            failed = try store.dispatch(caseIDs: ids, to: township, townshipName: name, by: user)
+            // A county's analyst moves only cases of their own area (the others do not exist for them).
+            var mine: [Int64] = []
+            for id in ids {
+                if let d = try store.caseDetail(id), user.sees(township: d.summary.townshipCode) { mine.append(id) } else { failed.append((id, .notFound)) }
+            }
+            failed += try store.dispatch(caseIDs: mine, to: township, townshipName: name, by: user)
         } catch let e as CaseChangeError {
             return try dispatchPage(context, user, message: e.description, status: .badRequest)
         }

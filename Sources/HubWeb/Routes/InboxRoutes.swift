@@ -219,7 +219,7 @@ extension WebApp {
                      "reason": form?.reason ?? ""],
             "canVisit": user.role.verifies && c.status == .open, "canReopen": user.role.reopens && c.status == .closed,
             "canDispatch": user.role.dispatches && c.status == .open, "unassigned": (c.townshipCode ?? "").isEmpty,
-            "townships": user.role.dispatches && c.status == .open ? try townshipChoices().map { ["code": $0.code, "name": $0.name] } : [],
+            "townships": user.role.dispatches && c.status == .open ? try townshipChoices(for: user).map { ["code": $0.code, "name": $0.name] } : [],
             "visitHeading": isHousehold || c.subjectKind == .person ? "入户核实并销号" : "实地核实并销号",
             "visitorsLabel": isHousehold || c.subjectKind == .person ? "入户人员" : "核实人员",
             "findingsHint": isHousehold || c.subjectKind == .person ? "家庭收入、支出、住房、就医等实际情况" : "现场查看的情况、原因、已采取的措施",

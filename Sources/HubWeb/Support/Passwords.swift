@@ -38,15 +38,18 @@ public enum SignIn: Sendable {
 extension AccessStore {
     /// Creates a user after checking the name, role and password (`AccessPolicy.check`); the
     /// password is hashed with bcrypt and never stored or logged in clear.
-    /// Township codes are checked against `knownTownships` (the county's, from the roster) when
-    /// it is not empty.
+    /// Area codes are checked against `knownTownships` (from the roster) when it is not empty: a
+    /// township code must be one of them, a county code the first six digits of one.
     @discardableResult
     public func addUser(username: String, displayName: String, role: Role, townships: [String], password: String,
                         knownTownships: Set<String> = []) throws -> User {
         let user = NewUser(username: username, displayName: displayName, role: role, townships: townships)
         try AccessPolicy.check(user, password: password)
-        if !knownTownships.isEmpty, let unknown = townships.first(where: { !knownTownships.contains($0) }) {
-            throw AccessError("乡镇代码 \(unknown) 不是本县的乡镇（可选：\(knownTownships.sorted().prefix(30).joined(separator: "、"))）")
+        if !knownTownships.isEmpty {
+            let counties = Set(knownTownships.map { String($0.prefix(6)) })
+            if let unknown = townships.first(where: { !knownTownships.contains($0) && !counties.contains($0) }) {
+                throw AccessError("辖区代码 \(unknown) 不在花名册的乡镇里（可选：县 \(counties.sorted().prefix(20).joined(separator: "、"))；乡镇 \(knownTownships.sorted().prefix(30).joined(separator: "、"))）")
+            }
         }
         return try addUser(user, passwordHash: Passwords.hash(password))
     }

@@ -300,7 +300,7 @@ enum Views {
             <label>用户名<input name="username" required></label>
             <label>姓名<input name="display_name" required></label>
             <label>角色<select name="role">{{#roles}}<option value="{{value}}">{{label}}</option>{{/roles}}</select></label>
-            <label>乡镇代码（核查员必填，多个用逗号分隔）<input name="townships" placeholder="411081101" list="township-codes"></label>
+            <label>辖区代码：乡镇 9 位、县 6 位，多个用逗号分隔（核查员必填；分析员填了只看这些县或乡镇，不填看全部；管理员、操作员不填）<input name="townships" placeholder="411081101" list="township-codes"></label>
             <datalist id="township-codes">{{#townshipChoices}}<option value="{{code}}">{{name}}</option>{{/townshipChoices}}</datalist>
             <label>初始密码（至少 10 位，不能太常见、不能含用户名）<input name="password" type="password" required autocomplete="new-password"></label>
             <button type="submit" class="primary">新增</button>
