@@ -10,7 +10,7 @@ source of the month has succeeded and every run's rules are evaluated; each work
 --postgres: the server (PGPASSWORD in the environment); each measurement gets a schema of its
 own, dropped afterwards. --sqlite also measures one worker on the embedded store. Called by
 Benchmarks/city.sh, which builds hubd and starts a durable throwaway cluster."""
-import argparse, datetime, os, re, shutil, socket, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, re, shutil, socket, subprocess, sys, tempfile, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("hubd"); ap.add_argument("--postgres", required=True)
@@ -38,12 +38,14 @@ def free_port():
 sim_dir = os.path.join(work, "sim")
 t = time.time()
 sim = subprocess.Popen([HUBD, "simulate", "--counties", str(args.counties), "--scale", str(args.scale), "--period", period, "--out", sim_dir],
-                       stdout=subprocess.PIPE, text=True)
+                       stdout=subprocess.DEVNULL)
 env_file = os.path.join(sim_dir, "feeds.env")
 while not os.path.exists(env_file):
     if sim.poll() is not None: sys.exit("hubd simulate stopped")
     time.sleep(0.2)
-area = sim.stdout.readline().strip()
+truth = json.load(open(os.path.join(sim_dir, "ground-truth.json"), encoding="utf-8"))
+area = (f"{args.counties} counties ({truth['county']}): {truth['townships']} townships, {truth['households']:,} households, "
+        f"roster {truth['rosterHouseholds']:,} households / {truth['rosterPersons']:,} persons")
 env = dict(os.environ)
 for line in open(env_file, encoding="utf-8"):
     k, _, v = line.strip().partition("=")
@@ -83,11 +85,11 @@ def peak_kb(pid):
     return 0
 
 results = []
-def measure(name, db, workers):
+def measure(name, slug, db, workers):
     configs = []
     for w in range(workers):
-        c = os.path.join(work, f"{name}-{w}.yaml")
-        open(c, "w").write(f"database: {db}\nmappings: {mappings}\narchive: {{ folder: {os.path.join(work, name + '-archive')} }}\n"
+        c = os.path.join(work, f"{slug}-{w}.yaml")
+        open(c, "w").write(f"database: '{db}'\nmappings: {mappings}\narchive: {{ folder: {os.path.join(work, slug + '-archive')} }}\n"
                            f"web: {{ port: {free_port()} }}\nscheduler: {{ check_every_seconds: 1 }}\nlog_level: warning\n")
         configs.append(c)
     start = time.time()
@@ -95,7 +97,8 @@ def measure(name, db, workers):
     peaks = [0] * workers
     try:
         while not settled(db):
-            if any(p.poll() is not None for p in procs): sys.exit(f"{name}: a worker stopped (see {configs[0]}.log)")
+            for c, p in zip(configs, procs):
+                if p.poll() is not None: sys.exit(f"{name}: a worker stopped:\n" + open(c + ".log", encoding="utf-8", errors="replace").read()[-3000:])
             peaks = [max(a, peak_kb(p.pid)) for a, p in zip(peaks, procs)]
             time.sleep(0.5)
         wall = time.time() - start
@@ -116,9 +119,9 @@ tag = f"city_{os.getpid()}"
 try:
     for k in args.workers:
         db = args.postgres + ("&" if "?" in args.postgres else "?") + f"schema={tag}_{k}"
-        measure(f"PostgreSQL, {k} worker(s)", db, k)
+        measure(f"PostgreSQL, {k} worker(s)", f"pg{k}", db, k)
     if args.sqlite:
-        measure("SQLite, 1 process", os.path.join(work, "city.sqlite"), 1)
+        measure("SQLite, 1 process", "sqlite", os.path.join(work, "city.sqlite"), 1)
     print(f"\n{args.counties} counties at scale {args.scale}: the month from the workers' start to every source pulled and every rule evaluated")
     print(f"{'store':<28} {'workers':>7} {'wall s':>8} {'rows read':>11} {'rows/s':>9} {'alerts':>8} {'cases':>8}  peak MB")
     for name, k, wall, rows, alerts, cases, peaks, _ in results:

@@ -30,7 +30,12 @@ public final class PostgresStore: HubStore, @unchecked Sendable {
         pool = try PGPool(location)
         try pool.withConnection { c in
             if let schema = location.schema {
-                try c.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
+                // Under the migrators' lock: IF NOT EXISTS alone still fails with a duplicate key
+                // when two workers create the same new schema at once.
+                try c.transaction {
+                    try c.execute("SELECT pg_advisory_xact_lock(4801001)")
+                    try c.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
+                }
                 try c.execute("SET search_path TO \(schema)")
             }
             try Self.migrate(c)

@@ -27,7 +27,7 @@ struct SimulateCommand: ParsableCommand {
         try env.write(to: dir.appendingPathComponent("feeds.env"), atomically: true, encoding: .utf8)
         print(CountyOptions.describe(sim))
         print("模拟数据服务：\(sim.baseURL)　最新月份 \(sim.county.config.period)（\(Simulator.monthsKept) 个月内的每个月都可拉取）　环境变量：\(out)/feeds.env（hubd serve 前 export 这些变量）")
-        FileHandle.standardOutput.synchronizeFile()
+        fflush(nil)   // every stream: a pipe is block-buffered, whoever reads it sees the lines now
         while true { Thread.sleep(forTimeInterval: 3600) }
     }
 }

@@ -172,6 +172,17 @@ struct PostgresWorkerTests {
         }
     }
 
+    /// Workers started together on a new schema: each opens the store, none fails on the
+    /// schema or the migrations the others are creating.
+    @Test func workersStartedTogetherOnANewSchemaAllOpenIt() throws {
+        let url = try PostgresTestServer.freshURL("start")
+        let errors = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do { _ = try PostgresStore(url: url) } catch { errors.withLock { $0.append("\(error)") } }
+        }
+        #expect(errors.withLock { $0 }.isEmpty, "\(errors.withLock { $0 })")
+    }
+
     /// (A worker that dies — its connection closes — is the crash-resume script's case:
     /// `crash_resume.py --postgres … --workers 2` kills one of two workers twenty times.)
     @Test func aClaimIsHeldByOneWorkerUntilReleased() throws {
