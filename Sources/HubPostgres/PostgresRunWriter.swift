@@ -20,10 +20,10 @@ final class PostgresRunWriter: RunWriter {
     let source: String
     let period: String
 
-    /// Records this run found unchanged, by a hash of type and key: a later row with the same key
+    /// Records this run found unchanged, by a digest of type and key: a later row with the same key
     /// and other content contradicts them (a conflict), though the store does not carry this
     /// run's id for them.
-    private var unchanged: [UInt64: (document: Int32, row: Int32, hash: UInt64)] = [:]
+    private var unchanged: [KeyDigest: (document: Int32, row: Int32, hash: UInt64)] = [:]
     private var documents: [String] = []
     /// Staging table and upsert statement of each record type, made once per run.
     private var staging: [String: (table: String, columns: [String], statement: String)] = [:]
@@ -52,7 +52,7 @@ final class PostgresRunWriter: RunWriter {
     /// Batches of about five thousand records: four round trips each.
     var preferredBatchSize: Int { 5000 }
 
-    private func keyHash(_ r: MappedRecord) -> UInt64 { Hashing.fnv1a((r.type.name + "\u{1F}" + r.key).utf8) }
+    private func keyHash(_ r: MappedRecord) -> KeyDigest { KeyDigest(r) }
 
     private func documentIndex(_ name: String) -> Int32 {
         if documents.last != name { documents.append(name) }

@@ -4,25 +4,27 @@ import Synchronization
 
 extension PostgresStore {
     /// What one user's cached inbox is keyed by: their scope's change counter with `rosterVersion`.
+    /// One statement, outside a transaction: every page view asks, so each round trip counts.
     public func inboxVersion(for user: User) throws -> Int {
-        guard user.role.seesCases else { return 0 }
-        return try pool.read { c in
-            let roster = try c.one("SELECT coalesce(max(id), 0) AS n FROM runs WHERE status = 'succeeded'")!.int("n")
-            let cases: Int
-            switch user.caseScope {
-            case .nothing: cases = 0
-            case .everything: cases = try c.one("SELECT n FROM store_versions WHERE name = 'cases'")?.int("n") ?? 0
-            case .area(let area):
-                var binds: [PGValue] = []
-                let inArea = area.condition("substr(name, 7)") { binds.append(.text($0)); return "$\(binds.count)" }
-                cases = try c.one("SELECT coalesce(sum(n), 0)::bigint AS n FROM store_versions WHERE name LIKE 'cases:%' AND \(inArea)", binds)!.int("n")
-            }
-            return cases &* 1_000_003 &+ roster
+        var binds: [PGValue] = []
+        let cases: String
+        switch user.caseScope {
+        case .nothing: return 0
+        case .everything: cases = "SELECT n FROM store_versions WHERE name = 'cases'"
+        case .area(let area):
+            let inArea = area.condition("substr(name, 7)") { binds.append(.text($0)); return "$\(binds.count)" }
+            cases = "SELECT sum(n) FROM store_versions WHERE name LIKE 'cases:%' AND \(inArea)"
+        }
+        return try pool.withConnection { c in
+            let r = try c.one("SELECT (\(Self.latestPull)) AS roster, coalesce((\(cases)), 0)::bigint AS cases", binds)!
+            return r.int("cases") &* 1_000_003 &+ r.int("roster")
         }
     }
 
+    static let latestPull = "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'"
+
     public func rosterVersion() throws -> Int {
-        try pool.read { c in try c.one("SELECT coalesce(max(id), 0) AS n FROM runs WHERE status = 'succeeded'")!.int("n") }
+        try pool.withConnection { c in try c.one("SELECT (\(Self.latestPull)) AS n")!.int("n") }
     }
 
     /// A case's columns with its rules, titles and name (a household case's: its head's, 户主).

@@ -36,14 +36,14 @@ final class SQLiteRunWriter: RunWriter {
     /// The type of the previous record: a feed writes one or two types, so the dictionary
     /// lookup is usually skipped.
     private var last: (name: String, statements: TypeStatements)?
-    /// Records this run found unchanged, by a 64-bit hash of type and key, with where they were
+    /// Records this run found unchanged, by a digest of type and key (`KeyDigest`), with where they were
     /// read: a later row with the same key and other content contradicts them (a conflict), even
     /// though the stored record was not written by this run. Only unchanged records are kept here
-    /// (inserted and updated ones carry this run's id in the store), 12 bytes each.
-    private var unchanged: [UInt64: (document: Int32, row: Int32)] = [:]
+    /// (inserted and updated ones carry this run's id in the store), 24 bytes each.
+    private var unchanged: [KeyDigest: (document: Int32, row: Int32)] = [:]
     private var documents: [String] = []
 
-    private func keyHash(_ r: MappedRecord) -> UInt64 { Hashing.fnv1a((r.type.name + "\u{1F}" + r.key).utf8) }
+    private func keyHash(_ r: MappedRecord) -> KeyDigest { KeyDigest(r) }
 
     private func rememberUnchanged(_ r: MappedRecord) -> UpsertOutcome {
         if documents.last != r.document { documents.append(r.document) }

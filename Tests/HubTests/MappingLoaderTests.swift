@@ -52,6 +52,19 @@ import Connectors
         }
     }
 
+    @Test func typeAndFieldNamesFitEveryStoresIdentifiers() throws {
+        let long = String(repeating: "a", count: RecordType.maxNameLength + 1)
+        do {
+            _ = try RecordType.load(text: "type: \(long)\nfields: { a: text }\nkey: [a]\n", file: "long.yaml")
+            Issue.record("a type name longer than a table name may be was accepted")
+        } catch {
+            #expect("\(error)".contains("最多 \(RecordType.maxNameLength) 个") && "\(error)".contains("long.yaml:1"), "\(error)")
+        }
+        let fits = try RecordType.load(text: "type: \(long.dropLast())\nfields: { \(String(repeating: "b", count: 63)): text }\nkey: [\(String(repeating: "b", count: 63))]\n", file: "fits.yaml")
+        #expect(fits.tableName.count + "_household".count <= 63)
+        #expect(throws: DiagnosticList.self) { _ = try RecordType.load(text: "type: t\nfields: { \(String(repeating: "b", count: 64)): text }\nkey: [a]\n", file: "f.yaml") }
+    }
+
     @Test func yamlSyntaxErrorsHavePositions() {
         #expect {
             _ = try loader().load(text: "source: x\nfields: [a, b\nformat: csv\n", file: "bad.yaml")

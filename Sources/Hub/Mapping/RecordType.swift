@@ -45,10 +45,14 @@ public struct RecordType: Sendable, Hashable {
     /// The store's table for this type.
     public var tableName: String { "rec_" + name }
 
+    /// Field names are column names: PostgreSQL keeps 63 bytes of an identifier.
     static let namePattern = try! NSRegularExpression(pattern: "^[a-z][a-z0-9_]{0,62}$")
     static func isIdentifier(_ s: String) -> Bool {
         namePattern.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
     }
+    /// Type names become table and index names (`rec_NAME_household`): at most 40 characters,
+    /// so that no store cuts two names to the same identifier.
+    public static let maxNameLength = 40
 
     /// Reads one declaration file.
     public static func load(text: String, file: String) throws(DiagnosticList) -> RecordType {
@@ -58,6 +62,8 @@ public struct RecordType: Sendable, Hashable {
         let name = r.requiredString(top, "type", in: root, what: "记录类型") ?? ""
         if !name.isEmpty && !isIdentifier(name) {
             r.error(top["type"]!.0.location, "类型名 \"\(name)\" 只能用小写字母、数字和下划线，并以字母开头")
+        } else if name.count > maxNameLength {
+            r.error(top["type"]!.0.location, "类型名 \"\(name)\" 有 \(name.count) 个字符，最多 \(maxNameLength) 个（它是数据库的表名）")
         }
         let subject = r.oneOf(top["subject"]?.0, what: "subject", Subject.allCases.map(\.rawValue)).flatMap(Subject.init) ?? .none
         var fields: [Field] = []

@@ -84,6 +84,23 @@ public struct QuarantineEntry: Sendable, Hashable {
     }
 }
 
+/// What a run writer remembers of a record's type and key without keeping the key itself
+/// (millions of rows stay small): two independent 64-bit hashes, FNV-1a and the standard
+/// library's seeded SipHash, so that two different keys of one run are not taken for one
+/// (one 64-bit hash would, about once in 37 million million-row runs, and the newer record
+/// would be reported a conflict and not stored).
+public struct KeyDigest: Hashable, Sendable {
+    let fnv: UInt64
+    let sip: Int
+    public init(_ r: MappedRecord) {
+        fnv = Hashing.fnv1a((r.type.name + "\u{1F}" + r.key).utf8)
+        var h = Hasher()
+        h.combine(r.type.name)
+        h.combine(r.key)
+        sip = h.finalize()
+    }
+}
+
 /// A canonical record ready to store, with where it came from.
 public struct MappedRecord: Sendable {
     public var type: RecordType
