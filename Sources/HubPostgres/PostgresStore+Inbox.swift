@@ -21,6 +21,8 @@ extension PostgresStore {
         }
     }
 
+    public var callsWaitOnNetwork: Bool { true }
+
     static let latestPull = "SELECT coalesce(max(id), 0) FROM runs WHERE status = 'succeeded'"
 
     public func rosterVersion() throws -> Int {

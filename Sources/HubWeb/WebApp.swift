@@ -49,6 +49,7 @@ public struct WebApp: Sendable {
 
     public init(store: any HubStore, config: WebConfiguration, cache: VersionedCache = VersionedCache(), throttle: LoginThrottle = LoginThrottle()) {
         self.store = store; self.config = config; self.cache = cache; self.throttle = throttle
+        if store.callsWaitOnNetwork { BlockingPool.waitOnNetwork() }
     }
 
     /// The whole site: each area is a route collection behind the policy of the roles it

@@ -26,6 +26,13 @@ public protocol InboxStore: AnyObject, Sendable {
     func inboxVersion(for user: User) throws -> Int
     /// Moves on with every successful pull.
     func rosterVersion() throws -> Int
+    /// Whether a call mostly waits on a server's round trip: the web then runs many calls at once
+    /// (an embedded store's calls are CPU work, best run one per core).
+    var callsWaitOnNetwork: Bool { get }
+}
+
+extension InboxStore {
+    public var callsWaitOnNetwork: Bool { false }
 }
 
 /// Counts for the county dashboard.
